@@ -1,0 +1,43 @@
+# Moldau: `make dev` runs a broker, `make test` runs the whole suite, `make bench` measures.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 9092
+DATA ?= ./data
+
+.PHONY: dev test test-unit bench lint venv system-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+dev: venv
+	$(VENV)/bin/moldau dev --port $(PORT) --data-dir $(DATA)
+
+# Debian packages the tests drive: kcat (a real client) and Apache ZooKeeper.
+system-deps:
+	@if ! command -v kcat >/dev/null 2>&1 || [ ! -f /usr/share/java/zookeeper.jar ]; then \
+		SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper; \
+	fi
+
+test: venv system-deps
+	$(PY) -m pytest -q tests
+
+test-unit: venv
+	$(PY) -m pytest -q tests/unit
+
+bench: venv
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/run.py
+
+lint: venv
+	$(VENV)/bin/ruff check moldau tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

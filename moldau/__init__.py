@@ -1,0 +1,2 @@
+"""Moldau: a Kafka-compatible streaming platform."""
+__version__ = "0.1.0"
