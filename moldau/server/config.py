@@ -1,0 +1,324 @@
+"""Broker configuration: Kafka's property names, defaults and validation.
+
+Read from a `server.properties` style file plus `--override key=value`. A property
+Moldau does not know is an error naming it; a Kafka property that Moldau accepts but
+that has no effect here (thread counts, socket buffers) is logged and ignored, so a
+Kafka operator's file still loads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moldau.log.config import LONG_MAX, LogConfig
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A property that is unknown or has an invalid value; the message names it."""
+
+
+@dataclass(frozen=True)
+class Prop:
+    name: str
+    kind: str  # int, long, string, boolean, list, double
+    default: Any
+    minimum: int | None = None
+    choices: tuple[str, ...] | None = None
+    dynamic: bool = False  # may be changed at runtime with IncrementalAlterConfigs
+    doc: str = ""
+
+
+def _p(name: str, kind: str, default: Any, **kw: Any) -> Prop:
+    return Prop(name, kind, default, **kw)
+
+
+PROPERTIES: dict[str, Prop] = {
+    p.name: p
+    for p in (
+        _p("broker.id", "int", 0, minimum=-1),
+        _p("node.id", "int", None, minimum=0),
+        _p("listeners", "string", "PLAINTEXT://:9092"),
+        _p("advertised.listeners", "string", None),
+        _p("listener.security.protocol.map", "string", None),
+        _p("inter.broker.listener.name", "string", None),
+        _p("log.dirs", "string", None),
+        _p("log.dir", "string", "/tmp/kafka-logs"),
+        _p("num.partitions", "int", 1, minimum=1),
+        _p("default.replication.factor", "int", 1, minimum=1),
+        _p("auto.create.topics.enable", "boolean", True),
+        _p("delete.topic.enable", "boolean", True),
+        _p("log.segment.bytes", "int", 1073741824, minimum=14, dynamic=True),
+        _p("log.roll.ms", "long", None, minimum=1, dynamic=True),
+        _p("log.roll.hours", "int", 168, minimum=1),
+        _p("log.retention.ms", "long", None, minimum=-1, dynamic=True),
+        _p("log.retention.minutes", "int", None, minimum=-1),
+        _p("log.retention.hours", "int", 168, minimum=-1),
+        _p("log.retention.bytes", "long", -1, dynamic=True),
+        _p("log.retention.check.interval.ms", "long", 300000, minimum=1),
+        _p("log.index.interval.bytes", "int", 4096, minimum=0, dynamic=True),
+        _p("log.index.size.max.bytes", "int", 10485760, minimum=4, dynamic=True),
+        _p("log.flush.interval.messages", "long", LONG_MAX, minimum=1, dynamic=True),
+        _p("log.flush.interval.ms", "long", None, minimum=0, dynamic=True),
+        _p("log.flush.scheduler.interval.ms", "long", LONG_MAX, minimum=0),
+        _p("log.flush.offset.checkpoint.interval.ms", "int", 60000, minimum=0),
+        _p("log.message.timestamp.type", "string", "CreateTime",
+           choices=("CreateTime", "LogAppendTime"), dynamic=True),
+        _p("log.cleanup.policy", "list", "delete", choices=("delete", "compact"), dynamic=True),
+        _p("log.segment.delete.delay.ms", "long", 60000, minimum=0),
+        _p("message.max.bytes", "int", 1048588, minimum=0, dynamic=True),
+        _p("socket.request.max.bytes", "int", 104857600, minimum=1),
+        _p("min.insync.replicas", "int", 1, minimum=1, dynamic=True),
+        _p("compression.type", "string", "producer",
+           choices=("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")),
+        _p("unclean.leader.election.enable", "boolean", False, dynamic=True),
+        _p("replica.lag.time.max.ms", "long", 30000, minimum=0),
+        _p("broker.rack", "string", None),
+        _p("zookeeper.connect", "string", None),
+        _p("zookeeper.session.timeout.ms", "int", 18000, minimum=1),
+        _p("zookeeper.connection.timeout.ms", "int", None, minimum=1),
+        _p("offsets.topic.num.partitions", "int", 50, minimum=1),
+        _p("offsets.topic.replication.factor", "int", 3, minimum=1),
+        _p("offsets.retention.minutes", "int", 10080, minimum=1),
+        _p("group.initial.rebalance.delay.ms", "int", 3000, minimum=0),
+        _p("group.min.session.timeout.ms", "int", 6000, minimum=0),
+        _p("group.max.session.timeout.ms", "int", 1800000, minimum=0),
+        _p("group.max.size", "int", 2147483647, minimum=1),
+        _p("auto.leader.rebalance.enable", "boolean", True),
+        _p("controlled.shutdown.enable", "boolean", True),
+        _p("fetch.max.bytes", "int", 57671680, minimum=0),
+        _p("connections.max.idle.ms", "long", 600000),
+    )
+}
+
+# Kafka properties accepted for compatibility with existing files; they tune things
+# Moldau does differently (threads, buffers) and have no effect.
+ACCEPTED_WITHOUT_EFFECT = frozenset(
+    {
+        "num.network.threads",
+        "num.io.threads",
+        "num.recovery.threads.per.data.dir",
+        "num.replica.fetchers",
+        "socket.send.buffer.bytes",
+        "socket.receive.buffer.bytes",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "queued.max.requests",
+        "background.threads",
+        "log.cleaner.enable",
+        "log.preallocate",
+        "replica.fetch.max.bytes",
+        "replica.socket.timeout.ms",
+        "request.timeout.ms",
+        "group.coordinator.rebalance.protocols",
+        "security.inter.broker.protocol",
+    }
+)
+
+
+def parse_value(prop: Prop, raw: str) -> Any:
+    value = raw.strip()
+    if prop.kind in ("int", "long"):
+        try:
+            n = int(value)
+        except ValueError:
+            raise ConfigError(f"{prop.name}: {raw!r} is not an integer") from None
+        if prop.minimum is not None and n < prop.minimum:
+            raise ConfigError(f"{prop.name}: {n} is below the minimum {prop.minimum}")
+        limit = 2**31 if prop.kind == "int" else 2**63
+        if not -limit <= n < limit:
+            raise ConfigError(f"{prop.name}: {n} is out of range")
+        return n
+    if prop.kind == "boolean":
+        if value.lower() not in ("true", "false"):
+            raise ConfigError(f"{prop.name}: {raw!r} is not true or false")
+        return value.lower() == "true"
+    if prop.choices is not None:
+        parts = [p.strip() for p in value.split(",")] if prop.kind == "list" else [value]
+        for part in parts:
+            if part not in prop.choices:
+                raise ConfigError(
+                    f"{prop.name}: {part!r} is not one of {', '.join(prop.choices)}"
+                )
+    return value
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    """Parse a Java properties file (key=value or key: value, # and ! comments)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    props: dict[str, str] = {}
+    pending = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        line = pending + line.strip()
+        pending = ""
+        if not line or line[0] in "#!":
+            continue
+        if line.endswith("\\"):
+            pending = line[:-1]
+            continue
+        sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+        if sep < 0:
+            raise ConfigError(f"{path}:{number}: expected key=value, got {line!r}")
+        props[line[:sep].strip()] = line[sep + 1 :].strip()
+    return props
+
+
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    host: str
+    port: int
+
+
+def parse_listeners(name: str, value: str) -> list[Listener]:
+    out: list[Listener] = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        scheme, sep, rest = item.partition("://")
+        if not sep or ":" not in rest:
+            raise ConfigError(f"{name}: {item!r} is not of the form NAME://host:port")
+        host, _, port = rest.rpartition(":")
+        host = host.strip("[]")
+        try:
+            port_n = int(port)
+        except ValueError:
+            raise ConfigError(f"{name}: port {port!r} in {item!r} is not a number") from None
+        if not 0 <= port_n <= 65535:
+            raise ConfigError(f"{name}: port {port_n} in {item!r} is out of range")
+        out.append(Listener(scheme.upper(), host, port_n))
+    if not out:
+        raise ConfigError(f"{name}: no listener given")
+    return out
+
+
+@dataclass
+class BrokerConfig:
+    values: dict[str, Any] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    explicit: set[str] = field(default_factory=set)  # set in the file or an override
+    dynamic: set[str] = field(default_factory=set)  # set at runtime (IncrementalAlterConfigs)
+
+    @classmethod
+    def from_sources(
+        cls, file_props: Mapping[str, str] | None = None, overrides: Iterable[str] = ()
+    ) -> BrokerConfig:
+        raw: dict[str, str] = dict(file_props or {})
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--override {item!r}: expected key=value")
+            raw[key.strip()] = value
+        values = {name: prop.default for name, prop in PROPERTIES.items()}
+        ignored: list[str] = []
+        for key, value in raw.items():
+            prop = PROPERTIES.get(key)
+            if prop is None:
+                if key in ACCEPTED_WITHOUT_EFFECT:
+                    ignored.append(key)
+                    continue
+                raise ConfigError(f"unknown property {key!r}")
+            values[key] = parse_value(prop, value)
+        config = cls(values, ignored, {k for k in raw if k in PROPERTIES})
+        config.listeners()  # validate now, not at bind time
+        config.advertised_listeners()
+        return config
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def broker_id(self) -> int:
+        node_id = self.values["node.id"]
+        return int(node_id if node_id is not None else max(self.values["broker.id"], 0))
+
+    @property
+    def log_dirs(self) -> list[Path]:
+        raw = self.values["log.dirs"] or self.values["log.dir"]
+        return [Path(p.strip()) for p in raw.split(",") if p.strip()]
+
+    def listeners(self) -> list[Listener]:
+        return parse_listeners("listeners", self.values["listeners"])
+
+    def advertised_listeners(self) -> list[Listener]:
+        raw = self.values["advertised.listeners"]
+        listeners = parse_listeners("advertised.listeners", raw) if raw else self.listeners()
+        return [
+            Listener(lst.name, lst.host or "localhost", lst.port) if not lst.host else lst
+            for lst in listeners
+        ]
+
+    @property
+    def retention_ms(self) -> int:
+        v = self.values
+        if v["log.retention.ms"] is not None:
+            return int(v["log.retention.ms"])
+        if v["log.retention.minutes"] is not None:
+            minutes = int(v["log.retention.minutes"])
+            return -1 if minutes < 0 else minutes * 60_000
+        hours = int(v["log.retention.hours"])
+        return -1 if hours < 0 else hours * 3_600_000
+
+    @property
+    def roll_ms(self) -> int:
+        v = self.values
+        return int(v["log.roll.ms"]) if v["log.roll.ms"] is not None else int(v["log.roll.hours"]) * 3_600_000
+
+    @property
+    def flush_ms(self) -> int:
+        v = self.values
+        if v["log.flush.interval.ms"] is not None:
+            return int(v["log.flush.interval.ms"])
+        return int(v["log.flush.scheduler.interval.ms"])
+
+    def log_config(self) -> LogConfig:
+        """The topic-config defaults this broker's properties give."""
+        v = self.values
+        return LogConfig(
+            segment_bytes=v["log.segment.bytes"],
+            segment_ms=self.roll_ms,
+            segment_index_bytes=v["log.index.size.max.bytes"],
+            retention_ms=self.retention_ms,
+            retention_bytes=v["log.retention.bytes"],
+            index_interval_bytes=v["log.index.interval.bytes"],
+            flush_messages=v["log.flush.interval.messages"],
+            flush_ms=self.flush_ms,
+            max_message_bytes=v["message.max.bytes"],
+            message_timestamp_type=v["log.message.timestamp.type"],
+            cleanup_policy=v["log.cleanup.policy"],
+            min_insync_replicas=v["min.insync.replicas"],
+        )
+
+    def set_dynamic(self, name: str, value: str | None) -> None:
+        """Apply an IncrementalAlterConfigs change to a dynamic broker property."""
+        prop = PROPERTIES.get(name)
+        if prop is None:
+            raise ConfigError(f"unknown property {name!r}")
+        if not prop.dynamic:
+            raise ConfigError(f"{name} cannot be changed while the broker runs")
+        self.values[name] = prop.default if value is None else parse_value(prop, value)
+        if value is None:
+            self.dynamic.discard(name)
+        else:
+            self.dynamic.add(name)
+
+    def describe(self) -> dict[str, str | None]:
+        """Every known property as a string (None for unset), for DescribeConfigs."""
+        out: dict[str, str | None] = {}
+        for name, value in self.values.items():
+            if value is None:
+                out[name] = None
+            elif isinstance(value, bool):
+                out[name] = "true" if value else "false"
+            else:
+                out[name] = str(value)
+        return out
