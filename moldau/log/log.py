@@ -1,0 +1,560 @@
+"""Log: one partition's durable log, a list of segments in Kafka's on-disk layout."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from moldau.log.config import LogConfig
+from moldau.log.errors import LogError, OffsetOutOfRangeError, RecordTooLargeError
+from moldau.log.offset_index import OffsetIndex
+from moldau.log.segment import (
+    INT32_MAX,
+    LOG_SUFFIX,
+    LogSegment,
+)
+from moldau.log.time_index import NO_TIMESTAMP, TimeIndex
+from moldau.protocol.records import (
+    BatchHeader,
+    assign_offset,
+    read_header,
+    set_log_append_time,
+)
+
+_SEGMENT_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex)$")
+_PARTITION_DIR = re.compile(r"^(.+)-([0-9]+)$")
+# Files a crash may leave behind: ours (.tmp) and Kafka's (.deleted).
+_LEFTOVER_SUFFIXES = (".deleted", ".tmp")
+DELETE_DIR_SUFFIX = "-delete"
+
+
+def parse_partition_dir(name: str) -> tuple[str, int] | None:
+    """(topic, partition) from a directory named "<topic>-<partition>"; the topic may
+    contain '-'. None for any other name."""
+    match = _PARTITION_DIR.match(name)
+    if match is None or name.endswith(DELETE_DIR_SUFFIX):
+        return None
+    return match.group(1), int(match.group(2))
+
+
+@dataclass(frozen=True)
+class AppendInfo:
+    first_offset: int
+    last_offset: int
+    log_append_time: int  # -1 unless message.timestamp.type=LogAppendTime
+    log_start_offset: int
+
+
+class Log:
+    """A partition's log: segments ordered by base offset, the last one active.
+
+    Offsets are dense from ``log_start_offset`` to ``log_end_offset`` (the next offset
+    to assign). ``recovery_point`` is the offset below which everything has been
+    fsynced: after a crash only segments from the one holding it are re-read.
+    Single-threaded and synchronous; time is always passed in.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        topic: str,
+        partition: int,
+        config: LogConfig,
+        segments: list[LogSegment],
+        *,
+        log_start_offset: int,
+        recovery_point: int,
+        now_ms: int,
+    ) -> None:
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self.config = config
+        self._segments = segments
+        self._base_offsets = [s.base_offset for s in segments]
+        self.log_start_offset = log_start_offset
+        self.recovery_point = recovery_point
+        self._now_ms = now_ms
+        self._last_flush_ms = now_ms
+        self._closed = False
+
+    # --- opening --------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        *,
+        now_ms: int,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+        recover: bool = True,
+    ) -> Log:
+        parsed = parse_partition_dir(directory.name)
+        if parsed is None:
+            raise LogError(f"{directory}: a log dir is named <topic>-<partition>")
+        topic, partition = parsed
+        directory.mkdir(parents=True, exist_ok=True)
+        base_offsets = _scan_directory(directory)
+        segments = [LogSegment(directory, base) for base in base_offsets]
+        try:
+            recovered = _load_segments(segments, config, recover=recover, now_ms=now_ms,
+                                       recovery_point=recovery_point)
+            if not segments:
+                segments.append(LogSegment.create(directory, log_start_offset))
+            log_end_offset = segments[-1].next_offset
+            log_start_offset = max(log_start_offset, segments[0].base_offset)
+            if log_start_offset > log_end_offset:
+                # Data the checkpoint says existed is gone; never hand out its offsets
+                # again, start empty at the log start offset.
+                for segment in segments:
+                    segment.delete()
+                segments[:] = [LogSegment.create(directory, log_start_offset)]
+                recovered = segments[:]
+            for segment in recovered:
+                segment.flush()
+        except BaseException:
+            for segment in segments:
+                segment.close()
+            raise
+        log_end_offset = segments[-1].next_offset
+        return cls(
+            directory,
+            topic,
+            partition,
+            config,
+            segments,
+            log_start_offset=log_start_offset,
+            recovery_point=log_end_offset if recover else min(recovery_point, log_end_offset),
+            now_ms=now_ms,
+        )
+
+    # --- state ----------------------------------------------------------------------
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._segments[-1].next_offset
+
+    @property
+    def size_in_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    def segment_base_offsets(self) -> list[int]:
+        return list(self._base_offsets)
+
+    def update_config(self, config: LogConfig) -> None:
+        self.config = config
+
+    def _segment_index(self, offset: int) -> int:
+        """Index of the segment whose range holds ``offset`` (the first if below all)."""
+        return max(bisect_right(self._base_offsets, offset) - 1, 0)
+
+    # --- appends --------------------------------------------------------------------
+
+    def append(
+        self,
+        batches: bytearray,
+        headers: list[BatchHeader],
+        *,
+        leader_epoch: int,
+        now_ms: int,
+    ) -> AppendInfo:
+        """Assign offsets to validated producer batches (in place) and write them."""
+        self._now_ms = now_ms
+        self._check_sizes(batches, headers, check_max_message=True)
+        log_append_time = self.config.message_timestamp_type == "LogAppendTime"
+        first_offset = self.log_end_offset
+        records = sum(h.last_offset_delta + 1 for h in headers)
+        self._maybe_roll(
+            [(h.size, now_ms if log_append_time else h.max_timestamp) for h in headers],
+            len(batches),
+            first_offset + records - 1,
+            now_ms,
+        )
+        offset = first_offset
+        position = 0
+        assigned: list[BatchHeader] = []
+        for header in headers:
+            assign_offset(batches, position, offset, leader_epoch)
+            if log_append_time:
+                set_log_append_time(batches, position, now_ms)
+            assigned.append(read_header(batches, position))
+            offset += header.last_offset_delta + 1
+            position += header.size
+        self._write(batches, assigned, now_ms)
+        return AppendInfo(
+            first_offset=first_offset,
+            last_offset=offset - 1,
+            log_append_time=now_ms if log_append_time else NO_TIMESTAMP,
+            log_start_offset=self.log_start_offset,
+        )
+
+    def append_as_follower(self, batches: bytes, headers: list[BatchHeader]) -> AppendInfo:
+        """Write batches whose offsets the leader assigned; the first must start at the
+        log end offset and each must start above the one before."""
+        self._check_sizes(batches, headers, check_max_message=False)
+        expected = self.log_end_offset
+        if headers[0].base_offset != expected:
+            raise LogError(
+                f"{self.topic}-{self.partition}: follower batch starts at offset "
+                f"{headers[0].base_offset}, the log end offset is {expected}"
+            )
+        for header in headers:
+            if header.base_offset < expected:
+                raise LogError(f"follower batch offsets go backwards at {header.base_offset}")
+            expected = header.next_offset
+        now_ms = self._now_ms
+        self._maybe_roll(
+            [(h.size, h.max_timestamp) for h in headers],
+            len(batches),
+            headers[-1].last_offset,
+            now_ms,
+        )
+        self._write(batches, headers, now_ms)
+        return AppendInfo(
+            headers[0].base_offset, headers[-1].last_offset, NO_TIMESTAMP, self.log_start_offset
+        )
+
+    def _check_sizes(
+        self, batches: bytes | bytearray, headers: Sequence[BatchHeader], *, check_max_message: bool
+    ) -> None:
+        if not headers:
+            raise LogError("nothing to append")
+        if sum(h.size for h in headers) != len(batches):
+            raise LogError("batch headers do not describe the bytes to append")
+        for header in headers:
+            if check_max_message and header.size > self.config.max_message_bytes:
+                raise RecordTooLargeError(
+                    f"batch of {header.size} bytes is larger than max.message.bytes "
+                    f"{self.config.max_message_bytes}"
+                )
+            if header.size > self.config.segment_bytes:
+                raise RecordTooLargeError(
+                    f"batch of {header.size} bytes is larger than segment.bytes "
+                    f"{self.config.segment_bytes}"
+                )
+
+    def _maybe_roll(
+        self, batches: list[tuple[int, int]], total_size: int, last_offset: int, now_ms: int
+    ) -> None:
+        segment = self.active_segment
+        if segment.is_empty:
+            return
+        config = self.config
+        n_offset, n_time = segment.index_entries_needed(batches, config.index_interval_bytes)
+        if (
+            segment.size + total_size > config.segment_bytes
+            or (segment.created_ms is not None and now_ms - segment.created_ms >= config.segment_ms)
+            or segment.offset_index.entries + n_offset
+            > OffsetIndex.max_entries(config.segment_index_bytes)
+            or segment.time_index.entries + n_time
+            > TimeIndex.max_entries(config.segment_index_bytes)
+            or last_offset - segment.base_offset > INT32_MAX
+        ):
+            self.roll(now_ms)
+
+    def _write(self, data: bytes | bytearray, headers: Sequence[BatchHeader], now_ms: int) -> None:
+        segment = self.active_segment
+        if segment.created_ms is None:
+            segment.created_ms = now_ms
+        segment.append(
+            data,
+            headers,
+            index_interval_bytes=self.config.index_interval_bytes,
+            max_index_bytes=self.config.segment_index_bytes,
+        )
+        if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
+            self.flush()
+
+    def roll(self, now_ms: int) -> None:
+        """Start a new active segment at the log end offset (no-op if the active one is
+        empty). The old one is fsynced by the next flush."""
+        self._now_ms = now_ms
+        segment = self.active_segment
+        if segment.is_empty:
+            return
+        segment.seal()
+        new = LogSegment.create(self.directory, self.log_end_offset)
+        self._segments.append(new)
+        self._base_offsets.append(new.base_offset)
+
+    # --- reads ----------------------------------------------------------------------
+
+    def _check_fetch_offset(self, offset: int) -> None:
+        if not self.log_start_offset <= offset <= self.log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is outside [{self.log_start_offset}, "
+                f"{self.log_end_offset}] of {self.topic}-{self.partition}"
+            )
+
+    def read(self, fetch_offset: int, max_bytes: int, *, max_offset: int | None = None) -> bytes:
+        """Whole batches from the one holding ``fetch_offset``: at least one (KIP-74),
+        then as many as fit in ``max_bytes``, none reaching ``max_offset``."""
+        self._check_fetch_offset(fetch_offset)
+        limit = self.log_end_offset if max_offset is None else min(max_offset, self.log_end_offset)
+        if fetch_offset >= limit:
+            return b""
+        parts: list[bytes] = []
+        remaining = max_bytes
+        offset = fetch_offset
+        for segment in self._segments[self._segment_index(fetch_offset) :]:
+            found = segment.find_batch(offset)
+            if found is None:
+                continue
+            data, next_offset, stopped = segment.read_batches(
+                found[0], remaining, limit, min_one=not parts
+            )
+            if data:
+                parts.append(data)
+                remaining -= len(data)
+                offset = next_offset
+            if stopped or offset >= limit:
+                break
+        return b"".join(parts) if len(parts) != 1 else parts[0]
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record, in offset order, whose timestamp is
+        >= ``timestamp_ms`` (ListOffsets by time), or None."""
+        for segment in self._segments[self._segment_index(self.log_start_offset) :]:
+            if segment.is_empty or segment.max_timestamp < timestamp_ms:
+                continue
+            found = segment.find_offset_by_timestamp(timestamp_ms, self.log_start_offset)
+            if found is not None:
+                return found
+        return None
+
+    def max_timestamp_offset(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the earliest record with the largest timestamp
+        (ListOffsets -3, KIP-734), or None when the log is empty."""
+        if self.log_start_offset >= self.log_end_offset:
+            return None
+        best: tuple[int, int, LogSegment] | None = None
+        for segment in self._segments[self._segment_index(self.log_start_offset) :]:
+            if segment.is_empty:
+                continue
+            ts, offset = segment.max_timestamp, segment.offset_of_max_timestamp
+            if offset < self.log_start_offset:
+                ts, offset = segment.max_timestamp_from(self.log_start_offset)
+            if best is None or ts > best[0]:
+                best = (ts, offset, segment)
+        if best is None:
+            return None
+        ts, offset, segment = best
+        found = segment.first_record_with_timestamp(ts, offset, self.log_start_offset)
+        return found if found is not None else (offset, ts)
+
+    # --- retention, deletion, truncation --------------------------------------------
+
+    def delete_old_segments(self, now_ms: int) -> int:
+        """Apply retention; returns the number of segments deleted."""
+        self._now_ms = now_ms
+        deleted = self._delete_segments(
+            lambda _, nxt: nxt is not None and nxt.base_offset <= self.log_start_offset, now_ms
+        )
+        config = self.config
+        policies = {p.strip() for p in config.cleanup_policy.split(",")}
+        # Compaction is not implemented yet: a compact-only topic keeps everything.
+        if "delete" not in policies:
+            return deleted
+        if config.retention_ms >= 0:
+            retention_ms = config.retention_ms
+            deleted += self._delete_segments(
+                lambda seg, _: now_ms - seg.largest_timestamp() > retention_ms, now_ms
+            )
+        if config.retention_bytes >= 0:
+            excess = self.size_in_bytes - config.retention_bytes
+
+            def over_size(segment: LogSegment, _: LogSegment | None) -> bool:
+                nonlocal excess
+                if excess - segment.size >= 0:
+                    excess -= segment.size
+                    return True
+                return False
+
+            deleted += self._delete_segments(over_size, now_ms)
+        return deleted
+
+    def _delete_segments(
+        self, predicate: Callable[[LogSegment, LogSegment | None], bool], now_ms: int
+    ) -> int:
+        """Delete the oldest segments while ``predicate(segment, next segment)`` holds."""
+        deletable: list[LogSegment] = []
+        for i, segment in enumerate(self._segments):
+            nxt = self._segments[i + 1] if i + 1 < len(self._segments) else None
+            if nxt is None and segment.is_empty:
+                break
+            if not predicate(segment, nxt):
+                break
+            deletable.append(segment)
+        if not deletable:
+            return 0
+        if len(deletable) == len(self._segments):
+            self.roll(now_ms)  # the active segment goes too: keep an empty one at the LEO
+        self._remove_oldest(len(deletable))
+        return len(deletable)
+
+    def _remove_oldest(self, count: int) -> None:
+        doomed = self._segments[:count]
+        del self._segments[:count]
+        del self._base_offsets[:count]
+        self.log_start_offset = max(self.log_start_offset, self._base_offsets[0])
+        self.recovery_point = max(self.recovery_point, self.log_start_offset)
+        for segment in doomed:
+            segment.delete()
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: move the log start offset up to ``offset`` and delete the
+        segments entirely below it. Returns the new log start offset."""
+        self._check_fetch_offset(offset)
+        self.log_start_offset = max(self.log_start_offset, offset)
+        self._delete_segments(
+            lambda _, nxt: nxt is not None and nxt.base_offset <= self.log_start_offset,
+            self._now_ms,
+        )
+        return self.log_start_offset
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every record at and above ``offset``; a batch holding ``offset`` goes
+        whole, so the log end offset becomes that batch's base offset."""
+        if offset < 0:
+            raise LogError(f"cannot truncate to negative offset {offset}")
+        if offset >= self.log_end_offset:
+            return
+        i = self._segment_index(offset)
+        found = self._segments[i].find_batch(offset)
+        boundary = min(offset, found[1].base_offset) if found is not None else offset
+        if boundary <= self._base_offsets[0] or boundary < self.log_start_offset:
+            self._truncate_fully_and_start_at(boundary)
+            return
+        while self._base_offsets[-1] >= boundary:
+            self._base_offsets.pop()
+            self._segments.pop().delete()
+        self.active_segment.truncate_to(boundary)
+        self.recovery_point = min(self.recovery_point, boundary)
+
+    def _truncate_fully_and_start_at(self, offset: int) -> None:
+        for segment in self._segments:
+            segment.delete()
+        new = LogSegment.create(self.directory, offset)
+        self._segments = [new]
+        self._base_offsets = [offset]
+        self.log_start_offset = offset
+        self.recovery_point = offset
+
+    # --- durability -----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """fsync every segment written since the last flush; recovery point = LEO."""
+        for segment in self._segments:
+            segment.flush()
+        self.recovery_point = self.log_end_offset
+        self._last_flush_ms = self._now_ms
+
+    def flush_if_due(self, now_ms: int) -> None:
+        self._now_ms = now_ms
+        if now_ms - self._last_flush_ms >= self.config.flush_ms:
+            self.flush()
+            self._last_flush_ms = now_ms
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for segment in self._segments:
+            segment.close()
+
+    def delete(self) -> None:
+        """Close and remove the directory. It is renamed to "...-delete" first, so a
+        crash halfway leaves a directory that loading skips and removes."""
+        self.close()
+        doomed = self.directory.with_name(
+            f"{self.directory.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
+        )
+        try:
+            os.rename(self.directory, doomed)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"Log({self.topic}-{self.partition}, start={self.log_start_offset}, "
+            f"end={self.log_end_offset}, segments={len(self._segments)})"
+        )
+
+
+def _scan_directory(directory: Path) -> list[int]:
+    """Base offsets of the segments in ``directory``, after removing what a crash may
+    leave behind: temporary files and index files without a ``.log``."""
+    logs: set[int] = set()
+    indexes: list[tuple[int, Path]] = []
+    for path in directory.iterdir():
+        if path.name.endswith(_LEFTOVER_SUFFIXES) and path.is_file():
+            path.unlink()
+            continue
+        match = _SEGMENT_FILE.match(path.name)
+        if match is None:
+            continue  # not ours (leader-epoch-checkpoint, partition.metadata, ...)
+        base = int(match.group(1))
+        if match.group(2) == LOG_SUFFIX:
+            logs.add(base)
+        else:
+            indexes.append((base, path))
+    for base, path in indexes:
+        if base not in logs:
+            path.unlink()
+    return sorted(logs)
+
+
+def _load_segments(
+    segments: list[LogSegment],
+    config: LogConfig,
+    *,
+    recover: bool,
+    now_ms: int,
+    recovery_point: int,
+) -> list[LogSegment]:
+    """Make the segments consistent (see Log.open); returns those that were re-read, and
+    deletes (from ``segments`` and disk) every segment after a bad batch."""
+    interval, index_bytes = config.index_interval_bytes, config.segment_index_bytes
+    recover_from = len(segments)
+    if recover and segments:
+        bases = [s.base_offset for s in segments]
+        recover_from = max(bisect_right(bases, recovery_point) - 1, 0)
+    recovered: list[LogSegment] = []
+    i = 0
+    while i < len(segments):
+        segment = segments[i]
+        is_last = i == len(segments) - 1
+        bound = None if is_last else segments[i + 1].base_offset
+        cut = 0
+        full = i >= recover_from or not segment.check_indexes(bound)
+        if not full and is_last:
+            tail = segment.load_tail()
+            if tail is None:
+                full = True
+            else:
+                cut = tail
+        if full:
+            cut = segment.recover(interval, index_bytes)
+            recovered.append(segment)
+        if not is_last and (cut or (full and segment.next_offset > segments[i + 1].base_offset)):
+            # Nothing after a bad batch is kept: offsets must stay dense.
+            for later in segments[i + 1 :]:
+                later.delete()
+            del segments[i + 1 :]
+        if i == len(segments) - 1 and not segment.is_empty:
+            segment.created_ms = now_ms
+        i += 1
+    return recovered

@@ -1,0 +1,225 @@
+"""LogManager: every partition log in a broker's log dirs, and the dirs themselves.
+
+A log dir holds one "<topic>-<partition>" directory per log, Kafka's checkpoint files,
+a ``.lock`` (held with flock while a broker uses the dir) and, between a clean shutdown
+and the next start, ``.kafka_cleanshutdown``: its presence means every log was flushed
+and closed, so loading trusts the files instead of re-reading them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from moldau.log.checkpoint import (
+    LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+    REPLICATION_OFFSET_CHECKPOINT,
+    OffsetCheckpointFile,
+    fsync_directory,
+)
+from moldau.log.config import LogConfig
+from moldau.log.errors import CheckpointError, LogDirLockedError, LogError
+from moldau.log.log import DELETE_DIR_SUFFIX, Log, parse_partition_dir
+
+LOCK_FILE = ".lock"
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _LogDir:
+    path: Path
+    lock_fd: int = -1
+
+
+class LogManager:
+    """Opens, creates, deletes and checkpoints the logs of one broker."""
+
+    def __init__(self, log_dirs: list[Path], default_config: LogConfig) -> None:
+        if not log_dirs:
+            raise LogError("at least one log dir is needed")
+        self.default_config = default_config
+        self._dirs = [_LogDir(Path(d)) for d in log_dirs]
+        self._logs: dict[tuple[str, int], Log] = {}
+        self._log_dir_of: dict[tuple[str, int], _LogDir] = {}
+
+    # --- start and stop -------------------------------------------------------------
+
+    def load(self, now_ms: int) -> None:
+        """Lock every log dir and open the logs in it, recovering them unless the last
+        shutdown was clean."""
+        try:
+            for log_dir in self._dirs:
+                log_dir.path.mkdir(parents=True, exist_ok=True)
+                self._lock(log_dir)
+            for log_dir in self._dirs:
+                self._load_dir(log_dir, now_ms)
+        except BaseException:
+            for log in self._logs.values():
+                log.close()
+            self._logs.clear()
+            self._log_dir_of.clear()
+            self._unlock_all()
+            raise
+
+    def _lock(self, log_dir: _LogDir) -> None:
+        fd = os.open(log_dir.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LogDirLockedError(
+                f"log dir {log_dir.path} is locked by another process: is another broker "
+                f"using it?"
+            ) from None
+        log_dir.lock_fd = fd
+
+    def _unlock_all(self) -> None:
+        for log_dir in self._dirs:
+            if log_dir.lock_fd >= 0:
+                os.close(log_dir.lock_fd)  # closing the fd releases the flock
+                log_dir.lock_fd = -1
+
+    def _load_dir(self, log_dir: _LogDir, now_ms: int) -> None:
+        marker = log_dir.path / CLEAN_SHUTDOWN_FILE
+        clean = marker.exists()
+        recovery_points = _read_checkpoint(log_dir.path / RECOVERY_POINT_CHECKPOINT)
+        log_start_offsets = _read_checkpoint(log_dir.path / LOG_START_OFFSET_CHECKPOINT)
+        if not clean:
+            logger.info("%s was not shut down cleanly: recovering its logs", log_dir.path)
+        for child in sorted(log_dir.path.iterdir()):
+            if not child.is_dir():
+                continue
+            if child.name.endswith(DELETE_DIR_SUFFIX):
+                shutil.rmtree(child, ignore_errors=True)  # a deletion a crash interrupted
+                continue
+            parsed = parse_partition_dir(child.name)
+            if parsed is None:
+                continue
+            if parsed in self._logs:
+                raise LogError(
+                    f"{parsed[0]}-{parsed[1]} is in both {self._log_dir_of[parsed].path} "
+                    f"and {log_dir.path}"
+                )
+            log = Log.open(
+                child,
+                self.default_config,
+                now_ms=now_ms,
+                recovery_point=recovery_points.get(parsed, 0),
+                log_start_offset=log_start_offsets.get(parsed, 0),
+                recover=not clean,
+            )
+            self._logs[parsed] = log
+            self._log_dir_of[parsed] = log_dir
+        if clean:
+            # From here on the files change again: the next start must not trust them
+            # unless this broker shuts down cleanly too.
+            marker.unlink()
+            fsync_directory(log_dir.path)
+
+    def shutdown(self) -> None:
+        """Flush and checkpoint every log, close them, mark each dir cleanly shut down
+        and release the locks."""
+        for log in self._logs.values():
+            log.flush()
+        self.checkpoint()
+        for log in self._logs.values():
+            log.close()
+        for log_dir in self._dirs:
+            if log_dir.lock_fd < 0:
+                continue
+            marker = log_dir.path / CLEAN_SHUTDOWN_FILE
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_directory(log_dir.path)
+        self._logs.clear()
+        self._log_dir_of.clear()
+        self._unlock_all()
+
+    # --- logs -----------------------------------------------------------------------
+
+    def get(self, topic: str, partition: int) -> Log | None:
+        return self._logs.get((topic, partition))
+
+    def all_logs(self) -> dict[tuple[str, int], Log]:
+        return dict(self._logs)
+
+    def create(self, topic: str, partition: int, config: LogConfig, now_ms: int) -> Log:
+        """The log of a partition, created in the log dir holding the fewest partitions
+        if it does not exist yet. An existing log takes ``config``."""
+        key = (topic, partition)
+        existing = self._logs.get(key)
+        if existing is not None:
+            existing.update_config(config)
+            return existing
+        if not _LEGAL_TOPIC.match(topic) or topic in (".", ".."):
+            raise LogError(f"illegal topic name {topic!r}")
+        if partition < 0:
+            raise LogError(f"illegal partition {partition}")
+        counts = {id(d): 0 for d in self._dirs}
+        for log_dir in self._log_dir_of.values():
+            counts[id(log_dir)] += 1
+        log_dir = min(self._dirs, key=lambda d: counts[id(d)])
+        log = Log.open(
+            log_dir.path / f"{topic}-{partition}", config, now_ms=now_ms, recover=False
+        )
+        self._logs[key] = log
+        self._log_dir_of[key] = log_dir
+        return log
+
+    def delete(self, topic: str, partition: int) -> None:
+        key = (topic, partition)
+        log = self._logs.pop(key, None)
+        self._log_dir_of.pop(key, None)
+        if log is not None:
+            log.delete()
+
+    def update_config(self, topic: str, config: LogConfig) -> None:
+        for (log_topic, _), log in self._logs.items():
+            if log_topic == topic:
+                log.update_config(config)
+
+    # --- periodic work --------------------------------------------------------------
+
+    def run_retention(self, now_ms: int) -> int:
+        return sum(log.delete_old_segments(now_ms) for log in self._logs.values())
+
+    def flush_due(self, now_ms: int) -> None:
+        for log in self._logs.values():
+            log.flush_if_due(now_ms)
+
+    def checkpoint(self) -> None:
+        """Write each dir's recovery points, log start offsets and (for now, the high
+        watermark of a single broker) log end offsets."""
+        for log_dir in self._dirs:
+            logs = {
+                key: log for key, log in self._logs.items() if self._log_dir_of[key] is log_dir
+            }
+            files = (
+                (RECOVERY_POINT_CHECKPOINT, {k: log.recovery_point for k, log in logs.items()}),
+                (LOG_START_OFFSET_CHECKPOINT, {k: log.log_start_offset for k, log in logs.items()}),
+                (REPLICATION_OFFSET_CHECKPOINT, {k: log.log_end_offset for k, log in logs.items()}),
+            )
+            for name, offsets in files:
+                OffsetCheckpointFile(log_dir.path / name).write(offsets)
+
+
+def _read_checkpoint(path: Path) -> dict[tuple[str, int], int]:
+    """A checkpoint's offsets; an unreadable one counts as absent, which only makes
+    recovery re-read more."""
+    try:
+        return OffsetCheckpointFile(path).read()
+    except CheckpointError as exc:
+        logger.warning("ignoring %s: %s", path, exc)
+        return {}
