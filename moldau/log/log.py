@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from moldau.log.checkpoint import fsync_directory
 from moldau.log.config import LogConfig
 from moldau.log.errors import LogError, OffsetOutOfRangeError, RecordTooLargeError
 from moldau.log.offset_index import OffsetIndex
@@ -83,6 +84,9 @@ class Log:
         self._now_ms = now_ms
         self._last_flush_ms = now_ms
         self._closed = False
+        # A segment file was created or removed since the last flush: the directory
+        # itself needs an fsync too, or the new file may not survive a power loss.
+        self._directory_dirty = False
 
     # --- opening --------------------------------------------------------------------
 
@@ -101,7 +105,9 @@ class Log:
         if parsed is None:
             raise LogError(f"{directory}: a log dir is named <topic>-<partition>")
         topic, partition = parsed
-        directory.mkdir(parents=True, exist_ok=True)
+        if not directory.is_dir():
+            directory.mkdir(parents=True)
+            fsync_directory(directory.parent)
         base_offsets = _scan_directory(directory)
         segments = [LogSegment(directory, base) for base in base_offsets]
         try:
@@ -288,6 +294,7 @@ class Log:
         new = LogSegment.create(self.directory, self.log_end_offset)
         self._segments.append(new)
         self._base_offsets.append(new.base_offset)
+        self._directory_dirty = True
 
     # --- reads ----------------------------------------------------------------------
 
@@ -343,9 +350,10 @@ class Log:
         for segment in self._segments[self._segment_index(self.log_start_offset) :]:
             if segment.is_empty:
                 continue
-            ts, offset = segment.max_timestamp, segment.offset_of_max_timestamp
-            if offset < self.log_start_offset:
+            if segment.base_offset < self.log_start_offset:
                 ts, offset = segment.max_timestamp_from(self.log_start_offset)
+            else:
+                ts, offset = segment.max_timestamp, segment.offset_of_max_timestamp
             if best is None or ts > best[0]:
                 best = (ts, offset, segment)
         if best is None:
@@ -447,6 +455,7 @@ class Log:
         for segment in self._segments:
             segment.delete()
         new = LogSegment.create(self.directory, offset)
+        self._directory_dirty = True
         self._segments = [new]
         self._base_offsets = [offset]
         self.log_start_offset = offset
@@ -456,8 +465,12 @@ class Log:
 
     def flush(self) -> None:
         """fsync every segment written since the last flush; recovery point = LEO."""
-        for segment in self._segments:
+        # Segments below the recovery point were flushed already and not written since.
+        for segment in self._segments[self._segment_index(self.recovery_point) :]:
             segment.flush()
+        if self._directory_dirty:
+            fsync_directory(self.directory)
+            self._directory_dirty = False
         self.recovery_point = self.log_end_offset
         self._last_flush_ms = self._now_ms
 

@@ -25,7 +25,7 @@ TIME_INDEX_SUFFIX = ".timeindex"
 MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
 INT32_MAX = 2**31 - 1
 _RECOVERY_CHUNK = 1 << 20
-_SCAN_CHUNK = 1 << 16
+_SCAN_CHUNK = 1 << 13
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -150,9 +150,11 @@ class LogSegment:
                 if n <= 0:
                     raise LogError(f"short write to {self.log_path}")
                 written += n
-        except BaseException:
+        except BaseException as exc:
             # Leave no torn batch behind: the log is what it was before this append.
             os.ftruncate(self._fd, position)
+            if isinstance(exc, OSError):
+                raise LogError(f"write to {self.log_path} failed: {exc}") from exc
             raise
         self.size = position + len(view)
         self.dirty = True
@@ -382,9 +384,17 @@ class LogSegment:
         found = self.find_batch(min_offset)
         if found is None:
             return best_ts, best_offset
-        for _, header in self.headers_from(found[0]):
-            if header.max_timestamp > best_ts:
-                best_ts, best_offset = header.max_timestamp, header.last_offset
+        for position, header in self.headers_from(found[0]):
+            batch_max = header.max_timestamp
+            if header.base_offset < min_offset:
+                # The batch straddles min_offset: only its records from there count.
+                batch = self.read_batch(position, header.size)
+                batch_max = max(
+                    (r.timestamp for r in iter_records(batch) if r.offset >= min_offset),
+                    default=NO_TIMESTAMP,
+                )
+            if batch_max > best_ts:
+                best_ts, best_offset = batch_max, header.last_offset
         return best_ts, best_offset
 
     def first_record_with_timestamp(
