@@ -84,9 +84,9 @@ class Log:
         self._now_ms = now_ms
         self._last_flush_ms = now_ms
         self._closed = False
-        # A segment file was created or removed since the last flush: the directory
+        # A segment file may have been created since the last flush: the directory
         # itself needs an fsync too, or the new file may not survive a power loss.
-        self._directory_dirty = False
+        self._directory_dirty = True
 
     # --- opening --------------------------------------------------------------------
 

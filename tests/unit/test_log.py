@@ -342,9 +342,17 @@ def test_timestamps_survive_reopen(tmp_path: Path) -> None:
 # --- retention -------------------------------------------------------------------------
 
 
-def timed_log(tmp_path: Path, **overrides: object) -> Log:
+def timed_log(
+    tmp_path: Path, *, retention_ms: int = -1, retention_bytes: int = -1,
+    cleanup_policy: str = "delete",
+) -> Log:
     """Three segments with largest timestamps 1000, 2000 and 3000, two batches each."""
-    config = dataclasses.replace(LogConfig(segment_bytes=2 * batch_size()), **overrides)
+    config = LogConfig(
+        segment_bytes=2 * batch_size(),
+        retention_ms=retention_ms,
+        retention_bytes=retention_bytes,
+        cleanup_policy=cleanup_policy,
+    )
     log = Log.open(tmp_path / "t-0", config, now_ms=0)
     for ts in (900, 1000, 2000, 1500, 2500, 3000):
         append(log, make_batch([b"x"], ts=ts))

@@ -204,13 +204,13 @@ def test_clean_shutdown_and_load(dirs: list[Path]) -> None:
     for d in dirs:
         assert not (d / CLEAN_SHUTDOWN_FILE).exists()
     for p in range(3):
-        log = again.get("t", p)
-        assert log is not None
+        reloaded = again.get("t", p)
+        assert reloaded is not None
         start = 5 if p == 1 else 0
-        assert log.log_start_offset == start
-        assert log.recovery_point == 20
-        assert values(log) == [b"p%d-%d" % (p, i) for i in range(start, 20)]
-        produce(log, [b"more"])
+        assert reloaded.log_start_offset == start
+        assert reloaded.recovery_point == 20
+        assert values(reloaded) == [b"p%d-%d" % (p, i) for i in range(start, 20)]
+        produce(reloaded, [b"more"])
     again.shutdown()
 
 
