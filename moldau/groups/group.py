@@ -297,7 +297,7 @@ class ClassicGroup:
     ) -> ClassicGroupMember:
         """Give a static member a new member id, keeping its assignment. Whoever still waits
         on the old id's join or sync is fenced (FENCED_INSTANCE_ID)."""
-        old = self.members.pop(old_member_id)
+        old = self.members[old_member_id]
         complete_join(old, JoinGroupResult(ErrorCode.fenced_instance_id, member_id=old_member_id))
         complete_sync(old, SyncGroupResult(ErrorCode.fenced_instance_id))
         new = ClassicGroupMember(
@@ -311,7 +311,11 @@ class ClassicGroup:
             protocols=old.protocols,
             assignment=old.assignment,
         )
-        self.members[new_member_id] = new
+        # same position as the old id: the persisted record lists members in this order
+        self.members = {
+            (new_member_id if mid == old_member_id else mid): (new if mid == old_member_id else m)
+            for mid, m in self.members.items()
+        }
         if self.leader_id == old_member_id:
             self.leader_id = new_member_id
         if old_member_id in self.pending_sync_members:
