@@ -959,10 +959,10 @@ class GroupCoordinator:
     def describe_group(self, group_id: str) -> GroupDescription:
         error = self._check_group(group_id)
         if error is not ErrorCode.none:
-            return GroupDescription(error, group_id, "", "", "")
+            return GroupDescription(error, "", "", "", group_id=group_id)
         group = self._groups.get(group_id)
         if group is None:
-            return GroupDescription(ErrorCode.none, group_id, GroupState.DEAD.value, "", "")
+            return GroupDescription(ErrorCode.none, GroupState.DEAD.value, "", "", group_id=group_id)
         if group.is_in(S):
             members = [
                 MemberDescription(
@@ -977,18 +977,20 @@ class GroupCoordinator:
             ]
             return GroupDescription(
                 ErrorCode.none,
-                group_id,
                 group.state.value,
                 group.protocol_type or "",
                 group.protocol_name or "",
                 members,
+                group_id=group_id,
             )
         # As Kafka: metadata and assignment only for a Stable group.
         members = [
             MemberDescription(m.member_id, m.group_instance_id, m.client_id, m.client_host, b"", b"")
             for m in group.members.values()
         ]
-        return GroupDescription(ErrorCode.none, group_id, group.state.value, group.protocol_type or "", "", members)
+        return GroupDescription(
+            ErrorCode.none, group.state.value, group.protocol_type or "", "", members, group_id=group_id
+        )
 
     def list_groups(self, states: set[str] | None = None, types: set[str] | None = None) -> list[tuple[str, str, str]]:
         """(group_id, protocol_type, state) of the groups served here. ``states`` filters by

@@ -64,11 +64,11 @@ class MemberDescription:
 @dataclass(frozen=True)
 class GroupDescription:
     error: ErrorCode
-    group_id: str
     state: str
     protocol_type: str
     protocol_name: str
     members: list[MemberDescription] = field(default_factory=list)
+    group_id: str = ""
 
 
 @dataclass(frozen=True)

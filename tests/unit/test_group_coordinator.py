@@ -526,7 +526,7 @@ def test_commit_validation_generation_member_and_rebalance() -> None:
         c.tick(REBALANCE)
         results = await asyncio.gather(*tasks)
         member = results[0].member_id
-        offsets = [("t", 0, 10, 3, "meta")]
+        offsets: list[tuple[str, int, int, int, str | None]] = [("t", 0, 10, 3, "meta")]
         # CompletingRebalance: the member knows the generation but has no assignment yet
         assert c.commit_offsets("g", 1, member, None, offsets, REBALANCE + 1) == {
             ("t", 0): ErrorCode.rebalance_in_progress
