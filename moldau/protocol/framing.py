@@ -44,6 +44,7 @@ class RequestHeader(NamedTuple):
     api_version: int
     correlation_id: int
     client_id: str | None
+    client_host: str = ""  # filled in by the server: the peer's address
 
 
 class FrameDecoder:

@@ -188,6 +188,11 @@ def validate_batches(buf: bytes | bytearray | memoryview) -> list[BatchHeader]:
             raise InvalidRecordError("negative record count or last offset delta")
         if header.records_count == 0 and not header.is_control:
             raise InvalidRecordError("batch with no records")
+        if header.records_count != header.last_offset_delta + 1:
+            raise InvalidRecordError(
+                f"batch says {header.records_count} records but its last offset delta is "
+                f"{header.last_offset_delta}"
+            )
         if header.compression > Compression.ZSTD:
             raise InvalidRecordError(f"unknown compression codec {header.compression}")
         headers.append(header)

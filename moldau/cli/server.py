@@ -1,0 +1,108 @@
+"""`moldau server` (Kafka's kafka-server-start) and `moldau dev` (zero configuration)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from moldau.server.config import BrokerConfig, ConfigError, read_properties
+
+log = logging.getLogger("moldau")
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    server = subparsers.add_parser(
+        "server", help="run a broker", description="Run a Moldau broker (Kafka property names)."
+    )
+    server.add_argument("--config", type=Path, help="a server.properties file")
+    server.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a property, overriding the file (repeatable)",
+    )
+    server.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    server.set_defaults(func=run_server)
+
+    dev = subparsers.add_parser(
+        "dev",
+        help="run one broker for development: no config, no ZooKeeper",
+        description="Run one broker on 127.0.0.1 with its data in a local directory.",
+    )
+    dev.add_argument("--port", type=int, default=9092)
+    dev.add_argument("--data-dir", type=Path, default=Path("./data"))
+    dev.add_argument("--log-level", default="INFO")
+    dev.set_defaults(func=run_dev)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_server(args: argparse.Namespace) -> int:
+    try:
+        props = read_properties(args.config) if args.config else {}
+        config = BrokerConfig.from_sources(props, args.override)
+    except ConfigError as exc:
+        print(f"moldau: error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(args.log_level)
+    for name in config.ignored:
+        log.info("property %s is accepted for compatibility and has no effect", name)
+    return serve(config)
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        print(f"moldau: error: --port {args.port} is out of range", file=sys.stderr)
+        return 2
+    config = BrokerConfig.from_sources(
+        {
+            "listeners": f"PLAINTEXT://127.0.0.1:{args.port}",
+            "log.dirs": str(args.data_dir.resolve()),
+        }
+    )
+    _setup_logging(args.log_level)
+    return serve(config)
+
+
+def serve(config: BrokerConfig) -> int:
+    from moldau.log.errors import LogDirLockedError
+    from moldau.server.broker import Broker
+
+    async def main() -> int:
+        broker = Broker(config)
+        try:
+            await broker.start()
+        except (LogDirLockedError, OSError, RuntimeError) as exc:
+            log.error("cannot start: %s", exc)
+            try:
+                broker.logs.shutdown()
+            except Exception:
+                pass
+            return 1
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        listener = broker.bound[0]
+        print(
+            f"Moldau broker {broker.broker_id} ready on {listener.host}:{listener.port}",
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+        log.info("shutting down")
+        await broker.stop()
+        return 0
+
+    return asyncio.run(main())

@@ -1,0 +1,105 @@
+"""From a request frame to a response frame: header, version check, decode, handler, encode.
+
+An ApiVersions request of a version we cannot read gets Kafka's answer (ApiVersions v0
+with UNSUPPORTED_VERSION and our version table) so the client can retry with one we
+support. Any other unknown API or version closes the connection, as Kafka does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from moldau.protocol.apis import SUPPORTED_VERSIONS, ApiKey, is_supported
+from moldau.protocol.framing import (
+    MalformedRequestError,
+    RequestHeader,
+    body_offset,
+    decode_request,
+    encode_response,
+    parse_request_header,
+)
+from moldau.server.handlers import (
+    api_versions,
+    create_partitions,
+    create_topics,
+    delete_groups,
+    delete_records,
+    delete_topics,
+    describe_cluster,
+    describe_configs,
+    describe_groups,
+    fetch,
+    find_coordinator,
+    heartbeat,
+    incremental_alter_configs,
+    join_group,
+    leave_group,
+    list_groups,
+    list_offsets,
+    metadata,
+    offset_commit,
+    offset_delete,
+    offset_fetch,
+    produce,
+    sync_group,
+)
+
+if TYPE_CHECKING:
+    from moldau.server.broker import Broker
+    from moldau.server.network import KafkaConnection
+
+log = logging.getLogger(__name__)
+
+HandlerFn = Callable[["Broker", RequestHeader, Any], Awaitable[Any]]
+
+HANDLERS: dict[int, HandlerFn] = {
+    ApiKey.PRODUCE: produce.handle,
+    ApiKey.FETCH: fetch.handle,
+    ApiKey.LIST_OFFSETS: list_offsets.handle,
+    ApiKey.METADATA: metadata.handle,
+    ApiKey.API_VERSIONS: api_versions.handle,
+    ApiKey.CREATE_TOPICS: create_topics.handle,
+    ApiKey.DELETE_TOPICS: delete_topics.handle,
+    ApiKey.DELETE_RECORDS: delete_records.handle,
+    ApiKey.DESCRIBE_CONFIGS: describe_configs.handle,
+    ApiKey.CREATE_PARTITIONS: create_partitions.handle,
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: incremental_alter_configs.handle,
+    ApiKey.DESCRIBE_CLUSTER: describe_cluster.handle,
+    ApiKey.OFFSET_COMMIT: offset_commit.handle,
+    ApiKey.OFFSET_FETCH: offset_fetch.handle,
+    ApiKey.FIND_COORDINATOR: find_coordinator.handle,
+    ApiKey.JOIN_GROUP: join_group.handle,
+    ApiKey.HEARTBEAT: heartbeat.handle,
+    ApiKey.LEAVE_GROUP: leave_group.handle,
+    ApiKey.SYNC_GROUP: sync_group.handle,
+    ApiKey.DESCRIBE_GROUPS: describe_groups.handle,
+    ApiKey.LIST_GROUPS: list_groups.handle,
+    ApiKey.DELETE_GROUPS: delete_groups.handle,
+    ApiKey.OFFSET_DELETE: offset_delete.handle,
+}
+assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
+
+
+class RequestDispatcher:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    async def handle(self, frame: bytes, conn: KafkaConnection) -> bytes | None:
+        header, pos = parse_request_header(frame)
+        key, version = header.api_key, header.api_version
+        if not is_supported(key, version):
+            if key == ApiKey.API_VERSIONS:
+                return api_versions.unsupported_version_response(header.correlation_id)
+            name = ApiKey(key).name if key in ApiKey._value2member_map_ else f"unknown API {key}"
+            raise MalformedRequestError(f"{name} version {version} is not supported")
+        header = header._replace(client_host=conn.peer_host)
+        pos = body_offset(header, pos, frame)
+        request = decode_request(key, version, frame, pos)
+        response = await HANDLERS[key](self.broker, header, request)
+        if response is None:
+            return None
+        if isinstance(response, bytes):  # a hand-encoded hot path, already framed
+            return response
+        return encode_response(key, version, header.correlation_id, response)

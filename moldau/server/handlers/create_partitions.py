@@ -1,0 +1,32 @@
+"""CreatePartitions: grow a topic's partition count (never shrink)."""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import RequestHeader, build
+from moldau.server.broker import Broker, TopicError
+from moldau.server.handlers._common import NO_THROTTLE, response_types
+
+
+async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+    t = response_types(ApiKey.CREATE_PARTITIONS, header.api_version)
+    names = [topic.name for topic in request.topics]
+    results = []
+    for topic in request.topics:
+        code, message = ErrorCode.none, None
+        try:
+            if names.count(topic.name) > 1:
+                raise TopicError(ErrorCode.invalid_request, f"Duplicate topic {topic.name} in request.")
+            if topic.assignments is not None:
+                for a in topic.assignments:
+                    if list(a.broker_ids) != [broker.broker_id]:
+                        raise TopicError(ErrorCode.invalid_replica_assignment,
+                                         f"Unknown broker or replica list {list(a.broker_ids)}.")
+            broker.create_partitions(topic.name, topic.count, validate_only=request.validate_only)
+        except TopicError as exc:
+            code, message = exc.code, exc.message
+        results.append(build(t.CreatePartitionsTopicResult, name=topic.name, error_code=code,
+                             error_message=message))
+    return build(t.CreatePartitionsResponse, throttle_time=NO_THROTTLE, results=tuple(results))

@@ -1,0 +1,76 @@
+"""CreateTopics, including validate-only and explicit replica assignments."""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import RequestHeader, build
+from moldau.server.broker import Broker, TopicError
+from moldau.server.configs_view import topic_entries
+from moldau.server.handlers._common import NO_THROTTLE, response_types
+
+
+async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+    t = response_types(ApiKey.CREATE_TOPICS, header.api_version)
+    names = [topic.name for topic in request.topics]
+    results = []
+    for topic in request.topics:
+        code, message = ErrorCode.none, None
+        created = None
+        partitions, rf = topic.num_partitions, topic.replication_factor
+        try:
+            if names.count(topic.name) > 1:
+                raise TopicError(ErrorCode.invalid_request,
+                                 f"Create topics request from client contains duplicate topic {topic.name}")
+            configs: dict[str, str] = {}
+            for c in topic.configs:
+                if c.value is None:
+                    raise TopicError(ErrorCode.invalid_config, f"Null value not supported for topic config {c.name}")
+                configs[c.name] = c.value
+            if topic.assignments:
+                if partitions != -1 or rf != -1:
+                    raise TopicError(ErrorCode.invalid_request,
+                                     "Both numPartitions or replicationFactor and replicasAssignments were set.")
+                indexes = sorted(a.partition_index for a in topic.assignments)
+                if indexes != list(range(len(indexes))):
+                    raise TopicError(ErrorCode.invalid_replica_assignment,
+                                     "Partitions must be numbered consecutively from 0.")
+                for a in topic.assignments:
+                    if list(a.broker_ids) != [broker.broker_id]:
+                        raise TopicError(
+                            ErrorCode.invalid_replica_assignment,
+                            f"Unknown broker or replica list {list(a.broker_ids)} "
+                            f"for partition {a.partition_index}.",
+                        )
+                partitions, rf = len(indexes), 1
+            created = broker.create_topic(topic.name, partitions, rf, configs,
+                                          validate_only=request.validate_only)
+        except TopicError as exc:
+            code, message = exc.code, exc.message
+        state = created or broker.metadata.topics.get(topic.name) if code == ErrorCode.none else None
+        if partitions == -1:
+            partitions = int(broker.config["num.partitions"])
+        if rf == -1:
+            rf = int(broker.config["default.replication.factor"])
+        configs_out = None
+        if state is not None and hasattr(t, "CreatableTopicConfigs"):
+            configs_out = tuple(
+                build(t.CreatableTopicConfigs, name=e.name, value=e.value, read_only=e.read_only,
+                      config_source=e.source, is_sensitive=False)
+                for e in topic_entries(broker, state)
+            )
+        results.append(
+            build(
+                t.CreatableTopicResult,
+                name=topic.name,
+                topic_id=state.topic_id if state is not None else None,
+                error_code=code,
+                error_message=message,
+                topic_config_error_code=0,
+                num_partitions=partitions if code == ErrorCode.none else -1,
+                replication_factor=rf if code == ErrorCode.none else -1,
+                configs=configs_out,
+            )
+        )
+    return build(t.CreateTopicsResponse, throttle_time=NO_THROTTLE, topics=tuple(results))

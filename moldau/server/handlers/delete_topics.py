@@ -1,0 +1,39 @@
+"""DeleteTopics, by name (v1-v5) or by name or topic id (v6)."""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import RequestHeader, build
+from moldau.server.broker import Broker, TopicError
+from moldau.server.handlers._common import NO_THROTTLE, response_types
+
+
+async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+    t = response_types(ApiKey.DELETE_TOPICS, header.api_version)
+    if hasattr(request, "topic_names"):
+        wanted = [(name, None) for name in request.topic_names]
+    else:
+        wanted = [(s.name, s.topic_id) for s in request.topics]
+    results = []
+    for name, topic_id in wanted:
+        code, message = ErrorCode.none, None
+        if name is None and topic_id is not None:
+            state = broker.metadata.topics_by_id.get(topic_id)
+            if state is None:
+                results.append(build(t.DeletableTopicResult, name=None, topic_id=topic_id,
+                                     error_code=ErrorCode.unknown_topic_id, error_message=None))
+                continue
+            name = state.name
+        state = broker.metadata.topics.get(name) if name else None
+        try:
+            if not broker.config["delete.topic.enable"]:
+                raise TopicError(ErrorCode.topic_deletion_disabled, "Topic deletion is disabled.")
+            broker.delete_topic(name or "")
+        except TopicError as exc:
+            code, message = exc.code, exc.message
+        results.append(build(t.DeletableTopicResult, name=name,
+                             topic_id=state.topic_id if state else topic_id,
+                             error_code=code, error_message=message))
+    return build(t.DeleteTopicsResponse, throttle_time=NO_THROTTLE, responses=tuple(results))

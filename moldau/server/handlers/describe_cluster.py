@@ -1,0 +1,30 @@
+"""DescribeCluster: cluster id, controller and brokers (the AdminClient's view)."""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import RequestHeader, build
+from moldau.server.broker import Broker
+from moldau.server.handlers._common import NO_THROTTLE, response_types
+
+
+async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+    t = response_types(ApiKey.DESCRIBE_CLUSTER, header.api_version)
+    endpoint_type = getattr(request, "endpoint_type", 1)
+    if endpoint_type != 1:  # 1 = brokers; 2 = controllers (KRaft only)
+        return build(t.DescribeClusterResponse, throttle_time=NO_THROTTLE,
+                     error_code=ErrorCode.unsupported_endpoint_type,
+                     error_message="Only the broker endpoint type is supported.",
+                     endpoint_type=endpoint_type, cluster_id=broker.metadata.cluster_id,
+                     controller_id=-1, brokers=(), cluster_authorized_operations=-2147483648)
+    brokers = tuple(
+        build(t.DescribeClusterBroker, broker_id=broker.broker_id, host=lst.host, port=lst.port,
+              rack=broker.config["broker.rack"])
+        for lst in broker.bound[:1]
+    )
+    return build(t.DescribeClusterResponse, throttle_time=NO_THROTTLE, error_code=ErrorCode.none,
+                 error_message=None, endpoint_type=1, cluster_id=broker.metadata.cluster_id,
+                 controller_id=broker.broker_id, brokers=brokers,
+                 cluster_authorized_operations=-2147483648)

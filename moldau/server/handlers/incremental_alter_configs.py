@@ -1,0 +1,97 @@
+"""IncrementalAlterConfigs: SET, DELETE, APPEND, SUBTRACT on topic and broker configs.
+
+Every change of a resource is validated before any is applied; validate_only applies
+none.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.log.config import TOPIC_CONFIGS
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import RequestHeader, build
+from moldau.server.broker import Broker, TopicError
+from moldau.server.config import PROPERTIES, ConfigError, parse_value
+from moldau.server.handlers._common import NO_THROTTLE, response_types
+
+TOPIC = 2
+BROKER = 4
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+
+
+def _apply(current: dict[str, str], ops: Any, kinds: dict[str, str]) -> dict[str, str]:
+    """The config map after these operations, or TopicError."""
+    out = dict(current)
+    for c in ops:
+        if c.config_operation == SET:
+            if c.value is None:
+                raise TopicError(ErrorCode.invalid_config, f"Null value for {c.name}")
+            out[c.name] = c.value
+        elif c.config_operation == DELETE:
+            out.pop(c.name, None)
+        elif c.config_operation in (APPEND, SUBTRACT):
+            if kinds.get(c.name) != "list":
+                raise TopicError(ErrorCode.invalid_config,
+                                 f"Config value append/subtract is not allowed for config key {c.name}")
+            items = [v for v in out.get(c.name, "").split(",") if v]
+            given = [v.strip() for v in (c.value or "").split(",") if v.strip()]
+            if c.config_operation == APPEND:
+                items += [v for v in given if v not in items]
+            else:
+                items = [v for v in items if v not in given]
+            out[c.name] = ",".join(items)
+        else:
+            raise TopicError(ErrorCode.invalid_request, f"Unknown config operation {c.config_operation}")
+    return out
+
+
+async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+    t = response_types(ApiKey.INCREMENTAL_ALTER_CONFIGS, header.api_version)
+    results = []
+    for res in request.resources:
+        code, message = ErrorCode.none, None
+        try:
+            names = [c.name for c in res.configs]
+            if len(set(names)) != len(names):
+                raise TopicError(ErrorCode.invalid_request, "Duplicate config keys in one resource.")
+            if res.resource_type == TOPIC:
+                state = broker.metadata.topics.get(res.resource_name)
+                if state is None:
+                    raise TopicError(ErrorCode.unknown_topic_or_partition,
+                                     f"Topic {res.resource_name} does not exist.")
+                kinds = {n: s.kind for n, s in TOPIC_CONFIGS.items()}
+                new = _apply(state.configs, res.configs, kinds)
+                broker.validate_topic_configs(dict(new))
+                if not request.validate_only:
+                    broker.set_topic_configs(res.resource_name, new)
+            elif res.resource_type == BROKER:
+                if res.resource_name not in ("", str(broker.broker_id)):
+                    raise TopicError(ErrorCode.invalid_request,
+                                     f"Unexpected broker id {res.resource_name}")
+                kinds = {n: p.kind for n, p in PROPERTIES.items()}
+                new = _apply(broker.metadata.broker_configs, res.configs, kinds)
+                for name, value in new.items():
+                    prop = PROPERTIES.get(name)
+                    if prop is None or not prop.dynamic:
+                        raise TopicError(ErrorCode.invalid_config,
+                                         f"Cannot update {name} dynamically" if prop else f"Unknown config {name}")
+                    try:
+                        parse_value(prop, value)
+                    except ConfigError as exc:
+                        raise TopicError(ErrorCode.invalid_config, str(exc)) from None
+                if not request.validate_only:
+                    for name in set(broker.metadata.broker_configs) - set(new):
+                        broker.config.set_dynamic(name, None)
+                    for name, value in new.items():
+                        broker.config.set_dynamic(name, value)
+                    broker.metadata.broker_configs = new
+                    broker.metadata.save()
+                    broker.refresh_log_configs()
+            else:
+                raise TopicError(ErrorCode.invalid_request, f"Unsupported resource type {res.resource_type}")
+        except TopicError as exc:
+            code, message = exc.code, exc.message
+        results.append(build(t.AlterConfigsResourceResponse, error_code=code, error_message=message,
+                             resource_type=res.resource_type, resource_name=res.resource_name))
+    return build(t.IncrementalAlterConfigsResponse, throttle_time=NO_THROTTLE, responses=tuple(results))

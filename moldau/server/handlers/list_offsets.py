@@ -1,0 +1,49 @@
+"""ListOffsets: earliest (-2), latest (-1), max timestamp (-3, KIP-734), or by timestamp."""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import RequestHeader, build
+from moldau.server.broker import Broker
+from moldau.server.handlers._common import NO_THROTTLE, response_types
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+
+
+def lookup(broker: Broker, topic: str, partition: int, timestamp: int) -> tuple[ErrorCode, int, int, int]:
+    """(error, timestamp, offset, leader epoch) for one partition."""
+    plog = broker.partition_log(topic, partition)
+    if plog is None:
+        return ErrorCode.unknown_topic_or_partition, -1, -1, -1
+    epoch = broker.metadata.topics[topic].partitions[partition].leader_epoch
+    if timestamp == LATEST:
+        return ErrorCode.none, -1, broker.high_watermark(plog), epoch
+    if timestamp == EARLIEST:
+        return ErrorCode.none, -1, plog.log_start_offset, epoch
+    if timestamp == MAX_TIMESTAMP:
+        found = plog.max_timestamp_offset()
+    elif timestamp < 0:
+        return ErrorCode.invalid_request, -1, -1, -1
+    else:
+        found = plog.offset_for_timestamp(timestamp)
+    if found is None:
+        return ErrorCode.none, -1, -1, -1
+    offset, ts = found
+    return ErrorCode.none, ts, offset, epoch
+
+
+async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+    t = response_types(ApiKey.LIST_OFFSETS, header.api_version)
+    topics = []
+    for topic in request.topics:
+        parts = []
+        for p in topic.partitions:
+            code, ts, offset, epoch = lookup(broker, topic.name, p.partition_index, p.timestamp)
+            parts.append(build(t.ListOffsetsPartitionResponse, partition_index=p.partition_index,
+                               error_code=code, timestamp=ts, offset=offset, leader_epoch=epoch))
+        topics.append(build(t.ListOffsetsTopicResponse, name=topic.name, partitions=tuple(parts)))
+    return build(t.ListOffsetsResponse, throttle_time=NO_THROTTLE, topics=tuple(topics))

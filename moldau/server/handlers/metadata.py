@@ -1,0 +1,108 @@
+"""Metadata: brokers, controller, and each topic's partitions with leader, replicas, ISR.
+
+Topics a client names that do not exist are created when `auto.create.topics.enable`
+is on and the request allows it (v4+), as Kafka does.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.controller.embedded import TopicState, topic_name_error
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import RequestHeader, build
+from moldau.server.broker import Broker, TopicError
+from moldau.server.handlers._common import NO_THROTTLE, response_types
+
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
+def _topic(t: Any, topic: TopicState) -> Any:
+    partitions = tuple(
+        build(
+            t.MetadataResponsePartition,
+            error_code=ErrorCode.none,
+            partition_index=p,
+            leader_id=s.leader,
+            leader_epoch=s.leader_epoch,
+            replica_nodes=tuple(s.replicas),
+            isr_nodes=tuple(s.isr),
+            offline_replicas=(),
+        )
+        for p, s in sorted(topic.partitions.items())
+    )
+    return build(
+        t.MetadataResponseTopic,
+        error_code=ErrorCode.none,
+        name=topic.name,
+        topic_id=topic.topic_id,
+        is_internal=topic.name in INTERNAL_TOPICS,
+        partitions=partitions,
+        topic_authorized_operations=-2147483648,
+    )
+
+
+def _error_topic(t: Any, name: str | None, topic_id: Any, code: ErrorCode) -> Any:
+    return build(
+        t.MetadataResponseTopic,
+        error_code=code,
+        name=name,
+        topic_id=topic_id,
+        is_internal=False,
+        partitions=(),
+        topic_authorized_operations=-2147483648,
+    )
+
+
+async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    t = response_types(ApiKey.METADATA, version)
+    store = broker.metadata
+    topics: list[Any] = []
+    requested = request.topics
+    if version == 0 and not requested:
+        requested = None  # v0: an empty list means every topic
+    if requested is None:
+        topics = [_topic(t, topic) for topic in store.topics.values()]
+    else:
+        allow_create = getattr(request, "allow_auto_topic_creation", True)
+        for req in requested:
+            name = getattr(req, "name", None)
+            topic_id = getattr(req, "topic_id", None)
+            if name is None and topic_id is not None:
+                state = store.topics_by_id.get(topic_id)
+                if state is None:
+                    topics.append(_error_topic(t, None, topic_id, ErrorCode.unknown_topic_id))
+                else:
+                    topics.append(_topic(t, state))
+                continue
+            state = store.topics.get(name) if name is not None else None
+            if state is None:
+                if topic_name_error(name):
+                    topics.append(_error_topic(t, name, None, ErrorCode.invalid_topic_exception))
+                    continue
+                if allow_create and broker.config["auto.create.topics.enable"]:
+                    try:
+                        state = broker.create_topic(name, -1, -1, {})
+                    except TopicError as exc:
+                        topics.append(_error_topic(t, name, None, exc.code))
+                        continue
+                else:
+                    topics.append(_error_topic(t, name, None, ErrorCode.unknown_topic_or_partition))
+                    continue
+            assert state is not None
+            topics.append(_topic(t, state))
+    brokers = tuple(
+        build(t.MetadataResponseBroker, node_id=broker.broker_id, host=lst.host, port=lst.port,
+              rack=broker.config["broker.rack"])
+        for lst in broker.bound[:1]
+    )
+    return build(
+        t.MetadataResponse,
+        throttle_time=NO_THROTTLE,
+        brokers=brokers,
+        cluster_id=store.cluster_id,
+        controller_id=broker.broker_id,
+        topics=tuple(topics),
+        cluster_authorized_operations=-2147483648,
+    )

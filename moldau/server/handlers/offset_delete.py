@@ -1,0 +1,30 @@
+"""OffsetDelete: drop a group's committed offsets for partitions it no longer reads."""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import RequestHeader, build
+from moldau.server.broker import Broker
+from moldau.server.handlers._common import NO_THROTTLE, response_types
+
+
+async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+    t = response_types(ApiKey.OFFSET_DELETE, header.api_version)
+    codes: dict[tuple[str, int], ErrorCode] = {}
+    wanted = []
+    for topic in request.topics:
+        for p in topic.partitions:
+            if broker.partition_log(topic.name, p.partition_index) is None:
+                codes[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
+            else:
+                wanted.append((topic.name, p.partition_index))
+    code, found = broker.groups.delete_offsets(request.group_id, wanted)
+    codes.update(found)
+    return build(t.OffsetDeleteResponse, error_code=code, throttle_time=NO_THROTTLE, topics=tuple(
+        build(t.OffsetDeleteResponseTopic, name=topic.name, partitions=tuple(
+            build(t.OffsetDeleteResponsePartition, partition_index=p.partition_index,
+                  error_code=codes.get((topic.name, p.partition_index), ErrorCode.none))
+            for p in topic.partitions))
+        for topic in request.topics))

@@ -1,0 +1,26 @@
+"""SyncGroup: the leader hands in the assignment; every member gets its own part."""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.framing import RequestHeader, build
+from moldau.server.broker import Broker
+from moldau.server.handlers._common import NO_THROTTLE, response_types
+
+
+async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+    t = response_types(ApiKey.SYNC_GROUP, header.api_version)
+    result = await broker.groups.sync_group(
+        request.group_id,
+        request.generation_id,
+        request.member_id,
+        getattr(request, "group_instance_id", None),
+        getattr(request, "protocol_type", None),
+        getattr(request, "protocol_name", None),
+        [(a.member_id, bytes(a.assignment)) for a in request.assignments],
+        broker.clock(),
+    )
+    return build(t.SyncGroupResponse, throttle_time=NO_THROTTLE, error_code=result.error,
+                 protocol_type=result.protocol_type, protocol_name=result.protocol_name,
+                 assignment=result.assignment)
