@@ -38,7 +38,7 @@ def _broker_source(broker: Broker, name: str) -> int:
     return DEFAULT_CONFIG
 
 
-def _broker_default_of(broker: Broker, topic_name: str) -> str | None:
+def broker_default_of(broker: Broker, topic_name: str) -> str | None:
     """The broker-level value a topic config falls back to, as a string."""
     spec = TOPIC_CONFIGS[topic_name]
     defaults = broker.config.log_config()
@@ -65,7 +65,7 @@ def _broker_default_of(broker: Broker, topic_name: str) -> str | None:
 def topic_entries(broker: Broker, topic: TopicState) -> list[ConfigEntry]:
     out = []
     for name, spec in sorted(TOPIC_CONFIGS.items()):
-        default = _broker_default_of(broker, name)
+        default = broker_default_of(broker, name)
         broker_syn: tuple[tuple[str, str | None, int], ...] = ()
         if spec.broker_name:
             broker_syn = ((spec.broker_name, default, _broker_source(broker, spec.broker_name)),)

@@ -5,6 +5,7 @@ none.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from moldau.log.config import TOPIC_CONFIGS
@@ -20,8 +21,11 @@ BROKER = 4
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
-def _apply(current: dict[str, str], ops: Any, kinds: dict[str, str]) -> dict[str, str]:
-    """The config map after these operations, or TopicError."""
+def _apply(
+    current: dict[str, str], ops: Any, kinds: dict[str, str], default: Callable[[str], str | None]
+) -> dict[str, str]:
+    """The config map after these operations, or TopicError. APPEND and SUBTRACT start
+    from the current value, or from the default when the config is not set (as Kafka)."""
     out = dict(current)
     for c in ops:
         if c.config_operation == SET:
@@ -34,7 +38,8 @@ def _apply(current: dict[str, str], ops: Any, kinds: dict[str, str]) -> dict[str
             if kinds.get(c.name) != "list":
                 raise TopicError(ErrorCode.invalid_config,
                                  f"Config value append/subtract is not allowed for config key {c.name}")
-            items = [v for v in out.get(c.name, "").split(",") if v]
+            base = out[c.name] if c.name in out else (default(c.name) or "")
+            items = [v for v in base.split(",") if v]
             given = [v.strip() for v in (c.value or "").split(",") if v.strip()]
             if c.config_operation == APPEND:
                 items += [v for v in given if v not in items]
@@ -44,6 +49,12 @@ def _apply(current: dict[str, str], ops: Any, kinds: dict[str, str]) -> dict[str
         else:
             raise TopicError(ErrorCode.invalid_request, f"Unknown config operation {c.config_operation}")
     return out
+
+
+def _topic_default(broker: Broker, name: str) -> str | None:
+    from moldau.server.configs_view import broker_default_of
+
+    return broker_default_of(broker, name) if name in TOPIC_CONFIGS else None
 
 
 async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
@@ -61,7 +72,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                     raise TopicError(ErrorCode.unknown_topic_or_partition,
                                      f"Topic {res.resource_name} does not exist.")
                 kinds = {n: s.kind for n, s in TOPIC_CONFIGS.items()}
-                new = _apply(state.configs, res.configs, kinds)
+                new = _apply(state.configs, res.configs, kinds, lambda n: _topic_default(broker, n))
                 broker.validate_topic_configs(dict(new))
                 if not request.validate_only:
                     broker.set_topic_configs(res.resource_name, new)
@@ -70,7 +81,8 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                     raise TopicError(ErrorCode.invalid_request,
                                      f"Unexpected broker id {res.resource_name}")
                 kinds = {n: p.kind for n, p in PROPERTIES.items()}
-                new = _apply(broker.metadata.broker_configs, res.configs, kinds)
+                new = _apply(broker.metadata.broker_configs, res.configs, kinds,
+                             lambda n: broker.config.describe().get(n))
                 for name, value in new.items():
                     prop = PROPERTIES.get(name)
                     if prop is None or not prop.dynamic:

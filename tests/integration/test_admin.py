@@ -1,0 +1,198 @@
+"""Topic and broker administration through confluent-kafka's AdminClient and raw requests:
+create (incl. validate-only), describe/alter configs, create partitions, delete records,
+delete topics, describe cluster, ListOffsets max-timestamp, LogAppendTime."""
+from __future__ import annotations
+
+import datetime
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+
+from tests.helpers import BrokerProcess
+from tests.integration.test_bad_input import connect, decode, encode, recv_frame
+
+
+@pytest.fixture(scope="module")
+def admin(broker: BrokerProcess) -> AdminClient:
+    return AdminClient({"bootstrap.servers": broker.bootstrap})
+
+
+def name() -> str:
+    return f"a-{uuid.uuid4().hex[:10]}"
+
+
+def error_code(exc: BaseException) -> str:
+    assert isinstance(exc, KafkaException)
+    return exc.args[0].name()
+
+
+def test_create_validate_only_creates_nothing(admin: AdminClient) -> None:
+    t = name()
+    admin.create_topics([NewTopic(t, 2, 1)], validate_only=True)[t].result(10)
+    assert t not in admin.list_topics(timeout=10).topics
+    admin.create_topics([NewTopic(t, 2, 1)])[t].result(10)
+    assert len(admin.list_topics(timeout=10).topics[t].partitions) == 2
+
+
+def test_create_errors(admin: AdminClient) -> None:
+    t = name()
+    admin.create_topics([NewTopic(t, 1, 1)])[t].result(10)
+    cases = [
+        (NewTopic(t, 1, 1), "TOPIC_ALREADY_EXISTS"),
+        (NewTopic(name(), 1, 3), "INVALID_REPLICATION_FACTOR"),
+        (NewTopic(name(), 1, 1, config={"retention.ms": "soon"}), "INVALID_CONFIG"),
+        (NewTopic(name(), 1, 1, config={"no.such.config": "1"}), "INVALID_CONFIG"),
+        (NewTopic("bad/name", 1, 1), "TOPIC_EXCEPTION"),  # librdkafka's name for code 17
+    ]
+    for topic, expected in cases:
+        with pytest.raises(KafkaException) as info:
+            admin.create_topics([topic])[topic.topic].result(10)
+        assert error_code(info.value) == expected, topic
+
+
+def test_topic_configs_describe_and_incremental_alter(admin: AdminClient) -> None:
+    t = name()
+    admin.create_topics([NewTopic(t, 1, 1, config={"retention.ms": "3600000"})])[t].result(10)
+    res = ConfigResource(ConfigResource.Type.TOPIC, t)
+    configs = admin.describe_configs([res])[res].result(10)
+    assert configs["retention.ms"].value == "3600000"
+    assert configs["retention.ms"].source == ConfigResource.Type.TOPIC.value or configs["retention.ms"].source == 1
+    assert configs["segment.bytes"].value == "1073741824"
+    assert configs["cleanup.policy"].value == "delete"
+    alter = ConfigResource(ConfigResource.Type.TOPIC, t, incremental_configs=[
+        ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+    ])
+    admin.incremental_alter_configs([alter])[alter].result(10)
+    configs = admin.describe_configs([res])[res].result(10)
+    assert configs["retention.ms"].value == "1000"
+    assert configs["cleanup.policy"].value == "delete,compact"
+    delete = ConfigResource(ConfigResource.Type.TOPIC, t, incremental_configs=[
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+    admin.incremental_alter_configs([delete])[delete].result(10)
+    assert admin.describe_configs([res])[res].result(10)["retention.ms"].value == "604800000"
+    bad = ConfigResource(ConfigResource.Type.TOPIC, t, incremental_configs=[
+        ConfigEntry("retention.ms", "x", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as info:
+        admin.incremental_alter_configs([bad])[bad].result(10)
+    assert error_code(info.value) == "INVALID_CONFIG"
+
+
+def test_broker_configs(admin: AdminClient) -> None:
+    res = ConfigResource(ConfigResource.Type.BROKER, "0")
+    configs = admin.describe_configs([res])[res].result(10)
+    assert configs["num.partitions"].value == "1"
+    assert configs["socket.request.max.bytes"].is_read_only
+    alter = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=[
+        ConfigEntry("log.retention.bytes", "123456789", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([alter])[alter].result(10)
+    assert admin.describe_configs([res])[res].result(10)["log.retention.bytes"].value == "123456789"
+    static = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=[
+        ConfigEntry("listeners", "PLAINTEXT://:1", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException):
+        admin.incremental_alter_configs([static])[static].result(10)
+    back = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=[
+        ConfigEntry("log.retention.bytes", None, incremental_operation=AlterConfigOpType.DELETE)])
+    admin.incremental_alter_configs([back])[back].result(10)
+
+
+def test_create_partitions(admin: AdminClient, broker: BrokerProcess) -> None:
+    t = name()
+    admin.create_topics([NewTopic(t, 1, 1)])[t].result(10)
+    admin.create_partitions([NewPartitions(t, 4)])[t].result(10)
+    assert len(admin.list_topics(t, timeout=10).topics[t].partitions) == 4
+    with pytest.raises(KafkaException) as info:
+        admin.create_partitions([NewPartitions(t, 2)])[t].result(10)
+    assert error_code(info.value) == "INVALID_PARTITIONS"
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce(t, b"in-new-partition", partition=3)
+    assert p.flush(10) == 0
+
+
+def test_delete_records_moves_log_start(admin: AdminClient, broker: BrokerProcess) -> None:
+    t = name()
+    admin.create_topics([NewTopic(t, 1, 1)])[t].result(10)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "batch.num.messages": 1})
+    for i in range(20):
+        p.produce(t, str(i).encode(), partition=0)
+        p.flush(10)
+    result = admin.delete_records([TopicPartition(t, 0, 12)])
+    low = list(result.values())[0].result(10)
+    assert low.low_watermark == 12
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "x"})
+    assert c.get_watermark_offsets(TopicPartition(t, 0), timeout=10) == (12, 20)
+    c.close()
+
+
+def test_delete_topic_removes_data(admin: AdminClient, broker: BrokerProcess) -> None:
+    t = name()
+    admin.create_topics([NewTopic(t, 2, 1)])[t].result(10)
+    assert (broker.data_dir / "logs" / f"{t}-0").exists()
+    admin.delete_topics([t])[t].result(10)
+    assert t not in admin.list_topics(timeout=10).topics
+    deadline = time.monotonic() + 5
+    while (broker.data_dir / "logs" / f"{t}-0").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (broker.data_dir / "logs" / f"{t}-0").exists()
+    with pytest.raises(KafkaException) as info:
+        admin.delete_topics([t])[t].result(10)
+    assert error_code(info.value) == "UNKNOWN_TOPIC_OR_PART"
+
+
+def test_describe_cluster(admin: AdminClient, broker: BrokerProcess) -> None:
+    cluster = admin.describe_cluster().result(10)
+    assert cluster.cluster_id
+    assert [n.id for n in cluster.nodes] == [0]
+    assert cluster.nodes[0].port == broker.port
+    assert cluster.controller.id == 0
+
+
+def test_list_offsets_max_timestamp(admin: AdminClient, broker: BrokerProcess) -> None:
+    t = name()
+    admin.create_topics([NewTopic(t, 1, 1)])[t].result(10)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 50})
+    for i, ts in enumerate([1000, 5000, 3000, 5000, 2000]):
+        p.produce(t, str(i).encode(), partition=0, timestamp=ts)
+    assert p.flush(10) == 0
+    mod = __import__("kio.schema.list_offsets.v7.request", fromlist=["x"])
+    request = mod.ListOffsetsRequest(replica_id=-1, isolation_level=0, topics=(mod.ListOffsetsTopic(
+        name=t, partitions=(mod.ListOffsetsPartition(partition_index=0, current_leader_epoch=-1, timestamp=-3),)),))
+    with connect(broker) as s:
+        s.sendall(encode(2, 7, request))
+        response = decode(2, 7, recv_frame(s))
+    part = response.topics[0].partitions[0]
+    assert (part.error_code, part.offset, part.timestamp) == (0, 1, 5000)
+
+
+def test_log_append_time(admin: AdminClient, broker: BrokerProcess) -> None:
+    t = name()
+    admin.create_topics([NewTopic(t, 1, 1, config={"message.timestamp.type": "LogAppendTime"})])[t].result(10)
+    before = int(time.time() * 1000)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "lz4"})
+    p.produce(t, b"stamped", partition=0, timestamp=1234)
+    assert p.flush(10) == 0
+    after = int(time.time() * 1000)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "x"})
+    c.assign([TopicPartition(t, 0, 0)])
+    m = None
+    for _ in range(50):
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            break
+    c.close()
+    assert m is not None and m.value() == b"stamped"
+    kind, ts = m.timestamp()
+    assert kind == TIMESTAMP_LOG_APPEND_TIME
+    assert before - 1000 <= ts <= after + 1000
+    assert datetime.datetime.fromtimestamp(ts / 1000).year >= 2024
