@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -17,7 +17,6 @@ from confluent_kafka.admin import (
     NewPartitions,
     NewTopic,
 )
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
 
 from tests.helpers import BrokerProcess
 from tests.integration.test_bad_input import connect, decode, encode, recv_frame

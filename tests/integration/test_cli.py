@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -290,6 +291,25 @@ def test_consumer_group_commits_and_resumes(broker: Any) -> None:
     ok(bootstrap, "produce", topic, stdin=b"r10\n")
     rest = consume(bootstrap, topic, *joined)
     assert rest == [f"r{i}" for i in range(4, 11)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_consume_interrupted_exits_cleanly(broker: Any, sig: signal.Signals) -> None:
+    bootstrap = broker.bootstrap
+    topic = new_topic(bootstrap, 1)
+    ok(bootstrap, "produce", topic, stdin=b"a\nb\n")
+    proc = subprocess.Popen(
+        [*CLI, "consume", topic, "--from-beginning", "--bootstrap-server", bootstrap],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"a\n"  # running and consuming
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    assert out == b"b\n"
+    assert b"Traceback" not in err
 
 
 # ------------------------------------------------------------------------- errors
