@@ -1,0 +1,401 @@
+"""The embedded backend of `Coordination`: one broker, no ZooKeeper, state in its log dir.
+
+What ZooKeeper keeps in persistent znodes (cluster id, topics and their assignments, topic
+configs, partition states with their versions, the controller epoch, pending topic
+deletions) is one JSON document, `<log_dir>/moldau-coordination.json`, rewritten
+atomically (tmp + fsync + rename + fsync of the dir) after every change. What ZooKeeper
+keeps in ephemeral znodes (broker registrations, /controller) lives in memory: this object
+is the one "session", and `close()` (or `expire_session()`) ends it.
+
+Semantics follow the ZooKeeper backend: compare-and-set versions count like znode
+versions (0 on create, +1 per write), controller-only writes need the epoch won by
+`try_become_controller` to still be current (NotControllerError otherwise), and
+registering the same broker id again in the same session updates it (as a ZooKeeper
+session re-registering its own ephemeral znode).
+
+Watches are plain lists of callbacks, called on the mutating thread after the change is
+made and persisted and after the lock is released, so a callback may call back in.
+
+File format (version 1)::
+
+    {"version": 1, "cluster_id": "<id>" | null, "controller_epoch": 3,
+     "topics": {"<t>": {"topic_id": "<uuid>", "partitions": {"0": [1]}}},
+     "topic_configs": {"<t>": {"k": "v"}},
+     "partition_states": {"<t>": {"0": {"leader": 1, "leader_epoch": 0, "isr": [1],
+                                        "controller_epoch": 3, "version": 0}}},
+     "pending_deletions": ["<t>"]}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from moldau.controller.coordination import (
+    BadVersionError,
+    BrokerInfo,
+    CoordinationError,
+    EventCallback,
+    LeaderAndIsr,
+    NotControllerError,
+    TopicAssignment,
+    TopicExistsError,
+)
+
+log = logging.getLogger(__name__)
+
+COORDINATION_FILE = "moldau-coordination.json"
+FORMAT_VERSION = 1
+
+
+class EmbeddedCoordination:
+    """`Coordination` for a broker running alone, persisted in `log_dir`."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = Path(log_dir)
+        self.path = self.log_dir / COORDINATION_FILE
+        self._lock = threading.RLock()
+        self._open = False
+        # durable
+        self._cluster_id: str | None = None
+        self._controller_epoch = 0
+        self._topics: dict[str, TopicAssignment] = {}
+        self._topic_configs: dict[str, dict[str, str]] = {}
+        self._partition_states: dict[str, dict[int, tuple[LeaderAndIsr, int]]] = {}
+        self._pending_deletions: list[str] = []
+        # ephemeral: this session's
+        self._brokers: dict[int, BrokerInfo] = {}
+        self._controller: int | None = None
+        self._fencing_epoch: int | None = None  # the epoch this session won
+        # watches
+        self._session_lost: list[EventCallback] = []
+        self._broker_watches: list[EventCallback] = []
+        self._controller_watches: list[EventCallback] = []
+        self._topic_watches: list[EventCallback] = []
+        self._config_watches: list[EventCallback] = []
+        self._deletion_watches: list[EventCallback] = []
+
+    # --- persistence -------------------------------------------------------------------
+
+    def _load(self) -> None:
+        try:
+            raw = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as e:
+            raise CoordinationError(f"cannot read {self.path}: {e}") from e
+        if raw.get("version") != FORMAT_VERSION:
+            raise CoordinationError(f"{self.path}: unknown format version {raw.get('version')!r}")
+        self._cluster_id = raw.get("cluster_id")
+        self._controller_epoch = int(raw.get("controller_epoch", 0))
+        self._topics = {
+            name: TopicAssignment(
+                name,
+                uuid.UUID(t["topic_id"]),
+                {int(p): [int(r) for r in replicas] for p, replicas in t["partitions"].items()},
+            )
+            for name, t in raw.get("topics", {}).items()
+        }
+        self._topic_configs = {name: dict(c) for name, c in raw.get("topic_configs", {}).items()}
+        self._partition_states = {
+            name: {
+                int(p): (
+                    LeaderAndIsr(s["leader"], s["leader_epoch"], tuple(s["isr"]), s["controller_epoch"]),
+                    int(s["version"]),
+                )
+                for p, s in states.items()
+            }
+            for name, states in raw.get("partition_states", {}).items()
+        }
+        self._pending_deletions = list(raw.get("pending_deletions", []))
+
+    def _document(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "cluster_id": self._cluster_id,
+            "controller_epoch": self._controller_epoch,
+            "topics": {
+                name: {
+                    "topic_id": str(t.topic_id),
+                    "partitions": {str(p): list(r) for p, r in sorted(t.partitions.items())},
+                }
+                for name, t in sorted(self._topics.items())
+            },
+            "topic_configs": {name: dict(c) for name, c in sorted(self._topic_configs.items())},
+            "partition_states": {
+                name: {
+                    str(p): {
+                        "leader": s.leader,
+                        "leader_epoch": s.leader_epoch,
+                        "isr": list(s.isr),
+                        "controller_epoch": s.controller_epoch,
+                        "version": version,
+                    }
+                    for p, (s, version) in sorted(states.items())
+                }
+                for name, states in sorted(self._partition_states.items())
+            },
+            "pending_deletions": list(self._pending_deletions),
+        }
+
+    def _persist(self) -> None:
+        data = json.dumps(self._document(), indent=1, sort_keys=False).encode()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            dir_fd = os.open(self.log_dir, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as e:
+            raise CoordinationError(f"cannot write {self.path}: {e}") from e
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise CoordinationError("embedded coordination is not started (or closed)")
+
+    def _require_controller(self, what: str) -> None:
+        if self._fencing_epoch is None or self._fencing_epoch != self._controller_epoch:
+            raise NotControllerError(f"{what}: this broker is not the controller")
+
+    @staticmethod
+    def _notify(callbacks: list[EventCallback]) -> None:
+        for callback in list(callbacks):
+            try:
+                callback()
+            except Exception:
+                log.exception("coordination callback %r failed", callback)
+
+    # --- session -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            try:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise CoordinationError(f"cannot create {self.log_dir}: {e}") from e
+            self._load()
+            self._open = True
+
+    def close(self) -> None:
+        with self._lock:
+            self._end_session()
+            self._open = False
+
+    def _end_session(self) -> None:
+        self._brokers.clear()
+        self._controller = None
+        self._fencing_epoch = None
+
+    def expire_session(self) -> None:
+        """What a ZooKeeper session expiry does (for tests of the layers above): the
+        registrations and /controller vanish, watches fire, `on_session_lost` is called.
+        Not part of `Coordination`."""
+        with self._lock:
+            self._require_open()
+            had_brokers = bool(self._brokers)
+            had_controller = self._controller is not None
+            self._end_session()
+        if had_brokers:
+            self._notify(self._broker_watches)
+        if had_controller:
+            self._notify(self._controller_watches)
+        self._notify(self._session_lost)
+
+    def on_session_lost(self, callback: EventCallback) -> None:
+        with self._lock:
+            self._session_lost.append(callback)
+
+    # --- cluster and brokers -----------------------------------------------------------
+
+    def get_or_create_cluster_id(self, proposed: str) -> str:
+        with self._lock:
+            self._require_open()
+            if self._cluster_id is None:
+                self._cluster_id = proposed
+                self._persist()
+            return self._cluster_id
+
+    def register_broker(self, info: BrokerInfo) -> None:
+        with self._lock:
+            self._require_open()
+            self._brokers[info.broker_id] = info
+        self._notify(self._broker_watches)
+
+    def live_brokers(self) -> dict[int, BrokerInfo]:
+        with self._lock:
+            self._require_open()
+            return dict(sorted(self._brokers.items()))
+
+    def watch_brokers(self, callback: EventCallback) -> None:
+        with self._lock:
+            self._broker_watches.append(callback)
+
+    # --- controller --------------------------------------------------------------------
+
+    def try_become_controller(self, broker_id: int) -> int | None:
+        with self._lock:
+            self._require_open()
+            if self._controller is not None and self._controller != broker_id:
+                return None
+            self._controller = broker_id
+            self._controller_epoch += 1
+            self._fencing_epoch = self._controller_epoch
+            self._persist()
+            epoch = self._controller_epoch
+        self._notify(self._controller_watches)
+        return epoch
+
+    def controller_id(self) -> int | None:
+        with self._lock:
+            self._require_open()
+            return self._controller
+
+    def controller_epoch(self) -> int:
+        with self._lock:
+            self._require_open()
+            return self._controller_epoch
+
+    def watch_controller(self, callback: EventCallback) -> None:
+        with self._lock:
+            self._controller_watches.append(callback)
+
+    # --- topics ------------------------------------------------------------------------
+
+    def topics(self) -> dict[str, TopicAssignment]:
+        with self._lock:
+            self._require_open()
+            return {name: _copy(t) for name, t in sorted(self._topics.items())}
+
+    def watch_topics(self, callback: EventCallback) -> None:
+        with self._lock:
+            self._topic_watches.append(callback)
+
+    def create_topic(self, assignment: TopicAssignment, configs: dict[str, str]) -> None:
+        with self._lock:
+            self._require_open()
+            if assignment.name in self._topics:
+                raise TopicExistsError(f"topic {assignment.name!r} already exists")
+            self._topics[assignment.name] = _copy(assignment)
+            self._topic_configs[assignment.name] = dict(configs)
+            self._persist()
+        self._notify(self._topic_watches)
+
+    def set_assignment(self, assignment: TopicAssignment) -> None:
+        what = f"set assignment of {assignment.name}"
+        with self._lock:
+            self._require_open()
+            self._require_controller(what)
+            if assignment.name not in self._topics:
+                raise CoordinationError(f"{what}: no such topic")
+            self._topics[assignment.name] = _copy(assignment)
+            self._persist()
+        self._notify(self._topic_watches)
+
+    def topic_configs(self, topic: str) -> dict[str, str]:
+        with self._lock:
+            self._require_open()
+            return dict(self._topic_configs.get(topic, {}))
+
+    def set_topic_configs(self, topic: str, configs: dict[str, str]) -> None:
+        with self._lock:
+            self._require_open()
+            self._topic_configs[topic] = dict(configs)
+            self._persist()
+        self._notify(self._config_watches)
+
+    def watch_config_changes(self, callback: EventCallback) -> None:
+        with self._lock:
+            self._config_watches.append(callback)
+
+    # --- partition state ---------------------------------------------------------------
+
+    def partition_state(self, topic: str, partition: int) -> tuple[LeaderAndIsr, int] | None:
+        with self._lock:
+            self._require_open()
+            return self._partition_states.get(topic, {}).get(partition)
+
+    def create_partition_state(self, topic: str, partition: int, state: LeaderAndIsr) -> int:
+        what = f"create state of {topic}-{partition}"
+        with self._lock:
+            self._require_open()
+            self._require_controller(what)
+            if topic not in self._topics:
+                raise CoordinationError(f"{what}: no such topic")
+            states = self._partition_states.setdefault(topic, {})
+            if partition in states:
+                raise BadVersionError(f"{what}: it already exists")
+            states[partition] = (state, 0)
+            self._persist()
+            return 0
+
+    def update_partition_state(
+        self, topic: str, partition: int, state: LeaderAndIsr, expected_version: int
+    ) -> int:
+        what = f"update state of {topic}-{partition}"
+        with self._lock:
+            self._require_open()
+            self._require_controller(what)
+            current = self._partition_states.get(topic, {}).get(partition)
+            if current is None:
+                raise BadVersionError(f"{what}: it does not exist")
+            if current[1] != expected_version:
+                raise BadVersionError(f"{what}: version is {current[1]}, not {expected_version}")
+            self._partition_states[topic][partition] = (state, expected_version + 1)
+            self._persist()
+            return expected_version + 1
+
+    # --- topic deletion ----------------------------------------------------------------
+
+    def request_topic_deletion(self, topic: str) -> None:
+        with self._lock:
+            self._require_open()
+            if topic in self._pending_deletions:
+                return
+            self._pending_deletions.append(topic)
+            self._persist()
+        self._notify(self._deletion_watches)
+
+    def pending_topic_deletions(self) -> list[str]:
+        with self._lock:
+            self._require_open()
+            return sorted(self._pending_deletions)
+
+    def watch_topic_deletions(self, callback: EventCallback) -> None:
+        with self._lock:
+            self._deletion_watches.append(callback)
+
+    def complete_topic_deletion(self, topic: str) -> None:
+        with self._lock:
+            self._require_open()
+            self._require_controller(f"complete deletion of {topic}")
+            had_topic = self._topics.pop(topic, None) is not None
+            self._topic_configs.pop(topic, None)
+            self._partition_states.pop(topic, None)
+            was_pending = topic in self._pending_deletions
+            if was_pending:
+                self._pending_deletions.remove(topic)
+            self._persist()
+        if had_topic:
+            self._notify(self._topic_watches)
+        if was_pending:
+            self._notify(self._deletion_watches)
+
+
+def _copy(assignment: TopicAssignment) -> TopicAssignment:
+    """A copy callers may mutate: the dataclass is frozen but its dict and lists are not."""
+    return TopicAssignment(
+        assignment.name, assignment.topic_id, {p: list(r) for p, r in sorted(assignment.partitions.items())}
+    )
