@@ -352,15 +352,21 @@ class ZooKeeperCoordination:
                 return r
         return None
 
+    def _require_controller(self, what: str) -> tuple[int, int]:
+        """Our fencing token (epoch znode version, epoch); checked before any read a
+        controller-only write does, so a deposed controller fails fast and uniformly."""
+        with self._lock:
+            zk_version, epoch = self._epoch_zk_version, self._epoch
+        if zk_version is None or epoch is None:
+            raise NotControllerError(f"{what}: this broker is not the controller")
+        return zk_version, epoch
+
     def _fenced(self, what: str, build: Callable[[TransactionRequest], None]) -> list[Any]:
         """Run `build`'s operations in one multi-op guarded by our /controller_epoch version.
 
         Returns the results of `build`'s operations; NotControllerError when the epoch moved
         (or we never won it); otherwise the failing operation's kazoo exception."""
-        with self._lock:
-            zk_version, epoch = self._epoch_zk_version, self._epoch
-        if zk_version is None:
-            raise NotControllerError(f"{what}: this broker is not the controller")
+        zk_version, epoch = self._require_controller(what)
         tx = self._client.transaction()
         tx.check(CONTROLLER_EPOCH, zk_version)
         build(tx)
@@ -671,6 +677,7 @@ class ZooKeeperCoordination:
     def create_partition_state(self, topic: str, partition: int, state: LeaderAndIsr) -> int:
         what = f"create state of {topic}-{partition}"
         with self._errors(what):
+            self._require_controller(what)
             # The parents go in the same multi-op, never ensure_path: that would resurrect
             # /brokers/topics/<t> as an empty znode if the topic was just deleted.
             need_partitions = not self._exists(partitions_path(topic))
@@ -727,6 +734,7 @@ class ZooKeeperCoordination:
         """One fenced multi-op: the topic's znodes (deepest first), its config, its request."""
         what = f"complete deletion of {topic}"
         with self._errors(what):
+            self._require_controller(what)
             for _ in range(5):
                 paths = self._subtree(topic_path(topic))
                 for extra in (topic_config_path(topic), delete_topic_path(topic)):
