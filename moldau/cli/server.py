@@ -76,14 +76,20 @@ def run_dev(args: argparse.Namespace) -> int:
 
 
 def serve(config: BrokerConfig) -> int:
+    from moldau.controller.coordination import CoordinationError
     from moldau.log.errors import LogDirLockedError
     from moldau.server.broker import Broker
 
     async def main() -> int:
-        broker = Broker(config)
+        if config["zookeeper.connect"]:
+            from moldau.server.cluster_broker import ClusterBroker
+
+            broker: Broker = ClusterBroker(config)
+        else:
+            broker = Broker(config)
         try:
             await broker.start()
-        except (LogDirLockedError, OSError, RuntimeError) as exc:
+        except (LogDirLockedError, OSError, RuntimeError, CoordinationError) as exc:
             log.error("cannot start: %s", exc)
             try:
                 broker.logs.shutdown()

@@ -16,6 +16,10 @@ class ApiKey(enum.IntEnum):
     FETCH = 1
     LIST_OFFSETS = 2
     METADATA = 3
+    LEADER_AND_ISR = 4
+    STOP_REPLICA = 5
+    UPDATE_METADATA = 6
+    CONTROLLED_SHUTDOWN = 7
     OFFSET_COMMIT = 8
     OFFSET_FETCH = 9
     FIND_COORDINATOR = 10
@@ -65,6 +69,16 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
 }
 
 
+# Inter-broker APIs (controller to brokers), declared in moldau.protocol.interbroker.
+INTER_BROKER_VERSIONS: dict[int, tuple[int, int]] = {
+    ApiKey.LEADER_AND_ISR: (5, 5),
+    ApiKey.STOP_REPLICA: (3, 3),
+    ApiKey.UPDATE_METADATA: (7, 7),
+    ApiKey.CONTROLLED_SHUTDOWN: (3, 3),
+}
+SUPPORTED_VERSIONS.update(INTER_BROKER_VERSIONS)
+
+
 def is_supported(api_key: int, api_version: int) -> bool:
     span = SUPPORTED_VERSIONS.get(api_key)
     return span is not None and span[0] <= api_version <= span[1]
@@ -72,11 +86,19 @@ def is_supported(api_key: int, api_version: int) -> bool:
 
 @cache
 def request_type(api_key: int, api_version: int) -> type:
+    if api_key in INTER_BROKER_VERSIONS:
+        from moldau.protocol import interbroker
+
+        return interbroker.REQUESTS[api_key]
     return load_request_schema(api_key, api_version)
 
 
 @cache
 def response_type(api_key: int, api_version: int) -> type:
+    if api_key in INTER_BROKER_VERSIONS:
+        from moldau.protocol import interbroker
+
+        return interbroker.RESPONSES[api_key]
     return load_response_schema(api_key, api_version)
 
 

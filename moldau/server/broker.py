@@ -177,7 +177,7 @@ class Broker:
     def port(self) -> int:
         return self.bound[0].port
 
-    def _check_meta_properties(self) -> None:
+    def _check_meta_properties(self, cluster_id: str | None = None) -> None:
         """Kafka's meta.properties: one cluster id and broker id per log dir."""
         found: dict[str, str] = {}
         for d in self.log_dirs:
@@ -197,7 +197,9 @@ class Broker:
         ids = {v for v in found.values() if v}
         if len(ids) > 1:
             raise RuntimeError(f"log dirs belong to different clusters: {sorted(ids)}")
-        self._cluster_id = ids.pop() if ids else _new_cluster_id()
+        if cluster_id is not None and ids and ids != {cluster_id}:
+            raise RuntimeError(f"log dirs belong to cluster {sorted(ids)[0]}, not {cluster_id}")
+        self._cluster_id = cluster_id or (ids.pop() if ids else _new_cluster_id())
         for d in self.log_dirs:
             path = d / "meta.properties"
             if not path.exists():
@@ -370,10 +372,28 @@ class Broker:
             return None
         return self.logs.get(topic, partition)
 
+    def partition_exists(self, topic: str, partition: int) -> bool:
+        state = self.metadata.topics.get(topic)
+        return state is not None and partition in state.partitions
+
+    def partition_error(self, topic: str, partition: int) -> ErrorCode:
+        """Why partition_log gave nothing: unknown here; in a cluster, maybe not the leader."""
+        return ErrorCode.unknown_topic_or_partition
+
+    def live_brokers(self) -> list[tuple[int, str, int, str | None]]:
+        """(id, host, port, rack) of every live broker, for Metadata and DescribeCluster."""
+        return [(self.broker_id, lst.host, lst.port, self.config["broker.rack"]) for lst in self.bound[:1]]
+
+    def controller_id(self) -> int:
+        return self.broker_id
+
+    async def wait_for_topics(self, names: list[str], present: bool, timeout_s: float) -> None:
+        """In a cluster, let topic changes reach this broker's metadata; alone, they already have."""
+
     def append(self, topic: str, partition: int, records: bytes | None, now_ms: int) -> AppendResult:
         plog = self.partition_log(topic, partition)
         if plog is None:
-            return AppendResult(ErrorCode.unknown_topic_or_partition)
+            return AppendResult(self.partition_error(topic, partition))
         if not records:
             return AppendResult(ErrorCode.invalid_record, message="produce request without records")
         buf = bytearray(records)

@@ -92,6 +92,8 @@ PROPERTIES: dict[str, Prop] = {
         _p("group.max.session.timeout.ms", "int", 1800000, minimum=0),
         _p("group.max.size", "int", 2147483647, minimum=1),
         _p("auto.leader.rebalance.enable", "boolean", True),
+        _p("leader.imbalance.check.interval.seconds", "long", 300, minimum=1),
+        _p("leader.imbalance.per.broker.percentage", "int", 10, minimum=0),
         _p("controlled.shutdown.enable", "boolean", True),
         _p("fetch.max.bytes", "int", 57671680, minimum=0),
         _p("connections.max.idle.ms", "long", 600000),

@@ -22,6 +22,7 @@ from moldau.protocol.framing import (
 )
 from moldau.server.handlers import (
     api_versions,
+    controlled_shutdown,
     create_partitions,
     create_topics,
     delete_groups,
@@ -35,6 +36,7 @@ from moldau.server.handlers import (
     heartbeat,
     incremental_alter_configs,
     join_group,
+    leader_and_isr,
     leave_group,
     list_groups,
     list_offsets,
@@ -43,7 +45,9 @@ from moldau.server.handlers import (
     offset_delete,
     offset_fetch,
     produce,
+    stop_replica,
     sync_group,
+    update_metadata,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +82,10 @@ HANDLERS: dict[int, HandlerFn] = {
     ApiKey.LIST_GROUPS: list_groups.handle,
     ApiKey.DELETE_GROUPS: delete_groups.handle,
     ApiKey.OFFSET_DELETE: offset_delete.handle,
+    ApiKey.LEADER_AND_ISR: leader_and_isr.handle,
+    ApiKey.STOP_REPLICA: stop_replica.handle,
+    ApiKey.UPDATE_METADATA: update_metadata.handle,
+    ApiKey.CONTROLLED_SHUTDOWN: controlled_shutdown.handle,
 }
 assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
 

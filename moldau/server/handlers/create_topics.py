@@ -73,4 +73,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                 configs=configs_out,
             )
         )
+    if not request.validate_only:
+        created = [r.name for r in results if r.error_code == ErrorCode.none]
+        await broker.wait_for_topics(created, True, min(request.timeout.total_seconds(), 30.0))
     return build(t.CreateTopicsResponse, throttle_time=NO_THROTTLE, topics=tuple(results))

@@ -20,7 +20,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
             plog = broker.partition_log(topic.name, p.partition_index)
             code, low = ErrorCode.none, -1
             if plog is None:
-                code = ErrorCode.unknown_topic_or_partition
+                code = broker.partition_error(topic.name, p.partition_index)
             else:
                 hw = broker.high_watermark(plog)
                 offset = hw if p.offset == -1 else p.offset

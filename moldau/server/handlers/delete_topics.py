@@ -36,4 +36,6 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         results.append(build(t.DeletableTopicResult, name=name,
                              topic_id=state.topic_id if state else topic_id,
                              error_code=code, error_message=message))
+    deleted = [r.name for r in results if r.error_code == ErrorCode.none and r.name]
+    await broker.wait_for_topics(deleted, False, min(request.timeout.total_seconds(), 30.0))
     return build(t.DeleteTopicsResponse, throttle_time=NO_THROTTLE, responses=tuple(results))

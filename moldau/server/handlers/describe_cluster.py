@@ -20,11 +20,10 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                      endpoint_type=endpoint_type, cluster_id=broker.metadata.cluster_id,
                      controller_id=-1, brokers=(), cluster_authorized_operations=-2147483648)
     brokers = tuple(
-        build(t.DescribeClusterBroker, broker_id=broker.broker_id, host=lst.host, port=lst.port,
-              rack=broker.config["broker.rack"])
-        for lst in broker.bound[:1]
+        build(t.DescribeClusterBroker, broker_id=node_id, host=host, port=port, rack=rack)
+        for node_id, host, port, rack in broker.live_brokers()
     )
     return build(t.DescribeClusterResponse, throttle_time=NO_THROTTLE, error_code=ErrorCode.none,
                  error_message=None, endpoint_type=1, cluster_id=broker.metadata.cluster_id,
-                 controller_id=broker.broker_id, brokers=brokers,
+                 controller_id=broker.controller_id(), brokers=brokers,
                  cluster_authorized_operations=-2147483648)

@@ -31,7 +31,7 @@ def _read(broker: Broker, request: Any) -> tuple[list[tuple[str, list[tuple[Any,
         for fp in topic.partitions:
             plog = broker.partition_log(topic.topic, fp.partition)
             if plog is None:
-                parts.append((fp.partition, ErrorCode.unknown_topic_or_partition, -1, -1, -1, EMPTY))
+                parts.append((fp.partition, broker.partition_error(topic.topic, fp.partition), -1, -1, -1, EMPTY))
                 errors = True
                 continue
             hw = broker.high_watermark(plog)

@@ -18,7 +18,7 @@ def lookup(broker: Broker, topic: str, partition: int, timestamp: int) -> tuple[
     """(error, timestamp, offset, leader epoch) for one partition."""
     plog = broker.partition_log(topic, partition)
     if plog is None:
-        return ErrorCode.unknown_topic_or_partition, -1, -1, -1
+        return broker.partition_error(topic, partition), -1, -1, -1
     epoch = broker.metadata.topics[topic].partitions[partition].leader_epoch
     if timestamp == LATEST:
         return ErrorCode.none, -1, broker.high_watermark(plog), epoch

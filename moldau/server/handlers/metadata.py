@@ -83,9 +83,14 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                     continue
                 if allow_create and broker.config["auto.create.topics.enable"]:
                     try:
-                        state = broker.create_topic(name, -1, -1, {})
+                        broker.create_topic(name, -1, -1, {})
                     except TopicError as exc:
-                        topics.append(_error_topic(t, name, None, exc.code))
+                        if exc.code != ErrorCode.topic_already_exists:
+                            topics.append(_error_topic(t, name, None, exc.code))
+                            continue
+                    state = store.topics.get(name)
+                    if state is None:  # a cluster: the controller has not elected its leaders yet
+                        topics.append(_error_topic(t, name, None, ErrorCode.leader_not_available))
                         continue
                 else:
                     topics.append(_error_topic(t, name, None, ErrorCode.unknown_topic_or_partition))
@@ -93,16 +98,15 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
             assert state is not None
             topics.append(_topic(t, state))
     brokers = tuple(
-        build(t.MetadataResponseBroker, node_id=broker.broker_id, host=lst.host, port=lst.port,
-              rack=broker.config["broker.rack"])
-        for lst in broker.bound[:1]
+        build(t.MetadataResponseBroker, node_id=node_id, host=host, port=port, rack=rack)
+        for node_id, host, port, rack in broker.live_brokers()
     )
     return build(
         t.MetadataResponse,
         throttle_time=NO_THROTTLE,
         brokers=brokers,
         cluster_id=store.cluster_id,
-        controller_id=broker.broker_id,
+        controller_id=broker.controller_id(),
         topics=tuple(topics),
         cluster_authorized_operations=-2147483648,
     )

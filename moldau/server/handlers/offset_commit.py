@@ -23,7 +23,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
     valid: list[tuple[str, int, int, int, str | None]] = []
     for topic in request.topics:
         for p in topic.partitions:
-            if broker.partition_log(topic.name, p.partition_index) is None:
+            if not broker.partition_exists(topic.name, p.partition_index):
                 codes[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
             else:
                 valid.append((topic.name, p.partition_index, p.committed_offset,

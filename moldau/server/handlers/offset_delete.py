@@ -16,7 +16,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
     wanted = []
     for topic in request.topics:
         for p in topic.partitions:
-            if broker.partition_log(topic.name, p.partition_index) is None:
+            if not broker.partition_exists(topic.name, p.partition_index):
                 codes[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
             else:
                 wanted.append((topic.name, p.partition_index))

@@ -1,0 +1,462 @@
+"""The controller: one broker, elected through the coordination service, that decides
+partition leaders and ISRs and tells every broker.
+
+One queue, one owner (Kafka's ControllerEventManager): coordination watches only put
+events on `events`; the `run` task alone reads and changes controller state. Decisions
+come from the pure functions in `election` and `assignment`; this module writes them to
+the coordination service (compare-and-set, fenced by the controller epoch) and sends
+LeaderAndIsr / UpdateMetadata / StopReplica to the brokers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from moldau.controller import election
+from moldau.controller.coordination import (
+    BadVersionError,
+    BrokerInfo,
+    Coordination,
+    LeaderAndIsr,
+    NotControllerError,
+    TopicAssignment,
+)
+from moldau.protocol import interbroker as ib
+from moldau.protocol.apis import ApiKey
+from moldau.server.broker_client import BrokerConnection
+
+log = logging.getLogger(__name__)
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass
+class ControlledShutdown:
+    broker_id: int
+    done: asyncio.Future[list[TopicPartition]]
+
+
+@dataclass
+class PreferredElection:
+    partitions: list[TopicPartition] | None  # None = every partition
+    done: asyncio.Future[dict[TopicPartition, str | None]]
+
+
+@dataclass
+class ControllerState:
+    live: dict[int, BrokerInfo] = field(default_factory=dict)
+    topics: dict[str, TopicAssignment] = field(default_factory=dict)
+    states: dict[TopicPartition, tuple[LeaderAndIsr, int]] = field(default_factory=dict)
+    shutting_down: set[int] = field(default_factory=set)
+    deleting: set[str] = field(default_factory=set)
+
+
+class ChannelManager:
+    """One ordered sender per broker (Kafka's ControllerChannelManager)."""
+
+    def __init__(self, controller_id: int) -> None:
+        self.controller_id = controller_id
+        self._queues: dict[int, asyncio.Queue[tuple[int, Any]]] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._endpoints: dict[int, tuple[str, int]] = {}
+
+    def add_broker(self, info: BrokerInfo) -> None:
+        ep = info.endpoints[0]
+        if self._endpoints.get(info.broker_id) == (ep.host, ep.port) and info.broker_id in self._tasks:
+            return
+        self.remove_broker(info.broker_id)
+        self._endpoints[info.broker_id] = (ep.host, ep.port)
+        queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        self._queues[info.broker_id] = queue
+        self._tasks[info.broker_id] = asyncio.get_running_loop().create_task(
+            self._sender(info.broker_id, ep.host, ep.port, queue))
+
+    def remove_broker(self, broker_id: int) -> None:
+        task = self._tasks.pop(broker_id, None)
+        if task is not None:
+            task.cancel()
+        self._queues.pop(broker_id, None)
+        self._endpoints.pop(broker_id, None)
+
+    def send(self, broker_id: int, api_key: int, request: Any) -> None:
+        queue = self._queues.get(broker_id)
+        if queue is not None:
+            queue.put_nowait((api_key, request))
+
+    async def _sender(self, broker_id: int, host: str, port: int, queue: asyncio.Queue[tuple[int, Any]]) -> None:
+        conn = BrokerConnection(host, port, f"controller-{self.controller_id}")
+        try:
+            while True:
+                api_key, request = await queue.get()
+                version = ib.VERSIONS[api_key]
+                while True:
+                    try:
+                        await conn.request(api_key, version, request, timeout=10.0)
+                        break
+                    except (OSError, ConnectionError, TimeoutError) as exc:
+                        log.info("controller: broker %d unreachable (%s); retrying", broker_id, exc)
+                        conn.close()
+                        await asyncio.sleep(0.3)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        for broker_id in list(self._tasks):
+            self.remove_broker(broker_id)
+
+
+class Controller:
+    def __init__(
+        self,
+        broker_id: int,
+        epoch: int,
+        coordination: Coordination,
+        *,
+        unclean_leader_election: Callable[[str], bool],
+    ) -> None:
+        self.broker_id = broker_id
+        self.epoch = epoch
+        self.coordination = coordination
+        self.unclean_leader_election = unclean_leader_election
+        self.events: asyncio.Queue[Any] = asyncio.Queue()
+        self.state = ControllerState()
+        self.channels = ChannelManager(broker_id)
+        self._task: asyncio.Task[None] | None = None
+        self.active = True
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        self.active = False
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self.channels.close()
+
+    def enqueue(self, event: Any) -> None:
+        self.events.put_nowait(event)
+
+    async def run(self) -> None:
+        try:
+            await asyncio.to_thread(lambda: None)  # let the broker finish starting
+            self._on_elected()
+            while self.active:
+                event = await self.events.get()
+                try:
+                    self._process(event)
+                except NotControllerError:
+                    log.warning("controller %d: fenced by a newer controller; resigning", self.broker_id)
+                    self.active = False
+                    return
+                except Exception:
+                    log.exception("controller %d: error processing %r", self.broker_id, event)
+        except asyncio.CancelledError:
+            pass
+        except NotControllerError:
+            log.warning("controller %d: fenced by a newer controller while starting", self.broker_id)
+            self.active = False
+
+    # --- events ----------------------------------------------------------------------
+
+    def _process(self, event: Any) -> None:
+        if event == "brokers":
+            self._on_broker_change()
+        elif event == "topics":
+            self._on_topic_change()
+        elif event == "deletions":
+            self._on_topic_deletion()
+        elif isinstance(event, ControlledShutdown):
+            remaining = self._on_controlled_shutdown(event.broker_id)
+            if not event.done.done():
+                event.done.set_result(remaining)
+        elif isinstance(event, PreferredElection):
+            result = self._on_preferred_election(event.partitions)
+            if not event.done.done():
+                event.done.set_result(result)
+        elif event == "auto_rebalance":
+            self._on_preferred_election(None, only_imbalanced=True)
+
+    def _on_elected(self) -> None:
+        """Load everything from the coordination service and tell every broker."""
+        c = self.coordination
+        s = self.state
+        s.live = c.live_brokers()
+        s.topics = c.topics()
+        s.states = {}
+        for topic in s.topics.values():
+            for p in topic.partitions:
+                found = c.partition_state(topic.name, p)
+                if found is not None:
+                    s.states[(topic.name, p)] = found
+        for info in s.live.values():
+            self.channels.add_broker(info)
+        log.info("controller %d (epoch %d): %d live broker(s), %d topic(s)",
+                 self.broker_id, self.epoch, len(s.live), len(s.topics))
+        changed = self._initialize_new_partitions(self._all_partitions())
+        changed |= self._elect_for_offline(self._all_partitions())
+        self._send_leader_and_isr(self._all_partitions(), brokers=set(s.live))
+        self._send_update_metadata(set(s.live))
+        if c.pending_topic_deletions():
+            self._on_topic_deletion()
+        del changed
+
+    def _on_broker_change(self) -> None:
+        s = self.state
+        live = self.coordination.live_brokers()
+        new = set(live) - set(s.live)
+        dead = set(s.live) - set(live)
+        changed_endpoints = {b for b in set(live) & set(s.live) if live[b] != s.live[b]}
+        s.live = live
+        s.shutting_down &= set(live)
+        for b in dead:
+            self.channels.remove_broker(b)
+        for b in new | changed_endpoints:
+            self.channels.add_broker(live[b])
+        if not (new or dead or changed_endpoints):
+            return
+        log.info("controller %d: brokers joined %s, left %s", self.broker_id, sorted(new), sorted(dead))
+        changed = self._elect_for_offline(self._all_partitions())
+        changed |= self._initialize_new_partitions(self._all_partitions())
+        # New brokers learn everything; the rest learn what changed.
+        self._send_update_metadata(set(live))
+        if new | changed_endpoints:
+            self._send_leader_and_isr(self._all_partitions(), brokers=new | changed_endpoints)
+        if changed:
+            self._send_leader_and_isr(changed, brokers=set(live) - new - changed_endpoints)
+
+    def _on_topic_change(self) -> None:
+        s = self.state
+        topics = self.coordination.topics()
+        added = [
+            (t.name, p)
+            for t in topics.values()
+            for p in t.partitions
+            if t.name not in s.topics or p not in s.topics[t.name].partitions
+        ]
+        s.topics = topics
+        for tp in list(s.states):
+            if tp[0] not in topics:
+                del s.states[tp]
+        if added:
+            changed = self._initialize_new_partitions(added)
+            self._send_leader_and_isr(changed, brokers=set(s.live))
+        self._send_update_metadata(set(s.live))
+
+    def _on_topic_deletion(self) -> None:
+        s = self.state
+        for name in self.coordination.pending_topic_deletions():
+            topic = s.topics.get(name)
+            if topic is None:
+                self.coordination.complete_topic_deletion(name)
+                continue
+            for broker_id in s.live:
+                partitions = [p for p, replicas in topic.partitions.items() if broker_id in replicas]
+                if partitions:
+                    self.channels.send(broker_id, ApiKey.STOP_REPLICA, ib.StopReplicaRequest(
+                        controller_id=self.broker_id, controller_epoch=self.epoch, broker_epoch=-1,
+                        topic_states=(ib.StopReplicaTopicState(topic_name=name, partition_states=tuple(
+                            ib.StopReplicaPartitionState(partition_index=p, leader_epoch=-2, delete_partition=True)
+                            for p in partitions)),)))
+            self.coordination.complete_topic_deletion(name)
+            s.topics.pop(name, None)
+            for tp in [tp for tp in s.states if tp[0] == name]:
+                del s.states[tp]
+            log.info("controller %d: deleted topic %s", self.broker_id, name)
+        self._send_update_metadata(set(s.live))
+
+    def _on_controlled_shutdown(self, broker_id: int) -> list[TopicPartition]:
+        """Move leadership away from a broker that is shutting down; return what it still leads."""
+        s = self.state
+        s.shutting_down.add(broker_id)
+        changed: list[TopicPartition] = []
+        for tp, (current, version) in list(s.states.items()):
+            replicas = s.topics[tp[0]].partitions.get(tp[1], [])
+            if broker_id not in replicas:
+                continue
+            if current.leader == broker_id:
+                new = election.controlled_shutdown_election(
+                    replicas, current, set(s.live), s.shutting_down, self.epoch).leader_and_isr
+            elif broker_id in current.isr and len(current.isr) > 1:
+                new = LeaderAndIsr(current.leader, current.leader_epoch + 1,
+                                   tuple(b for b in current.isr if b != broker_id), self.epoch)
+            else:
+                continue
+            if new is not None and self._write_state(tp, new, version):
+                changed.append(tp)
+        if changed:
+            self._send_leader_and_isr(changed, brokers=set(s.live))
+            self._send_update_metadata(set(s.live))
+        return [tp for tp, (st, _) in s.states.items() if st.leader == broker_id]
+
+    def _on_preferred_election(
+        self, partitions: list[TopicPartition] | None, only_imbalanced: bool = False
+    ) -> dict[TopicPartition, str | None]:
+        s = self.state
+        results: dict[TopicPartition, str | None] = {}
+        changed: list[TopicPartition] = []
+        for tp in partitions if partitions is not None else self._all_partitions():
+            topic = s.topics.get(tp[0])
+            if topic is None or tp[1] not in topic.partitions or tp not in s.states:
+                results[tp] = "UNKNOWN_TOPIC_OR_PARTITION"
+                continue
+            replicas = topic.partitions[tp[1]]
+            current, version = s.states[tp]
+            if current.leader == replicas[0]:
+                results[tp] = "ELECTION_NOT_NEEDED"
+                continue
+            new = election.preferred_election(
+                replicas, current, set(s.live) - s.shutting_down, self.epoch).leader_and_isr
+            if new is None:
+                results[tp] = "PREFERRED_LEADER_NOT_AVAILABLE"
+                continue
+            if self._write_state(tp, new, version):
+                changed.append(tp)
+                results[tp] = None
+            else:
+                results[tp] = "PREFERRED_LEADER_NOT_AVAILABLE"
+        if changed:
+            self._send_leader_and_isr(changed, brokers=set(s.live))
+            self._send_update_metadata(set(s.live))
+        del only_imbalanced
+        return results
+
+    # --- decisions written, then sent -------------------------------------------------------
+
+    def _all_partitions(self) -> list[TopicPartition]:
+        return [(t.name, p) for t in self.state.topics.values() for p in sorted(t.partitions)]
+
+    def _write_state(self, tp: TopicPartition, new: LeaderAndIsr, version: int | None) -> bool:
+        try:
+            if version is None:
+                v = self.coordination.create_partition_state(tp[0], tp[1], new)
+            else:
+                v = self.coordination.update_partition_state(tp[0], tp[1], new, version)
+        except BadVersionError:
+            found = self.coordination.partition_state(tp[0], tp[1])
+            if found is not None:
+                self.state.states[tp] = found
+            log.info("controller: partition state of %s-%d moved under us; reloaded", *tp)
+            return False
+        self.state.states[tp] = (new, v)
+        return True
+
+    def _initialize_new_partitions(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
+        s = self.state
+        changed: set[TopicPartition] = set()
+        for tp in partitions:
+            if tp in s.states:
+                continue
+            replicas = s.topics[tp[0]].partitions[tp[1]]
+            new = election.initial_state(replicas, set(s.live) - s.shutting_down, self.epoch)
+            if new is None:
+                new = LeaderAndIsr(-1, 0, tuple(replicas), self.epoch)
+            if self._write_state(tp, new, None):
+                changed.add(tp)
+        return changed
+
+    def _elect_for_offline(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
+        """Partitions whose leader is gone get a new one; dead followers leave the ISR."""
+        s = self.state
+        live = set(s.live)
+        changed: set[TopicPartition] = set()
+        for tp in partitions:
+            if tp not in s.states:
+                continue
+            current, version = s.states[tp]
+            replicas = s.topics[tp[0]].partitions[tp[1]]
+            if current.leader in live and current.leader not in s.shutting_down:
+                dead_isr = set(current.isr) - live
+                if dead_isr and len(current.isr) > len(dead_isr):
+                    new: LeaderAndIsr | None = LeaderAndIsr(
+                        current.leader, current.leader_epoch + 1,
+                        tuple(b for b in current.isr if b in live), self.epoch)
+                else:
+                    continue
+            else:
+                result = election.offline_election(
+                    replicas, current, live - s.shutting_down, self.unclean_leader_election(tp[0]), self.epoch)
+                new = result.leader_and_isr
+                if new is None:
+                    if current.leader != -1:
+                        # No eligible leader: the partition goes offline (leader -1), ISR kept.
+                        new = LeaderAndIsr(-1, current.leader_epoch + 1, current.isr, self.epoch)
+                    else:
+                        continue
+                elif result.unclean:
+                    log.warning("controller: UNCLEAN leader election for %s-%d: broker %d was not in the ISR "
+                                "%s; acknowledged records may be lost", tp[0], tp[1], new.leader, current.isr)
+            if new is not None and self._write_state(tp, new, version):
+                changed.add(tp)
+        return changed
+
+    def _send_leader_and_isr(self, partitions: Iterable[TopicPartition], brokers: set[int]) -> None:
+        s = self.state
+        per_broker: dict[int, dict[str, list[ib.LeaderAndIsrPartitionState]]] = {}
+        for tp in partitions:
+            if tp not in s.states or tp[0] not in s.topics:
+                continue
+            state, version = s.states[tp]
+            replicas = s.topics[tp[0]].partitions[tp[1]]
+            ps = ib.LeaderAndIsrPartitionState(
+                partition_index=tp[1], controller_epoch=state.controller_epoch, leader=state.leader,
+                leader_epoch=state.leader_epoch, isr=tuple(state.isr), zk_version=version,
+                replicas=tuple(replicas), adding_replicas=(), removing_replicas=(), is_new=False)
+            for b in replicas:
+                if b in brokers and b in s.live:
+                    per_broker.setdefault(b, {}).setdefault(tp[0], []).append(ps)
+        leaders = {st.leader for st, _ in s.states.values() if st.leader in s.live}
+        live_leaders = tuple(
+            ib.LeaderAndIsrLiveLeader(broker_id=b, host_name=s.live[b].endpoints[0].host,
+                                      port=s.live[b].endpoints[0].port)
+            for b in sorted(leaders))
+        for b, topics in per_broker.items():
+            self.channels.send(b, ApiKey.LEADER_AND_ISR, ib.LeaderAndIsrRequest(
+                controller_id=self.broker_id, controller_epoch=self.epoch, max_broker_epoch=-1,
+                topic_states=tuple(
+                    ib.LeaderAndIsrTopicState(topic_name=name, topic_id=s.topics[name].topic_id,
+                                              partition_states=tuple(ps))
+                    for name, ps in topics.items()),
+                live_leaders=live_leaders))
+
+    def update_metadata_request(self) -> ib.UpdateMetadataRequest:
+        s = self.state
+        topic_states = []
+        for topic in s.topics.values():
+            parts = []
+            for p in sorted(topic.partitions):
+                if (topic.name, p) not in s.states:
+                    continue
+                state, version = s.states[(topic.name, p)]
+                replicas = topic.partitions[p]
+                parts.append(ib.UpdateMetadataPartitionState(
+                    partition_index=p, controller_epoch=state.controller_epoch, leader=state.leader,
+                    leader_epoch=state.leader_epoch, isr=tuple(state.isr), zk_version=version,
+                    replicas=tuple(replicas), offline_replicas=tuple(b for b in replicas if b not in s.live)))
+            topic_states.append(ib.UpdateMetadataTopicState(
+                topic_name=topic.name, topic_id=topic.topic_id, partition_states=tuple(parts)))
+        brokers = tuple(
+            ib.UpdateMetadataBroker(
+                id=info.broker_id,
+                endpoints=tuple(ib.UpdateMetadataEndpoint(port=e.port, host=e.host, listener=e.listener,
+                                                          security_protocol=0) for e in info.endpoints),
+                rack=info.rack)
+            for info in sorted(s.live.values(), key=lambda i: i.broker_id))
+        return ib.UpdateMetadataRequest(controller_id=self.broker_id, controller_epoch=self.epoch, broker_epoch=-1,
+                                        topic_states=tuple(topic_states), live_brokers=brokers)
+
+    def _send_update_metadata(self, brokers: set[int]) -> None:
+        request = self.update_metadata_request()
+        for b in brokers:
+            self.channels.send(b, ApiKey.UPDATE_METADATA, request)

@@ -1,0 +1,117 @@
+"""Outgoing Kafka connections from one broker to another (controller requests now,
+replica fetchers later): requests are pipelined and answers matched in order."""
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import logging
+import struct
+from collections import deque
+from functools import cache
+from typing import Any
+
+from kio.serial import entity_reader, entity_writer
+
+from moldau.protocol.apis import ApiKey, is_flexible, request_type, response_type
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def _writer(api_key: int, version: int) -> Any:
+    return entity_writer(request_type(api_key, version))
+
+
+@cache
+def _reader(api_key: int, version: int) -> Any:
+    return entity_reader(response_type(api_key, version))
+
+
+def encode_request(api_key: int, version: int, correlation_id: int, client_id: str, request: Any) -> bytes:
+    cid = client_id.encode()
+    header = struct.pack(">hhih", api_key, version, correlation_id, len(cid)) + cid
+    if is_flexible(api_key, version):
+        header += b"\x00"
+    body = io.BytesIO()
+    _writer(api_key, version)(body, request)
+    payload = header + body.getvalue()
+    return struct.pack(">i", len(payload)) + payload
+
+
+def decode_response(api_key: int, version: int, frame: bytes) -> tuple[int, Any]:
+    (correlation_id,) = struct.unpack_from(">i", frame, 0)
+    pos = 4
+    if api_key != ApiKey.API_VERSIONS and is_flexible(api_key, version):
+        pos += 1  # empty tagged fields (we never receive others from our own brokers)
+    response, _ = _reader(api_key, version)(memoryview(frame).toreadonly(), pos)
+    return correlation_id, response
+
+
+class BrokerConnection:
+    def __init__(self, host: str, port: int, client_id: str) -> None:
+        self.host, self.port, self.client_id = host, port, client_id
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: deque[tuple[int, int, int, asyncio.Future[Any]]] = deque()
+        self._ids = itertools.count(1)
+        self._read_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def _connect(self, timeout: float) -> None:
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), timeout)
+        self._read_task = asyncio.get_running_loop().create_task(self._read_loop())
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                size = struct.unpack(">i", await self._reader.readexactly(4))[0]
+                frame = await self._reader.readexactly(size)
+                if not self._pending:
+                    continue
+                correlation_id, api_key, version, fut = self._pending.popleft()
+                try:
+                    got_id, response = decode_response(api_key, version, frame)
+                    if got_id != correlation_id:
+                        raise ConnectionError(f"correlation id {got_id} != {correlation_id}")
+                    if not fut.done():
+                        fut.set_result(response)
+                except Exception as exc:
+                    if not fut.done():
+                        fut.set_exception(exc)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
+            self._fail(ConnectionError(f"connection to {self.host}:{self.port} lost: {exc}"))
+        except asyncio.CancelledError:
+            self._fail(ConnectionError("connection closed"))
+
+    def _fail(self, exc: Exception) -> None:
+        while self._pending:
+            fut = self._pending.popleft()[3]
+            if not fut.done():
+                fut.set_exception(exc)
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+    async def request(self, api_key: int, version: int, request: Any, timeout: float = 10.0) -> Any:
+        async with self._lock:
+            if self._writer is None:
+                await self._connect(timeout)
+            assert self._writer is not None
+            correlation_id = next(self._ids)
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._pending.append((correlation_id, api_key, version, fut))
+            self._writer.write(encode_request(api_key, version, correlation_id, self.client_id, request))
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._read_task is not None:
+            self._read_task.cancel()
+            self._read_task = None
+        self._fail(ConnectionError("connection closed"))

@@ -1,0 +1,559 @@
+"""A broker in a cluster coordinated by ZooKeeper (`zookeeper.connect` is set).
+
+It registers itself, competes for the controller role, learns partition roles from the
+controller (LeaderAndIsr), keeps a metadata cache fed by UpdateMetadata, and serves a
+partition's data only while it leads it. Admin requests write the coordination service
+(as Kafka's ZooKeeper-mode brokers do) and the controller reacts to its watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+from moldau.controller import assignment as assign
+from moldau.controller.controller import ControlledShutdown, Controller, PreferredElection
+from moldau.controller.coordination import (
+    BrokerIdInUseError,
+    BrokerInfo,
+    Coordination,
+    CoordinationError,
+    Endpoint,
+    TopicAssignment,
+    TopicExistsError,
+)
+from moldau.controller.embedded import PartitionState, TopicState, topic_name_error
+from moldau.protocol import interbroker as ib
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+from moldau.server.broker import OFFSETS_TOPIC, Broker, TopicError, _new_cluster_id, _replay
+from moldau.server.broker_client import BrokerConnection
+from moldau.server.config import BrokerConfig
+
+log = logging.getLogger(__name__)
+
+
+class MetadataCache:
+    """What the controller last told this broker (UpdateMetadata), in the shape the
+    request handlers read: topics, topic ids, cluster id."""
+
+    def __init__(self) -> None:
+        self.cluster_id = ""
+        self.topics: dict[str, TopicState] = {}
+        self.topics_by_id: dict[uuid.UUID, TopicState] = {}
+        self.brokers: dict[int, tuple[str, int, str | None]] = {}
+        self.controller_id = -1
+        self.broker_configs: dict[str, str] = {}
+
+    def save(self) -> None:
+        """Dynamic broker configs live in memory only in a cluster (for now)."""
+
+    def apply(self, request: Any) -> None:
+        topics: dict[str, TopicState] = {}
+        for ts in request.topic_states:
+            topic = TopicState(ts.topic_name, ts.topic_id or uuid.UUID(int=0), {}, {})
+            for ps in ts.partition_states:
+                topic.partitions[ps.partition_index] = PartitionState(
+                    ps.leader, ps.leader_epoch, list(ps.replicas), list(ps.isr))
+            topics[topic.name] = topic
+        self.topics = topics
+        self.topics_by_id = {t.topic_id: t for t in topics.values()}
+        self.brokers = {b.id: (b.endpoints[0].host, b.endpoints[0].port, b.rack) for b in request.live_brokers}
+        self.controller_id = request.controller_id
+
+
+class ClusterBroker(Broker):
+    def __init__(self, config: BrokerConfig, coordination: Coordination | None = None) -> None:
+        super().__init__(config)
+        if coordination is None:
+            from moldau.controller.zookeeper import ZooKeeperCoordination
+
+            coordination = ZooKeeperCoordination(
+                config["zookeeper.connect"],
+                session_timeout_ms=int(config["zookeeper.session.timeout.ms"]),
+                connection_timeout_ms=config["zookeeper.connection.timeout.ms"],
+            )
+        self.coordination = coordination
+        self.metadata = MetadataCache()  # type: ignore[assignment]
+        self.controller: Controller | None = None
+        self.controller_epoch_seen = 0
+        self.leading: set[tuple[str, int]] = set()
+        self.partition_epochs: dict[tuple[str, int], int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._registered = False
+        self._stopping = False
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        from moldau.server.dispatcher import RequestDispatcher
+        from moldau.server.network import KafkaConnection
+
+        self._loop = asyncio.get_running_loop()
+        for d in self.log_dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        local_id = self._local_cluster_id()
+        await asyncio.to_thread(self.coordination.start)
+        cluster_id = await asyncio.to_thread(self.coordination.get_or_create_cluster_id, local_id or _new_cluster_id())
+        if local_id and local_id != cluster_id:
+            raise RuntimeError(
+                f"the log dirs belong to cluster {local_id}, but ZooKeeper holds cluster {cluster_id}; "
+                "refusing to start (wrong zookeeper.connect or log.dirs?)")
+        self.metadata.cluster_id = cluster_id
+        self._check_meta_properties(cluster_id)
+        self.logs.load(self.clock())
+        dispatcher = RequestDispatcher(self)
+        max_frame = int(self.config["socket.request.max.bytes"])
+        advertised = self.config.advertised_listeners()
+        for i, listener in enumerate(self.config.listeners()):
+            server = await self._loop.create_server(
+                lambda: KafkaConnection(dispatcher.handle, max_frame),
+                host=listener.host or None, port=listener.port, reuse_address=True)
+            port = server.sockets[0].getsockname()[1]
+            self.servers.append(server)
+            adv = advertised[i] if i < len(advertised) else listener
+            host = adv.host if adv.host not in ("", "0.0.0.0", "::") else "localhost"
+            from moldau.server.config import Listener
+
+            self.bound.append(Listener(adv.name, host, adv.port or port))
+        self.coordination.on_session_lost(lambda: self._threadsafe(self._on_session_lost))
+        self.coordination.watch_controller(lambda: self._threadsafe(self._on_controller_change))
+        self.coordination.watch_brokers(lambda: self._threadsafe(self._forward, "brokers"))
+        self.coordination.watch_topics(lambda: self._threadsafe(self._forward, "topics"))
+        self.coordination.watch_topic_deletions(lambda: self._threadsafe(self._forward, "deletions"))
+        self.coordination.watch_config_changes(lambda: self._threadsafe(self._on_config_change))
+        await self._register()
+        self._on_controller_change()
+        loop = self._loop
+        self._tasks.append(loop.create_task(self._every(
+            int(self.config["log.retention.check.interval.ms"]), self._retention)))
+        self._tasks.append(loop.create_task(self._every(
+            int(self.config["log.flush.offset.checkpoint.interval.ms"]) or 60000, self.logs.checkpoint)))
+        self._tasks.append(loop.create_task(self._every(1000, self._flush)))
+        self._tasks.append(loop.create_task(self._every(100, self._tick_groups)))
+        if self.config["auto.leader.rebalance.enable"]:
+            self._tasks.append(loop.create_task(self._every(
+                int(self.config["leader.imbalance.check.interval.seconds"]) * 1000, self._auto_rebalance)))
+        log.info("broker %d joined cluster %s", self.broker_id, cluster_id)
+
+    def _local_cluster_id(self) -> str | None:
+        for d in self.log_dirs:
+            path = d / "meta.properties"
+            if path.exists():
+                for line in path.read_text().splitlines():
+                    if line.startswith("cluster.id="):
+                        return line.split("=", 1)[1].strip()
+        return None
+
+    def _broker_info(self) -> BrokerInfo:
+        return BrokerInfo(
+            self.broker_id,
+            tuple(Endpoint(lst.name, lst.host, lst.port) for lst in self.bound),
+            self.config["broker.rack"],
+        )
+
+    async def _register(self) -> None:
+        try:
+            await asyncio.to_thread(self.coordination.register_broker, self._broker_info())
+        except BrokerIdInUseError:
+            raise RuntimeError(
+                f"broker id {self.broker_id} is already registered in ZooKeeper by a live broker; "
+                "refusing to start with a duplicate broker.id") from None
+        self._registered = True
+
+    def _threadsafe(self, fn: Any, *args: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _forward(self, event: str) -> None:
+        if self.controller is not None and self.controller.active:
+            self.controller.enqueue(event)
+
+    def _on_controller_change(self) -> None:
+        if self._stopping or not self._registered:
+            return
+        if self.controller is not None and not self.controller.active:
+            self._loop.create_task(self.controller.stop())  # type: ignore[union-attr]
+            self.controller = None
+        if self.controller is not None:
+            current = self.coordination.controller_id()
+            if current != self.broker_id:
+                log.warning("broker %d: lost the controller role", self.broker_id)
+                self._loop.create_task(self.controller.stop())  # type: ignore[union-attr]
+                self.controller = None
+            return
+        try:
+            epoch = self.coordination.try_become_controller(self.broker_id)
+        except CoordinationError as exc:
+            log.warning("controller election failed: %s", exc)
+            return
+        if epoch is not None:
+            log.info("broker %d is the controller (epoch %d)", self.broker_id, epoch)
+            self.controller = Controller(
+                self.broker_id, epoch, self.coordination,
+                unclean_leader_election=self._unclean_allowed)
+            self.controller.start()
+
+    def _unclean_allowed(self, topic: str) -> bool:
+        try:
+            value = self.coordination.topic_configs(topic).get("unclean.leader.election.enable")
+        except CoordinationError:
+            value = None
+        if value is not None:
+            return value.strip().lower() == "true"
+        return bool(self.config["unclean.leader.election.enable"])
+
+    def _on_session_lost(self) -> None:
+        """Our ZooKeeper session expired: another broker may lead our partitions now."""
+        log.warning("broker %d: ZooKeeper session lost; giving up leadership until re-registered", self.broker_id)
+        for tp in list(self.leading):
+            self._become_follower(tp)
+        if self.controller is not None:
+            self._loop.create_task(self.controller.stop())  # type: ignore[union-attr]
+            self.controller = None
+        self._registered = False
+        if not self._stopping:
+            self._loop.create_task(self._reregister())  # type: ignore[union-attr]
+
+    async def _reregister(self) -> None:
+        while not self._stopping and not self._registered:
+            try:
+                await self._register()
+                log.info("broker %d: re-registered after session loss", self.broker_id)
+                self._on_controller_change()
+                return
+            except (CoordinationError, RuntimeError) as exc:
+                log.info("broker %d: re-registration pending (%s)", self.broker_id, exc)
+                await asyncio.sleep(0.5)
+
+    def _on_config_change(self) -> None:
+        for name in list(self.metadata.topics):
+            if self.logs_for_topic(name):
+                try:
+                    configs = self.coordination.topic_configs(name)
+                except CoordinationError:
+                    continue
+                self.metadata.topics[name].configs = configs
+                self.logs.update_config(name, self.config.log_config().with_overrides(configs))
+
+    def logs_for_topic(self, topic: str) -> bool:
+        return any(t == topic for t, _ in self.logs.all_logs())
+
+    def _auto_rebalance(self) -> None:
+        if self.controller is not None and self.controller.active:
+            self.controller.enqueue("auto_rebalance")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.config["controlled.shutdown.enable"] and self._registered:
+            await self._controlled_shutdown()
+        for server in self.servers:
+            server.close()
+        if self.controller is not None:
+            await self.controller.stop()
+            self.controller = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await asyncio.to_thread(self.coordination.close)
+        self.logs.shutdown()
+        log.info("broker %d shut down cleanly", self.broker_id)
+
+    async def _controlled_shutdown(self, timeout_s: float = 10.0) -> None:
+        """Ask the controller to move our leaderships away before we go (Kafka's
+        controlled shutdown), retrying while partitions remain."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.controller is not None and self.controller.active:
+                fut: asyncio.Future[list[tuple[str, int]]] = asyncio.get_running_loop().create_future()
+                self.controller.enqueue(ControlledShutdown(self.broker_id, fut))
+                try:
+                    remaining = await asyncio.wait_for(fut, deadline - time.monotonic())
+                except TimeoutError:
+                    break
+                if not remaining:
+                    return
+            else:
+                controller = self.metadata.brokers.get(self.metadata.controller_id)
+                if controller is None:
+                    await asyncio.sleep(0.2)
+                    continue
+                conn = BrokerConnection(controller[0], controller[1], f"broker-{self.broker_id}")
+                try:
+                    response = await conn.request(
+                        ApiKey.CONTROLLED_SHUTDOWN, 3,
+                        ib.ControlledShutdownRequest(broker_id=self.broker_id, broker_epoch=-1),
+                        timeout=max(0.1, deadline - time.monotonic()))
+                    if response.error_code == 0 and not response.remaining_partitions:
+                        log.info("broker %d: controlled shutdown complete", self.broker_id)
+                        return
+                except (OSError, ConnectionError, TimeoutError) as exc:
+                    log.info("controlled shutdown request failed: %s", exc)
+                finally:
+                    conn.close()
+            await asyncio.sleep(0.2)
+        log.warning("broker %d: controlled shutdown did not complete; shutting down anyway", self.broker_id)
+
+    async def handle_controlled_shutdown(self, broker_id: int) -> tuple[ErrorCode, list[tuple[str, int]]]:
+        if self.controller is None or not self.controller.active:
+            return ErrorCode.not_controller, []
+        fut: asyncio.Future[list[tuple[str, int]]] = asyncio.get_running_loop().create_future()
+        self.controller.enqueue(ControlledShutdown(broker_id, fut))
+        return ErrorCode.none, await fut
+
+    async def elect_preferred(self, partitions: list[tuple[str, int]] | None) -> dict[tuple[str, int], str | None]:
+        if self.controller is not None and self.controller.active:
+            fut: asyncio.Future[dict[tuple[str, int], str | None]] = asyncio.get_running_loop().create_future()
+            self.controller.enqueue(PreferredElection(partitions, fut))
+            return await fut
+        raise TopicError(ErrorCode.not_controller, "This broker is not the controller.")
+
+    # --- metadata views --------------------------------------------------------------
+
+    def live_brokers(self) -> list[tuple[int, str, int, str | None]]:
+        if not self.metadata.brokers:
+            return super().live_brokers()
+        return [(b, h, p, r) for b, (h, p, r) in sorted(self.metadata.brokers.items())]
+
+    def controller_id(self) -> int:
+        return self.metadata.controller_id
+
+    async def wait_for_topics(self, names: list[str], present: bool, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(
+                (n in self.metadata.topics and all(s.leader >= 0 for s in self.metadata.topics[n].partitions.values()))
+                if present else (n not in self.metadata.topics)
+                for n in names
+            ):
+                return
+            await asyncio.sleep(0.05)
+
+    # --- controller requests -----------------------------------------------------------
+
+    def _stale(self, controller_epoch: int) -> bool:
+        if controller_epoch < self.controller_epoch_seen:
+            return True
+        self.controller_epoch_seen = controller_epoch
+        return False
+
+    def on_update_metadata(self, request: Any) -> ErrorCode:
+        if self._stale(request.controller_epoch):
+            return ErrorCode.stale_controller_epoch
+        configs = {name: t.configs for name, t in self.metadata.topics.items()}
+        self.metadata.apply(request)
+        for name, topic in self.metadata.topics.items():
+            topic.configs = configs[name] if name in configs else self.topic_configs(name)
+        return ErrorCode.none
+
+    def on_leader_and_isr(self, request: Any) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
+        if self._stale(request.controller_epoch):
+            return ErrorCode.stale_controller_epoch, []
+        errors: list[tuple[str, int, ErrorCode]] = []
+        now = self.clock()
+        for ts in request.topic_states:
+            try:
+                configs = self.coordination.topic_configs(ts.topic_name)
+            except CoordinationError:
+                configs = {}
+            log_config = self.config.log_config().with_overrides(configs)
+            for ps in ts.partition_states:
+                tp = (ts.topic_name, ps.partition_index)
+                known = self.partition_epochs.get(tp, -1)
+                if ps.leader_epoch < known:
+                    errors.append((tp[0], tp[1], ErrorCode.stale_controller_epoch))
+                    continue
+                self.partition_epochs[tp] = ps.leader_epoch
+                self.logs.create(tp[0], tp[1], log_config, now)
+                topic = self.metadata.topics.setdefault(
+                    tp[0], TopicState(tp[0], ts.topic_id or uuid.UUID(int=0), {}, configs))
+                topic.partitions[tp[1]] = PartitionState(ps.leader, ps.leader_epoch, list(ps.replicas), list(ps.isr))
+                if ps.leader == self.broker_id:
+                    self._become_leader(tp)
+                else:
+                    self._become_follower(tp)
+                errors.append((tp[0], tp[1], ErrorCode.none))
+        return ErrorCode.none, errors
+
+    def on_stop_replica(self, request: Any) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
+        if self._stale(request.controller_epoch):
+            return ErrorCode.stale_controller_epoch, []
+        errors = []
+        for ts in request.topic_states:
+            for ps in ts.partition_states:
+                tp = (ts.topic_name, ps.partition_index)
+                self._become_follower(tp)
+                self.partition_epochs.pop(tp, None)
+                if ps.delete_partition:
+                    self.logs.delete(tp[0], tp[1])
+                    self._wake(tp)
+                errors.append((tp[0], tp[1], ErrorCode.none))
+        return ErrorCode.none, errors
+
+    def _become_leader(self, tp: tuple[str, int]) -> None:
+        if tp not in self.leading:
+            self.leading.add(tp)
+            log.info("broker %d leads %s-%d (epoch %d)", self.broker_id, tp[0], tp[1], self.partition_epochs[tp])
+            if tp[0] == OFFSETS_TOPIC:
+                plog = self.logs.get(*tp)
+                if plog is not None and tp[1] not in self.groups.loaded_partitions:
+                    self.groups.load_partition(tp[1], _replay(plog), self.clock())
+
+    def _become_follower(self, tp: tuple[str, int]) -> None:
+        if tp in self.leading:
+            self.leading.discard(tp)
+            log.info("broker %d no longer leads %s-%d", self.broker_id, *tp)
+            if tp[0] == OFFSETS_TOPIC and tp[1] in self.groups.loaded_partitions:
+                self.groups.unload_partition(tp[1])
+            self._wake(tp)
+
+    # --- the data path: only the leader serves ------------------------------------------
+
+    def partition_log(self, topic: str, partition: int) -> Any:
+        if (topic, partition) not in self.leading:
+            return None
+        return self.logs.get(topic, partition)
+
+    def partition_error(self, topic: str, partition: int) -> ErrorCode:
+        state = self.metadata.topics.get(topic)
+        if state is None or partition not in state.partitions:
+            return ErrorCode.unknown_topic_or_partition
+        if state.partitions[partition].leader < 0:
+            return ErrorCode.leader_not_available
+        return ErrorCode.not_leader_or_follower
+
+    # --- topics across the cluster ------------------------------------------------------
+
+    def _live_racks(self) -> dict[int, str | None]:
+        return {b.broker_id: b.rack for b in self.coordination.live_brokers().values()}
+
+    def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        replication_factor: int,
+        configs: dict[str, str],
+        *,
+        validate_only: bool = False,
+        assignment: dict[int, list[int]] | None = None,
+    ) -> TopicState | None:
+        error = topic_name_error(name)
+        if error:
+            raise TopicError(ErrorCode.invalid_topic_exception, error)
+        existing = self.coordination.topics()
+        if name in existing:
+            raise TopicError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
+        self.validate_topic_configs(dict(configs))
+        brokers = self._live_racks()
+        if assignment is None:
+            if partitions == -1:
+                partitions = int(self.config["num.partitions"])
+            if replication_factor == -1:
+                replication_factor = int(self.config["default.replication.factor"])
+            if partitions <= 0:
+                raise TopicError(ErrorCode.invalid_partitions, "Number of partitions must be larger than 0.")
+            if replication_factor <= 0:
+                raise TopicError(ErrorCode.invalid_replication_factor, "Replication factor must be larger than 0.")
+            if replication_factor > len(brokers):
+                raise TopicError(
+                    ErrorCode.invalid_replication_factor,
+                    f"Replication factor: {replication_factor} larger than available brokers: {len(brokers)}.")
+            try:
+                assignment = assign.assign_replicas(partitions, replication_factor, brokers)
+            except assign.AssignmentError as exc:
+                raise TopicError(exc.error_code, str(exc)) from None
+        else:
+            try:
+                assign.validate_assignment(assignment, set(brokers))
+            except assign.AssignmentError as exc:
+                raise TopicError(exc.error_code, str(exc)) from None
+        if validate_only:
+            return None
+        topic_id = uuid.uuid4()
+        try:
+            self.coordination.create_topic(TopicAssignment(name, topic_id, dict(assignment)), dict(configs))
+        except TopicExistsError:
+            raise TopicError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.") from None
+        log.info("created topic %s: %s", name, assignment)
+        return TopicState(name, topic_id, {p: PartitionState(-1, 0, r, []) for p, r in assignment.items()},
+                          dict(configs))
+
+    def delete_topic(self, name: str) -> TopicState:
+        topics = self.coordination.topics()
+        if name not in topics:
+            raise TopicError(ErrorCode.unknown_topic_or_partition, "This server does not host this topic-partition.")
+        self.coordination.request_topic_deletion(name)
+        t = topics[name]
+        return TopicState(name, t.topic_id, {}, {})
+
+    def create_partitions(self, name: str, total: int, *, validate_only: bool = False) -> None:
+        topics = self.coordination.topics()
+        topic = topics.get(name)
+        if topic is None:
+            raise TopicError(ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist.")
+        current = len(topic.partitions)
+        if total <= current:
+            raise TopicError(
+                ErrorCode.invalid_partitions,
+                f"Topic currently has {current} partitions, which is higher than the requested {total}."
+                if total < current else f"Topic already has {current} partitions.")
+        try:
+            new = assign.add_partitions_assignment(topic.partitions, total, self._live_racks())
+        except assign.AssignmentError as exc:
+            raise TopicError(exc.error_code, str(exc)) from None
+        if validate_only:
+            return
+        merged = dict(topic.partitions)
+        merged.update(new)
+        self.coordination.set_assignment(TopicAssignment(name, topic.topic_id, merged))
+
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        self.coordination.set_topic_configs(name, configs)
+        if name in self.metadata.topics:
+            self.metadata.topics[name].configs = dict(configs)
+        self.logs.update_config(name, self.config.log_config().with_overrides(configs))
+
+    def topic_configs(self, name: str) -> dict[str, str]:
+        try:
+            return self.coordination.topic_configs(name)
+        except CoordinationError:
+            return {}
+
+    # --- groups ----------------------------------------------------------------------------
+
+    def ensure_offsets_topic(self) -> bool:
+        if OFFSETS_TOPIC in self.metadata.topics:
+            return True
+        live = len(self._live_racks())
+        rf = max(1, min(int(self.config["offsets.topic.replication.factor"]), live))
+        try:
+            self.create_topic(OFFSETS_TOPIC, int(self.config["offsets.topic.num.partitions"]), rf,
+                              {"cleanup.policy": "compact", "segment.bytes": "104857600"})
+        except TopicError as exc:
+            if exc.code != ErrorCode.topic_already_exists:
+                log.warning("cannot create %s: %s", OFFSETS_TOPIC, exc.message)
+        return False
+
+    def group_coordinator_node(self, group_id: str) -> tuple[int, str, int] | None:
+        if not self.ensure_offsets_topic():
+            return None
+        state = self.metadata.topics.get(OFFSETS_TOPIC)
+        if state is None:
+            return None
+        p = self.groups.partition_for(group_id)
+        part = state.partitions.get(p)
+        if part is None or part.leader < 0 or part.leader not in self.metadata.brokers:
+            return None
+        host, port, _rack = self.metadata.brokers[part.leader]
+        return part.leader, host, port
+
+    def _load_group_partitions(self) -> None:
+        """Group partitions are loaded when LeaderAndIsr makes us their leader."""
+

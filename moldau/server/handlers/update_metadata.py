@@ -1,0 +1,14 @@
+"""UpdateMetadata (controller → broker): the cluster's brokers and partition states."""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.protocol import interbroker as ib
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import RequestHeader
+
+
+async def handle(broker: Any, header: RequestHeader, request: Any) -> Any:
+    if not hasattr(broker, "on_update_metadata"):
+        return ib.UpdateMetadataResponse(error_code=ErrorCode.not_controller)
+    return ib.UpdateMetadataResponse(error_code=broker.on_update_metadata(request))

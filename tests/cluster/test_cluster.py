@@ -1,0 +1,237 @@
+"""A real cluster: Apache ZooKeeper and three Moldau broker processes, killed and restarted.
+
+Every process's log is printed when a test fails.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.cluster.zookeeper_server import ZooKeeperServer
+from tests.helpers import BrokerProcess, free_port
+
+SESSION_MS = 2000
+
+
+class Cluster:
+    def __init__(self, root: Path, n: int, overrides: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.zk = ZooKeeperServer(root / "zk")
+        self.ports = [free_port() for _ in range(n)]
+        self.overrides = overrides or {}
+        self.brokers: list[BrokerProcess] = []
+        self._admins: list[AdminClient] = []
+
+    def start(self) -> Cluster:
+        self.zk.start()
+        for i, port in enumerate(self.ports):
+            b = BrokerProcess(self.root / f"broker{i}", {
+                "broker.id": str(i),
+                "zookeeper.connect": self.zk.connect,
+                "zookeeper.session.timeout.ms": str(SESSION_MS),
+                "group.initial.rebalance.delay.ms": "0",
+                "offsets.topic.num.partitions": "3",
+                **self.overrides,
+            }, port=port)
+            self.brokers.append(b)
+        for b in self.brokers:
+            b.start()
+        wait_for(lambda: len(self.admin().list_topics(timeout=5).brokers) == len(self.brokers), 20,
+                 "every broker to be in the metadata")
+        return self
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers if b.alive())
+
+    def admin(self, broker: BrokerProcess | None = None) -> AdminClient:
+        client = AdminClient({"bootstrap.servers": broker.bootstrap if broker else self.bootstrap})
+        self._admins.append(client)  # a client must outlive the futures it returns
+        return client
+
+    def controller_id(self) -> int:
+        return self.admin().describe_cluster().result(10).controller.id
+
+    def leader(self, topic: str, partition: int) -> int:
+        return self.admin().list_topics(topic, timeout=10).topics[topic].partitions[partition].leader
+
+    def stop_all(self) -> None:
+        for b in self.brokers:
+            b.kill()
+        self.zk.kill()
+
+    def logs(self) -> str:
+        parts = [f"===== zookeeper =====\n{self.zk.log()[-5000:]}"]
+        parts += [f"===== broker {i} =====\n{b.log()[-15000:]}" for i, b in enumerate(self.brokers)]
+        return "\n".join(parts)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception as exc:  # a client call that fails while the cluster settles
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, 3)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop_all()
+        failed = any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
+                     for w in ("setup", "call"))
+        if failed:
+            print(c.logs())
+
+
+def create(cluster: Cluster, partitions: int = 6, rf: int = 3) -> str:
+    name = f"c-{uuid.uuid4().hex[:8]}"
+    cluster.admin().create_topics([NewTopic(name, partitions, rf)])[name].result(20)
+    return name
+
+
+def produce_some(bootstrap: str, topic: str, values: list[str], partition: int | None = None) -> dict[str, int]:
+    acked: dict[str, int] = {}
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 1, "message.timeout.ms": 20000})
+    for v in values:
+        kwargs = {"partition": partition} if partition is not None else {}
+        p.produce(topic, v.encode(), on_delivery=lambda e, m: e is None and acked.__setitem__(m.value().decode(),
+                                                                                                m.offset()), **kwargs)
+    p.flush(30)
+    return acked
+
+
+def consume_all(bootstrap: str, topic: str, partition: int, n: int) -> list[str]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "x", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, partition, 0)])
+    out: list[str] = []
+    deadline = time.monotonic() + 20
+    while len(out) < n and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            out.append(m.value().decode())
+    c.close()
+    return out
+
+
+def test_rf3_topic_has_spread_leaders_and_the_same_view_everywhere(cluster: Cluster) -> None:
+    topic = create(cluster)
+    views = []
+    for b in cluster.brokers:
+        wait_for(lambda b=b: topic in cluster.admin(b).list_topics(timeout=5).topics, 10, "the topic everywhere")
+        md = cluster.admin(b).list_topics(topic, timeout=10).topics[topic]
+        views.append({p: (pm.leader, tuple(pm.replicas), tuple(sorted(pm.isrs))) for p, pm in md.partitions.items()})
+    assert views[0] == views[1] == views[2]
+    assert all(len(set(r)) == 3 for _, r, _ in views[0].values())
+    leaders = [leader for leader, _, _ in views[0].values()]
+    assert sorted(leaders.count(b) for b in range(3)) == [2, 2, 2]
+    acked = produce_some(cluster.bootstrap, topic, [f"v{i}" for i in range(60)])
+    assert len(acked) == 60
+
+
+def test_not_leader_gets_not_leader_or_follower(cluster: Cluster) -> None:
+    from moldau.protocol.records import RecordInput, build_batch
+    from tests.integration.test_bad_input import connect, decode, encode, produce_request
+
+    topic = create(cluster, partitions=1)
+    leader = cluster.leader(topic, 0)
+    follower = cluster.brokers[(leader + 1) % 3]
+    with connect(follower) as s:
+        s.sendall(encode(0, 8, produce_request(topic, 0, build_batch([RecordInput(b"x")]))))
+        from tests.integration.test_bad_input import recv_frame
+        response = decode(0, 8, recv_frame(s))
+    assert response.responses[0].partition_responses[0].error_code == 6  # NOT_LEADER_OR_FOLLOWER
+
+
+def test_killed_leader_fails_over_and_clients_continue(cluster: Cluster) -> None:
+    topic = create(cluster, partitions=1)
+    before = produce_some(cluster.bootstrap, topic, [f"a{i}" for i in range(20)], partition=0)
+    assert len(before) == 20
+    leader = cluster.leader(topic, 0)
+    cluster.brokers[leader].kill()
+    killed = time.monotonic()
+    wait_for(lambda: cluster.leader(topic, 0) not in (leader, -1), SESSION_MS / 1000 + 10, "a new leader")
+    elapsed = time.monotonic() - killed
+    assert elapsed < SESSION_MS / 1000 + 5
+    after = produce_some(cluster.bootstrap, topic, [f"b{i}" for i in range(20)], partition=0)
+    assert len(after) == 20
+    new_leader = cluster.leader(topic, 0)
+    # Replication is its own issue: the new leader holds what was written after it took over.
+    got = consume_all(cluster.bootstrap, topic, 0, 20)
+    assert set(after) <= set(got)
+    cluster.brokers[leader].start()
+    wait_for(lambda: len(cluster.admin().list_topics(timeout=5).brokers) == 3, 20, "the killed broker to rejoin")
+    assert new_leader != leader
+
+
+def test_killed_controller_is_replaced(cluster: Cluster) -> None:
+    first = cluster.controller_id()
+    assert first in (0, 1, 2)
+    cluster.brokers[first].kill()
+    wait_for(lambda: cluster.controller_id() not in (first, -1), SESSION_MS / 1000 + 10, "a new controller")
+    topic = create(cluster, partitions=2, rf=2)
+    assert all(cluster.leader(topic, p) != first for p in range(2))
+    cluster.brokers[first].start()
+    wait_for(lambda: len(cluster.admin().list_topics(timeout=5).brokers) == 3, 20, "the old controller to rejoin")
+
+
+def test_controlled_shutdown_moves_leadership_first(cluster: Cluster) -> None:
+    topic = create(cluster, partitions=3)
+    victim = cluster.leader(topic, 0)
+    led = [p for p in range(3) if cluster.leader(topic, p) == victim]
+    start = time.monotonic()
+    assert cluster.brokers[victim].stop() == 0
+    took = time.monotonic() - start
+    assert "controlled shutdown complete" in cluster.brokers[victim].log() or cluster.controller_id() != victim
+    wait_for(lambda: all(cluster.leader(topic, p) not in (victim, -1) for p in led), 5, "leaders moved")
+    assert took < 15
+
+
+def test_zookeeper_restart_cluster_recovers(cluster: Cluster) -> None:
+    topic = create(cluster, partitions=2)
+    cluster.zk.stop()
+    time.sleep(0.5)
+    cluster.zk.start()
+    wait_for(lambda: cluster.controller_id() in (0, 1, 2), 20, "a controller after ZooKeeper restarts")
+    acked = produce_some(cluster.bootstrap, topic, [f"z{i}" for i in range(10)])
+    assert len(acked) == 10
+    topic2 = create(cluster, partitions=2)
+    assert len(produce_some(cluster.bootstrap, topic2, ["x"])) == 1
+
+
+def test_duplicate_broker_id_refuses_to_start(cluster: Cluster, tmp_path: Path) -> None:
+    dup = BrokerProcess(tmp_path / "dup", {"broker.id": "1", "zookeeper.connect": cluster.zk.connect})
+    with pytest.raises(RuntimeError, match="already registered"):
+        dup.start(timeout=15)
+
+
+def test_consumer_group_in_a_cluster(cluster: Cluster) -> None:
+    topic = create(cluster, partitions=3)
+    produce_some(cluster.bootstrap, topic, [f"g{i}" for i in range(30)])
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "cg", "auto.offset.reset": "earliest",
+                  "session.timeout.ms": 6000})
+    c.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 30 and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+    c.commit(asynchronous=False)
+    c.close()
+    assert sorted(got) == sorted(f"g{i}" for i in range(30))
