@@ -33,10 +33,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
-from kazoo.client import KazooClient, TransactionRequest
-from kazoo.exceptions import (
+from kazoo.client import KazooClient, TransactionRequest  # type: ignore[import-untyped]
+from kazoo.exceptions import (  # type: ignore[import-untyped]
     BadVersionError as ZkBadVersionError,
 )
 from kazoo.exceptions import (
@@ -49,9 +49,9 @@ from kazoo.exceptions import (
     RuntimeInconsistency,
     SessionExpiredError,
 )
-from kazoo.protocol.states import KazooState, ZnodeStat
-from kazoo.recipe.watchers import ChildrenWatch, DataWatch
-from kazoo.retry import KazooRetry
+from kazoo.protocol.states import KazooState, ZnodeStat  # type: ignore[import-untyped]
+from kazoo.recipe.watchers import ChildrenWatch, DataWatch  # type: ignore[import-untyped]
+from kazoo.retry import KazooRetry  # type: ignore[import-untyped]
 
 from moldau.controller.coordination import (
     BadVersionError,
@@ -67,8 +67,6 @@ from moldau.controller.coordination import (
 )
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # --- znode paths (Kafka's ZkData) --------------------------------------------------------
 CLUSTER_ID = "/cluster/id"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient  # type: ignore[import-untyped]
 
 from moldau.controller.coordination import (
     BadVersionError,
