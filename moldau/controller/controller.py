@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from moldau.controller import election
+from moldau.controller import election, preferred
 from moldau.controller.coordination import (
     BadVersionError,
     BrokerInfo,
@@ -119,7 +119,9 @@ class Controller:
         coordination: Coordination,
         *,
         unclean_leader_election: Callable[[str], bool],
+        imbalance_percentage: int = 10,
     ) -> None:
+        self.imbalance_percentage = imbalance_percentage
         self.broker_id = broker_id
         self.epoch = epoch
         self.coordination = coordination
@@ -186,7 +188,7 @@ class Controller:
             if not event.done.done():
                 event.done.set_result(result)
         elif event == "auto_rebalance":
-            self._on_preferred_election(None, only_imbalanced=True)
+            self._on_auto_rebalance()
 
     def _on_elected(self) -> None:
         """Load everything from the coordination service and tell every broker."""
@@ -300,9 +302,20 @@ class Controller:
             self._send_update_metadata(set(s.live))
         return [tp for tp, (st, _) in s.states.items() if st.leader == broker_id]
 
-    def _on_preferred_election(
-        self, partitions: list[TopicPartition] | None, only_imbalanced: bool = False
-    ) -> dict[TopicPartition, str | None]:
+    def _on_auto_rebalance(self) -> None:
+        """auto.leader.rebalance.enable: move leaders back to preferred replicas on brokers
+        whose share of non-preferred leaders exceeds leader.imbalance.per.broker.percentage."""
+        s = self.state
+        assignments = {(t.name, p): r for t in s.topics.values() for p, r in t.partitions.items()}
+        states = {tp: st for tp, (st, _) in s.states.items()}
+        imbalanced = preferred.imbalanced_partitions(
+            assignments, states, set(s.live) - s.shutting_down, self.imbalance_percentage)
+        partitions = [tp for tps in imbalanced.values() for tp in tps]
+        if partitions:
+            log.info("controller %d: auto leader rebalance of %d partition(s)", self.broker_id, len(partitions))
+            self._on_preferred_election(partitions)
+
+    def _on_preferred_election(self, partitions: list[TopicPartition] | None) -> dict[TopicPartition, str | None]:
         s = self.state
         results: dict[TopicPartition, str | None] = {}
         changed: list[TopicPartition] = []
@@ -329,7 +342,6 @@ class Controller:
         if changed:
             self._send_leader_and_isr(changed, brokers=set(s.live))
             self._send_update_metadata(set(s.live))
-        del only_imbalanced
         return results
 
     # --- decisions written, then sent -------------------------------------------------------

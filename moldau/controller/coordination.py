@@ -103,6 +103,9 @@ class Coordination(Protocol):
     def on_session_lost(self, callback: EventCallback) -> None:
         """Call back when the session expires (ephemeral nodes are gone)."""
 
+    def ping(self) -> None:
+        """One round trip in the current session; CoordinationError if it is gone."""
+
     # --- cluster and brokers -------------------------------------------------------------
     def get_or_create_cluster_id(self, proposed: str) -> str:
         """The cluster id, created from `proposed` if there is none yet."""

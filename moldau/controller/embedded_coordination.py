@@ -214,6 +214,9 @@ class EmbeddedCoordination:
             self._notify(self._controller_watches)
         self._notify(self._session_lost)
 
+    def ping(self) -> None:
+        """Always alive: the embedded service lives in this process."""
+
     def on_session_lost(self, callback: EventCallback) -> None:
         with self._lock:
             self._session_lost.append(callback)

@@ -482,6 +482,12 @@ class ZooKeeperCoordination:
 
     # --- cluster and brokers ---------------------------------------------------------------
 
+    def ping(self) -> None:
+        """One round trip to ZooKeeper in this session (raises CoordinationError if the
+        session is gone or the server unreachable). Brokers use it as a leadership lease."""
+        with self._errors("ping"):
+            self._wait(self._client.exists_async("/"))
+
     def get_or_create_cluster_id(self, proposed: str) -> str:
         with self._errors("cluster id"):
             try:

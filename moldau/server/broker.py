@@ -291,8 +291,17 @@ class Broker:
         configs: dict[str, str],
         *,
         validate_only: bool = False,
+        assignment: dict[int, list[int]] | None = None,
     ) -> TopicState | None:
+        from moldau.controller import assignment as assign
         from moldau.controller.embedded import topic_name_error
+
+        if assignment is not None:
+            try:
+                assign.validate_assignment(assignment, {self.broker_id})
+            except assign.AssignmentError as exc:
+                raise TopicError(exc.error_code, str(exc)) from None
+            partitions, replication_factor = len(assignment), len(next(iter(assignment.values())))
 
         error = topic_name_error(name)
         if error:
@@ -335,7 +344,13 @@ class Broker:
         log.info("deleted topic %s", name)
         return topic
 
-    def create_partitions(self, name: str, total: int, *, validate_only: bool = False) -> None:
+    def create_partitions(
+        self, name: str, total: int, *, validate_only: bool = False, assignments: list[list[int]] | None = None
+    ) -> None:
+        for replicas in assignments or []:
+            if replicas != [self.broker_id]:
+                raise TopicError(ErrorCode.invalid_replica_assignment,
+                                 f"Unknown broker or replica list {replicas}.")
         topic = self.metadata.topics.get(name)
         if topic is None:
             raise TopicError(ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist.")

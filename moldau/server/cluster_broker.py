@@ -85,6 +85,11 @@ class ClusterBroker(Broker):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._registered = False
         self._stopping = False
+        # Leadership lease: a leader serves only while a recent round trip to ZooKeeper,
+        # in the session it registered with, proves the session cannot have expired.
+        self._session_s = int(config["zookeeper.session.timeout.ms"]) / 1000
+        self._lease_until = 0.0
+        self._registered_session: int | None = None
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -134,6 +139,7 @@ class ClusterBroker(Broker):
             int(self.config["log.flush.offset.checkpoint.interval.ms"]) or 60000, self.logs.checkpoint)))
         self._tasks.append(loop.create_task(self._every(1000, self._flush)))
         self._tasks.append(loop.create_task(self._every(100, self._tick_groups)))
+        self._tasks.append(loop.create_task(self._renew_lease()))
         if self.config["auto.leader.rebalance.enable"]:
             self._tasks.append(loop.create_task(self._every(
                 int(self.config["leader.imbalance.check.interval.seconds"]) * 1000, self._auto_rebalance)))
@@ -156,6 +162,7 @@ class ClusterBroker(Broker):
         )
 
     async def _register(self) -> None:
+        started = time.monotonic()
         try:
             await asyncio.to_thread(self.coordination.register_broker, self._broker_info())
         except BrokerIdInUseError:
@@ -163,6 +170,24 @@ class ClusterBroker(Broker):
                 f"broker id {self.broker_id} is already registered in ZooKeeper by a live broker; "
                 "refusing to start with a duplicate broker.id") from None
         self._registered = True
+        self._registered_session = getattr(self.coordination, "session_id", None)
+        self._lease_until = started + self._session_s * 0.75
+
+    async def _renew_lease(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self._session_s / 5)
+            if not self._registered:
+                continue
+            started = time.monotonic()
+            try:
+                await asyncio.to_thread(self.coordination.ping)
+            except CoordinationError:
+                continue
+            if getattr(self.coordination, "session_id", None) == self._registered_session and self._registered:
+                self._lease_until = started + self._session_s * 0.75
+
+    def lease_valid(self) -> bool:
+        return time.monotonic() < self._lease_until
 
     def _threadsafe(self, fn: Any, *args: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -194,7 +219,8 @@ class ClusterBroker(Broker):
             log.info("broker %d is the controller (epoch %d)", self.broker_id, epoch)
             self.controller = Controller(
                 self.broker_id, epoch, self.coordination,
-                unclean_leader_election=self._unclean_allowed)
+                unclean_leader_election=self._unclean_allowed,
+                imbalance_percentage=int(self.config["leader.imbalance.per.broker.percentage"]))
             self.controller.start()
 
     def _unclean_allowed(self, topic: str) -> bool:
@@ -419,6 +445,10 @@ class ClusterBroker(Broker):
     def partition_log(self, topic: str, partition: int) -> Any:
         if (topic, partition) not in self.leading:
             return None
+        if not self.lease_valid():
+            log.warning("broker %d: no recent ZooKeeper round trip; not serving %s-%d as leader",
+                        self.broker_id, topic, partition)
+            return None
         return self.logs.get(topic, partition)
 
     def partition_error(self, topic: str, partition: int) -> ErrorCode:
@@ -493,7 +523,9 @@ class ClusterBroker(Broker):
         t = topics[name]
         return TopicState(name, t.topic_id, {}, {})
 
-    def create_partitions(self, name: str, total: int, *, validate_only: bool = False) -> None:
+    def create_partitions(
+        self, name: str, total: int, *, validate_only: bool = False, assignments: list[list[int]] | None = None
+    ) -> None:
         topics = self.coordination.topics()
         topic = topics.get(name)
         if topic is None:
@@ -505,7 +537,8 @@ class ClusterBroker(Broker):
                 f"Topic currently has {current} partitions, which is higher than the requested {total}."
                 if total < current else f"Topic already has {current} partitions.")
         try:
-            new = assign.add_partitions_assignment(topic.partitions, total, self._live_racks())
+            new = assign.add_partitions_assignment(topic.partitions, total, self._live_racks(),
+                                                   assignments=assignments)
         except assign.AssignmentError as exc:
             raise TopicError(exc.error_code, str(exc)) from None
         if validate_only:

@@ -31,6 +31,7 @@ from moldau.server.handlers import (
     describe_cluster,
     describe_configs,
     describe_groups,
+    elect_leaders,
     fetch,
     find_coordinator,
     heartbeat,
@@ -86,6 +87,7 @@ HANDLERS: dict[int, HandlerFn] = {
     ApiKey.STOP_REPLICA: stop_replica.handle,
     ApiKey.UPDATE_METADATA: update_metadata.handle,
     ApiKey.CONTROLLED_SHUTDOWN: controlled_shutdown.handle,
+    ApiKey.ELECT_LEADERS: elect_leaders.handle,
 }
 assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
 

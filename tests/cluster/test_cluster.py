@@ -4,6 +4,7 @@ Every process's log is printed when a test fails.
 """
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,6 +61,12 @@ class Cluster:
 
     def leader(self, topic: str, partition: int) -> int:
         return self.admin().list_topics(topic, timeout=10).topics[topic].partitions[partition].leader
+
+    def agreed_leader(self, topic: str, partition: int, brokers: list[int]) -> int | None:
+        """The leader every listed broker reports, or None while they disagree."""
+        seen = {self.admin(self.brokers[b]).list_topics(topic, timeout=5).topics[topic].partitions[partition].leader
+                for b in brokers}
+        return seen.pop() if len(seen) == 1 else None
 
     def stop_all(self) -> None:
         for b in self.brokers:
@@ -235,3 +242,103 @@ def test_consumer_group_in_a_cluster(cluster: Cluster) -> None:
     c.commit(asynchronous=False)
     c.close()
     assert sorted(got) == sorted(f"g{i}" for i in range(30))
+
+
+def test_paused_leader_is_fenced_after_resume(cluster: Cluster) -> None:
+    from moldau.protocol.records import RecordInput, build_batch
+    from tests.integration.test_bad_input import connect, decode, encode, produce_request, recv_frame
+
+    topic = create(cluster, partitions=1)
+    old = cluster.leader(topic, 0)
+    victim = cluster.brokers[old]
+    assert victim.proc is not None
+    victim.proc.send_signal(signal.SIGSTOP)
+    others = [b for b in range(3) if b != old]
+    try:
+        wait_for(lambda: cluster.agreed_leader(topic, 0, others) not in (None, old, -1), SESSION_MS / 1000 + 10,
+                 "a new leader")
+        new = cluster.agreed_leader(topic, 0, others)
+        assert new is not None
+        assert len(produce_some(cluster.brokers[new].bootstrap, topic, ["while-paused"], partition=0)) == 1
+    finally:
+        victim.proc.send_signal(signal.SIGCONT)
+    # The resumed broker still believes it leads with the old epoch: it must refuse.
+    with connect(victim) as s:
+        s.sendall(encode(0, 8, produce_request(topic, 0, build_batch([RecordInput(b"stale")]))))
+        response = decode(0, 8, recv_frame(s))
+    assert response.responses[0].partition_responses[0].error_code == 6  # NOT_LEADER_OR_FOLLOWER
+    wait_for(lambda: len(cluster.admin().list_topics(timeout=5).brokers) == 3, 20, "the paused broker to rejoin")
+    wait_for(lambda: cluster.agreed_leader(topic, 0, [0, 1, 2]) == new, 10, "every broker to agree on the leader")
+    got = consume_all(cluster.brokers[new].bootstrap, topic, 0, 1)
+    assert got == ["while-paused"]
+
+
+def test_preferred_leader_election_answers(cluster: Cluster) -> None:
+    """ElectLeaders(PREFERRED) through the AdminClient. A restarted broker stays out of the
+    ISR until replication (its own issue) catches it up and the leader re-adds it, so its
+    preferred leadership is refused, as Kafka refuses it, until then."""
+    from confluent_kafka import ElectionType
+
+    topic = create(cluster, partitions=3)
+    md = cluster.admin().list_topics(topic, timeout=10).topics[topic]
+    preferred = {p: pm.replicas[0] for p, pm in md.partitions.items()}
+    assert all(pm.leader == preferred[p] for p, pm in md.partitions.items())
+    victim = preferred[0]
+    cluster.brokers[victim].kill()
+    wait_for(lambda: cluster.leader(topic, 0) not in (victim, -1), SESSION_MS / 1000 + 10, "failover")
+    cluster.brokers[victim].start()
+    wait_for(lambda: len(cluster.admin().list_topics(timeout=5).brokers) == 3, 20, "rejoin")
+    admin = cluster.admin()
+    result = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, p) for p in range(3)]).result(20)
+    errors = {tp.partition: (e.name() if e is not None else None) for tp, e in result.items()}
+    assert errors[0] == "PREFERRED_LEADER_NOT_AVAILABLE"
+    for p in (1, 2):
+        assert errors[p] == ("ELECTION_NOT_NEEDED" if preferred[p] != victim else "PREFERRED_LEADER_NOT_AVAILABLE")
+    assert cluster.leader(topic, 0) != victim
+
+
+def test_create_topic_errors_and_explicit_assignment(cluster: Cluster) -> None:
+    from confluent_kafka import KafkaException
+
+    admin = cluster.admin()
+    too_big = NewTopic(f"c-{uuid.uuid4().hex[:8]}", 1, 4)
+    with pytest.raises(KafkaException) as info:
+        admin.create_topics([too_big])[too_big.topic].result(10)
+    assert info.value.args[0].name() == "INVALID_REPLICATION_FACTOR"
+    name = f"c-{uuid.uuid4().hex[:8]}"
+    # An explicit replica assignment, sent as a raw CreateTopics v5 (librdkafka's binding
+    # refuses some combinations of these fields client-side).
+    import datetime
+
+    from tests.integration.test_bad_input import connect, decode, encode, recv_frame
+
+    mod = __import__("kio.schema.create_topics.v5.request", fromlist=["x"])
+    request = mod.CreateTopicsRequest(topics=(mod.CreatableTopic(
+        name=name, num_partitions=-1, replication_factor=-1,
+        assignments=(mod.CreatableReplicaAssignment(partition_index=0, broker_ids=(2, 0)),
+                     mod.CreatableReplicaAssignment(partition_index=1, broker_ids=(1, 2))),
+        configs=(mod.CreatableTopicConfig(name="retention.ms", value="12345"),)),),
+        timeout=datetime.timedelta(seconds=20), validate_only=False)
+    with connect(cluster.brokers[0]) as sock:
+        sock.sendall(encode(19, 5, request))
+        assert decode(19, 5, recv_frame(sock)).topics[0].error_code == 0
+    md = admin.list_topics(name, timeout=10).topics[name]
+    assert [list(md.partitions[p].replicas) for p in range(2)] == [[2, 0], [1, 2]]
+    assert [md.partitions[p].leader for p in range(2)] == [2, 1]
+    from confluent_kafka.admin import ConfigResource
+
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    for b in cluster.brokers:
+        cfg = cluster.admin(b).describe_configs([res])[res].result(10)
+        assert cfg["retention.ms"].value == "12345"
+
+
+def test_delete_topic_removes_data_on_every_broker(cluster: Cluster) -> None:
+    topic = create(cluster, partitions=2)
+    produce_some(cluster.bootstrap, topic, ["x", "y"])
+    dirs = [b.data_dir / "logs" / f"{topic}-0" for b in cluster.brokers]
+    assert all(d.exists() for d in dirs)
+    admin = cluster.admin()
+    admin.delete_topics([topic])[topic].result(20)
+    wait_for(lambda: not any(d.exists() for d in dirs), 10, "every replica's data to be deleted")
+    assert topic not in admin.list_topics(timeout=10).topics

@@ -19,12 +19,11 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         try:
             if names.count(topic.name) > 1:
                 raise TopicError(ErrorCode.invalid_request, f"Duplicate topic {topic.name} in request.")
+            assignments = None
             if topic.assignments is not None:
-                for a in topic.assignments:
-                    if list(a.broker_ids) != [broker.broker_id]:
-                        raise TopicError(ErrorCode.invalid_replica_assignment,
-                                         f"Unknown broker or replica list {list(a.broker_ids)}.")
-            broker.create_partitions(topic.name, topic.count, validate_only=request.validate_only)
+                assignments = [list(a.broker_ids) for a in topic.assignments]
+            broker.create_partitions(topic.name, topic.count, validate_only=request.validate_only,
+                                     assignments=assignments)
         except TopicError as exc:
             code, message = exc.code, exc.message
         results.append(build(t.CreatePartitionsTopicResult, name=topic.name, error_code=code,

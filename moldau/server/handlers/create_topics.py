@@ -28,24 +28,15 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                 if c.value is None:
                     raise TopicError(ErrorCode.invalid_config, f"Null value not supported for topic config {c.name}")
                 configs[c.name] = c.value
+            assignment = None
             if topic.assignments:
                 if partitions != -1 or rf != -1:
                     raise TopicError(ErrorCode.invalid_request,
                                      "Both numPartitions or replicationFactor and replicasAssignments were set.")
-                indexes = sorted(a.partition_index for a in topic.assignments)
-                if indexes != list(range(len(indexes))):
-                    raise TopicError(ErrorCode.invalid_replica_assignment,
-                                     "Partitions must be numbered consecutively from 0.")
-                for a in topic.assignments:
-                    if list(a.broker_ids) != [broker.broker_id]:
-                        raise TopicError(
-                            ErrorCode.invalid_replica_assignment,
-                            f"Unknown broker or replica list {list(a.broker_ids)} "
-                            f"for partition {a.partition_index}.",
-                        )
-                partitions, rf = len(indexes), 1
+                assignment = {a.partition_index: list(a.broker_ids) for a in topic.assignments}
+                partitions, rf = len(assignment), len(next(iter(assignment.values())))
             created = broker.create_topic(topic.name, partitions, rf, configs,
-                                          validate_only=request.validate_only)
+                                          validate_only=request.validate_only, assignment=assignment)
         except TopicError as exc:
             code, message = exc.code, exc.message
         state = created or broker.metadata.topics.get(topic.name) if code == ErrorCode.none else None
