@@ -10,7 +10,12 @@ The broker's peak RSS (with any children) is sampled throughout.
 Results: a markdown table on stdout and in docs/benchmarks.md (between the
 single-broker markers), raw JSON in bench/results/latest.json.
 
-Usage: `make bench`, or `.venv/bin/python bench/run.py [--quick] [--records N]`.
+Afterwards it runs the consumer-group benchmarks in bench/groups.py (join to Stable,
+offset commits) against the same two brokers; `--skip-groups` leaves them out,
+`--only-groups` runs only them (and leaves the single-broker results untouched).
+
+Usage: `make bench`, or `.venv/bin/python bench/run.py [--quick] [--records N]
+[--skip-groups | --only-groups]`.
 """
 
 from __future__ import annotations
@@ -791,6 +796,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=["tansu", "moldau"], help="comma-separated subset of tansu,moldau",
     )
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--skip-groups", action="store_true",
+                       help="skip the consumer-group benchmarks (bench/groups.py)")
+    which.add_argument("--only-groups", action="store_true",
+                       help="run only the consumer-group benchmarks (bench/groups.py)")
     args = parser.parse_args(argv)
     unknown = set(args.brokers) - {"tansu", "moldau"}
     if unknown:
@@ -802,6 +812,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    code = 0 if args.only_groups else single_broker(args)
+    if not args.skip_groups:
+        import groups  # bench/groups.py; imports this file as `run`
+
+        groups.run_and_report(args.brokers, quick=args.quick, write_doc=not args.no_doc)
+    return code
+
+
+def single_broker(args: argparse.Namespace) -> int:
     factories: dict[str, Callable[[], BrokerSpec]] = {"tansu": tansu_spec, "moldau": moldau_spec}
     records_per_size = {
         size: QUICK_RECORDS if args.quick else args.records or DEFAULT_RECORDS.get(size, 1_000_000)
@@ -850,7 +869,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[bench] updated {DOC_PATH.relative_to(REPO)}", file=sys.stderr)
 
     # Non-zero only when the reference broker failed: the harness itself is broken then.
-    # A Moldau failure is a result, reported in the table.
+    # A Moldau failure is a result, reported in the table. Consumer-group results do not
+    # change the exit code: a broker without group support is a result too.
     tansu_failed = any(r.broker == "Tansu" and not r.complete for r in runs)
     return 1 if tansu_failed else 0
 
