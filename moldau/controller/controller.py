@@ -47,6 +47,12 @@ class PreferredElection:
 
 
 @dataclass
+class AlterPartition:
+    request: Any
+    done: asyncio.Future[Any]
+
+
+@dataclass
 class ControllerState:
     live: dict[int, BrokerInfo] = field(default_factory=dict)
     topics: dict[str, TopicAssignment] = field(default_factory=dict)
@@ -187,6 +193,10 @@ class Controller:
             result = self._on_preferred_election(event.partitions)
             if not event.done.done():
                 event.done.set_result(result)
+        elif isinstance(event, AlterPartition):
+            response = self._on_alter_partition(event.request)
+            if not event.done.done():
+                event.done.set_result(response)
         elif event == "auto_rebalance":
             self._on_auto_rebalance()
 
@@ -301,6 +311,67 @@ class Controller:
             self._send_leader_and_isr(changed, brokers=set(s.live))
             self._send_update_metadata(set(s.live))
         return [tp for tp, (st, _) in s.states.items() if st.leader == broker_id]
+
+    async def submit_alter_partition(self, request: Any) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.enqueue(AlterPartition(request, fut))
+        return await fut
+
+    def _on_alter_partition(self, request: Any) -> Any:
+        """A leader's ISR change (Kafka's ZooKeeper-mode AlterPartition handling): valid only
+        from the current leader at the current leader epoch and partition epoch (the state
+        znode's version); the leader epoch does not change."""
+        from kio.schema.alter_partition.v2 import response as resp
+
+        from moldau.protocol.errors import ErrorCode
+
+        s = self.state
+        by_id = {t.topic_id: t for t in s.topics.values()}
+        changed: list[TopicPartition] = []
+        topics_out = []
+        for topic in request.topics:
+            assignment = by_id.get(topic.topic_id)
+            parts_out = []
+            for p in topic.partitions:
+                def answer(code: ErrorCode, st: LeaderAndIsr | None = None, version: int = -1,
+                           index: int = p.partition_index) -> Any:
+                    return resp.PartitionData(
+                        partition_index=index, error_code=code,
+                        leader_id=st.leader if st else -1, leader_epoch=st.leader_epoch if st else -1,
+                        isr=tuple(st.isr) if st else (), leader_recovery_state=0, partition_epoch=version)
+
+                if assignment is None or (assignment.name, p.partition_index) not in s.states:
+                    parts_out.append(answer(ErrorCode.unknown_topic_or_partition))
+                    continue
+                tp = (assignment.name, p.partition_index)
+                current, version = s.states[tp]
+                replicas = assignment.partitions.get(p.partition_index, [])
+                if current.leader != request.broker_id:
+                    parts_out.append(answer(ErrorCode.not_leader_or_follower, current, version))
+                elif p.leader_epoch != current.leader_epoch:
+                    parts_out.append(answer(ErrorCode.fenced_leader_epoch, current, version))
+                elif p.partition_epoch != version:
+                    parts_out.append(answer(ErrorCode.invalid_update_version, current, version))
+                elif not set(p.new_isr) <= set(replicas) or current.leader not in p.new_isr:
+                    parts_out.append(answer(ErrorCode.invalid_request, current, version))
+                else:
+                    new = LeaderAndIsr(current.leader, current.leader_epoch, tuple(p.new_isr), self.epoch)
+                    if self._write_state(tp, new, version):
+                        changed.append(tp)
+                        new_state, new_version = s.states[tp]
+                        log.info("controller %d: ISR of %s-%d %s -> %s", self.broker_id, tp[0], tp[1],
+                                 list(current.isr), list(new.isr))
+                        parts_out.append(answer(ErrorCode.none, new_state, new_version))
+                    else:
+                        st, v = s.states[tp]
+                        parts_out.append(answer(ErrorCode.invalid_update_version, st, v))
+            topics_out.append(resp.TopicData(topic_id=topic.topic_id, partitions=tuple(parts_out)))
+        if changed:
+            self._send_update_metadata(set(s.live))
+        from moldau.server.handlers._common import NO_THROTTLE
+
+        return resp.AlterPartitionResponse(throttle_time=NO_THROTTLE, error_code=ErrorCode.none,
+                                           topics=tuple(topics_out))
 
     def _on_auto_rebalance(self) -> None:
         """auto.leader.rebalance.enable: move leaders back to preferred replicas on brokers

@@ -23,6 +23,8 @@ class ApiKey(enum.IntEnum):
     OFFSET_COMMIT = 8
     OFFSET_FETCH = 9
     FIND_COORDINATOR = 10
+    OFFSET_FOR_LEADER_EPOCH = 23
+    ALTER_PARTITION = 56
     JOIN_GROUP = 11
     HEARTBEAT = 12
     LEAVE_GROUP = 13
@@ -68,6 +70,7 @@ SUPPORTED_VERSIONS: dict[int, tuple[int, int]] = {
     ApiKey.DELETE_GROUPS: (0, 2),
     ApiKey.OFFSET_DELETE: (0, 0),
     ApiKey.ELECT_LEADERS: (0, 2),
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: (2, 4),
 }
 
 
@@ -77,6 +80,7 @@ INTER_BROKER_VERSIONS: dict[int, tuple[int, int]] = {
     ApiKey.STOP_REPLICA: (3, 3),
     ApiKey.UPDATE_METADATA: (7, 7),
     ApiKey.CONTROLLED_SHUTDOWN: (3, 3),
+    ApiKey.ALTER_PARTITION: (2, 2),
 }
 SUPPORTED_VERSIONS.update(INTER_BROKER_VERSIONS)
 
@@ -86,9 +90,12 @@ def is_supported(api_key: int, api_version: int) -> bool:
     return span is not None and span[0] <= api_version <= span[1]
 
 
+_KIO_INTER_BROKER = {ApiKey.ALTER_PARTITION}
+
+
 @cache
 def request_type(api_key: int, api_version: int) -> type:
-    if api_key in INTER_BROKER_VERSIONS:
+    if api_key in INTER_BROKER_VERSIONS and api_key not in _KIO_INTER_BROKER:
         from moldau.protocol import interbroker
 
         return interbroker.REQUESTS[api_key]
@@ -97,7 +104,7 @@ def request_type(api_key: int, api_version: int) -> type:
 
 @cache
 def response_type(api_key: int, api_version: int) -> type:
-    if api_key in INTER_BROKER_VERSIONS:
+    if api_key in INTER_BROKER_VERSIONS and api_key not in _KIO_INTER_BROKER:
         from moldau.protocol import interbroker
 
         return interbroker.RESPONSES[api_key]

@@ -51,6 +51,7 @@ class AppendResult:
     log_append_time: int = -1
     log_start_offset: int = -1
     message: str | None = None
+    last_offset: int = -1
 
 
 class TopicError(Exception):
@@ -430,17 +431,38 @@ class Broker:
                 ErrorCode.record_list_too_large,
                 message=f"{len(buf)} bytes exceed segment.bytes {config.segment_bytes}",
             )
-        state = self.metadata.topics[topic].partitions[partition]
         try:
-            info = plog.append(buf, headers, leader_epoch=state.leader_epoch, now_ms=now_ms)
+            info = plog.append(buf, headers, leader_epoch=self.leader_epoch(topic, partition), now_ms=now_ms)
         except RecordTooLargeError as exc:
             return AppendResult(ErrorCode.message_too_large, message=str(exc))
+        self.after_leader_append(topic, partition, plog)
         self._wake((topic, partition))
-        return AppendResult(ErrorCode.none, info.first_offset, info.log_append_time, info.log_start_offset)
+        return AppendResult(ErrorCode.none, info.first_offset, info.log_append_time, info.log_start_offset,
+                            last_offset=info.last_offset)
 
     def high_watermark(self, plog: Log) -> int:
         """A single replica is its own ISR: everything appended is committed."""
         return plog.log_end_offset
+
+    def leader_epoch(self, topic: str, partition: int) -> int:
+        state = self.metadata.topics.get(topic)
+        if state is None or partition not in state.partitions:
+            return -1
+        return state.partitions[partition].leader_epoch
+
+    def in_sync_replicas(self, topic: str, partition: int) -> int:
+        return 1
+
+    async def wait_for_acks(self, topic: str, partition: int, required_offset: int, timeout_s: float,
+                            min_isr: int) -> ErrorCode:
+        """acks=all: alone, the append itself is the whole ISR's."""
+        return ErrorCode.none
+
+    def on_replica_fetch(self, topic: str, partition: int, replica_id: int, fetch_offset: int, plog: Log) -> None:
+        """A follower fetched (clusters only)."""
+
+    def after_leader_append(self, topic: str, partition: int, plog: Log) -> None:
+        """Let the high watermark move (clusters only)."""
 
     # --- delayed fetch --------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from moldau.controller.embedded import PartitionState, TopicState, topic_name_er
 from moldau.protocol import interbroker as ib
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
+from moldau.replication.replica_manager import ReplicaManager
 from moldau.server.broker import OFFSETS_TOPIC, Broker, TopicError, _new_cluster_id, _replay
 from moldau.server.broker_client import BrokerConnection
 from moldau.server.config import BrokerConfig
@@ -90,6 +91,7 @@ class ClusterBroker(Broker):
         self._session_s = int(config["zookeeper.session.timeout.ms"]) / 1000
         self._lease_until = 0.0
         self._registered_session: int | None = None
+        self.replicas = ReplicaManager(self)
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -140,6 +142,8 @@ class ClusterBroker(Broker):
         self._tasks.append(loop.create_task(self._every(1000, self._flush)))
         self._tasks.append(loop.create_task(self._every(100, self._tick_groups)))
         self._tasks.append(loop.create_task(self._renew_lease()))
+        self._tasks.append(loop.create_task(self._every(
+            max(100, int(self.config["replica.lag.time.max.ms"]) // 4), self._check_isr)))
         if self.config["auto.leader.rebalance.enable"]:
             self._tasks.append(loop.create_task(self._every(
                 int(self.config["leader.imbalance.check.interval.seconds"]) * 1000, self._auto_rebalance)))
@@ -162,13 +166,20 @@ class ClusterBroker(Broker):
         )
 
     async def _register(self) -> None:
-        started = time.monotonic()
-        try:
-            await asyncio.to_thread(self.coordination.register_broker, self._broker_info())
-        except BrokerIdInUseError:
-            raise RuntimeError(
-                f"broker id {self.broker_id} is already registered in ZooKeeper by a live broker; "
-                "refusing to start with a duplicate broker.id") from None
+        # A broker restarted right after a crash finds its previous registration still
+        # there until that session expires: wait that long before calling it a duplicate.
+        give_up = time.monotonic() + self._session_s + 1.0
+        while True:
+            started = time.monotonic()
+            try:
+                await asyncio.to_thread(self.coordination.register_broker, self._broker_info())
+                break
+            except BrokerIdInUseError:
+                if time.monotonic() >= give_up:
+                    raise RuntimeError(
+                        f"broker id {self.broker_id} is already registered in ZooKeeper by a live broker; "
+                        "refusing to start with a duplicate broker.id") from None
+                await asyncio.sleep(0.25)
         self._registered = True
         self._registered_session = getattr(self.coordination, "session_id", None)
         self._lease_until = started + self._session_s * 0.75
@@ -185,6 +196,10 @@ class ClusterBroker(Broker):
                 continue
             if getattr(self.coordination, "session_id", None) == self._registered_session and self._registered:
                 self._lease_until = started + self._session_s * 0.75
+
+    def _check_isr(self) -> None:
+        if self.lease_valid():
+            self.replicas.check_isr(self.clock())
 
     def lease_valid(self) -> bool:
         return time.monotonic() < self._lease_until
@@ -237,6 +252,8 @@ class ClusterBroker(Broker):
         log.warning("broker %d: ZooKeeper session lost; giving up leadership until re-registered", self.broker_id)
         for tp in list(self.leading):
             self._become_follower(tp)
+            self.replicas.stop(tp)
+            self.partition_epochs.pop(tp, None)
         if self.controller is not None:
             self._loop.create_task(self.controller.stop())  # type: ignore[union-attr]
             self.controller = None
@@ -278,6 +295,7 @@ class ClusterBroker(Broker):
             await self._controlled_shutdown()
         for server in self.servers:
             server.close()
+        await self.replicas.close()
         if self.controller is not None:
             await self.controller.stop()
             self.controller = None
@@ -296,6 +314,7 @@ class ClusterBroker(Broker):
         """Ask the controller to move our leaderships away before we go (Kafka's
         controlled shutdown), retrying while partitions remain."""
         deadline = time.monotonic() + timeout_s
+        previous: list[Any] | None = None
         while time.monotonic() < deadline:
             if self.controller is not None and self.controller.active:
                 fut: asyncio.Future[list[tuple[str, int]]] = asyncio.get_running_loop().create_future()
@@ -304,9 +323,9 @@ class ClusterBroker(Broker):
                     remaining = await asyncio.wait_for(fut, deadline - time.monotonic())
                 except TimeoutError:
                     break
-                if not remaining:
-                    return
-            else:
+                if not remaining or remaining == previous:
+                    return  # done, or what is left has nowhere to go
+                previous = remaining
                 controller = self.metadata.brokers.get(self.metadata.controller_id)
                 if controller is None:
                     await asyncio.sleep(0.2)
@@ -317,9 +336,12 @@ class ClusterBroker(Broker):
                         ApiKey.CONTROLLED_SHUTDOWN, 3,
                         ib.ControlledShutdownRequest(broker_id=self.broker_id, broker_epoch=-1),
                         timeout=max(0.1, deadline - time.monotonic()))
-                    if response.error_code == 0 and not response.remaining_partitions:
-                        log.info("broker %d: controlled shutdown complete", self.broker_id)
+                    remaining = sorted((r.topic_name, r.partition_index) for r in response.remaining_partitions)
+                    if response.error_code == 0 and (not remaining or remaining == previous):
+                        log.info("broker %d: controlled shutdown complete%s", self.broker_id,
+                                 f" ({len(remaining)} partition(s) have no other replica to lead)" if remaining else "")
                         return
+                    previous = remaining
                 except (OSError, ConnectionError, TimeoutError) as exc:
                     log.info("controlled shutdown request failed: %s", exc)
                 finally:
@@ -401,10 +423,13 @@ class ClusterBroker(Broker):
                 topic = self.metadata.topics.setdefault(
                     tp[0], TopicState(tp[0], ts.topic_id or uuid.UUID(int=0), {}, configs))
                 topic.partitions[tp[1]] = PartitionState(ps.leader, ps.leader_epoch, list(ps.replicas), list(ps.isr))
+                plog = self.logs.get(*tp)
                 if ps.leader == self.broker_id:
+                    self.replicas.become_leader(tp, ps, plog, now)
                     self._become_leader(tp)
                 else:
                     self._become_follower(tp)
+                    self.replicas.become_follower(tp, ps, now)
                 errors.append((tp[0], tp[1], ErrorCode.none))
         return ErrorCode.none, errors
 
@@ -416,6 +441,7 @@ class ClusterBroker(Broker):
             for ps in ts.partition_states:
                 tp = (ts.topic_name, ps.partition_index)
                 self._become_follower(tp)
+                self.replicas.stop(tp)
                 self.partition_epochs.pop(tp, None)
                 if ps.delete_partition:
                     self.logs.delete(tp[0], tp[1])
@@ -450,6 +476,25 @@ class ClusterBroker(Broker):
                         self.broker_id, topic, partition)
             return None
         return self.logs.get(topic, partition)
+
+    def high_watermark(self, plog: Any) -> int:
+        return self.replicas.high_watermark((plog.topic, plog.partition), plog)
+
+    def leader_epoch(self, topic: str, partition: int) -> int:
+        return self.partition_epochs.get((topic, partition), -1)
+
+    def in_sync_replicas(self, topic: str, partition: int) -> int:
+        return len(self.replicas.isr((topic, partition)))
+
+    async def wait_for_acks(self, topic: str, partition: int, required_offset: int, timeout_s: float,
+                            min_isr: int) -> ErrorCode:
+        return await self.replicas.wait_for_acks((topic, partition), required_offset, timeout_s, min_isr)
+
+    def on_replica_fetch(self, topic: str, partition: int, replica_id: int, fetch_offset: int, plog: Any) -> None:
+        self.replicas.on_follower_fetch((topic, partition), replica_id, fetch_offset, plog, self.clock())
+
+    def after_leader_append(self, topic: str, partition: int, plog: Any) -> None:
+        self.replicas.maybe_advance((topic, partition), plog)
 
     def partition_error(self, topic: str, partition: int) -> ErrorCode:
         state = self.metadata.topics.get(topic)

@@ -21,6 +21,7 @@ from moldau.protocol.framing import (
     parse_request_header,
 )
 from moldau.server.handlers import (
+    alter_partition,
     api_versions,
     controlled_shutdown,
     create_partitions,
@@ -45,6 +46,7 @@ from moldau.server.handlers import (
     offset_commit,
     offset_delete,
     offset_fetch,
+    offset_for_leader_epoch,
     produce,
     stop_replica,
     sync_group,
@@ -88,6 +90,8 @@ HANDLERS: dict[int, HandlerFn] = {
     ApiKey.UPDATE_METADATA: update_metadata.handle,
     ApiKey.CONTROLLED_SHUTDOWN: controlled_shutdown.handle,
     ApiKey.ELECT_LEADERS: elect_leaders.handle,
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: offset_for_leader_epoch.handle,
+    ApiKey.ALTER_PARTITION: alter_partition.handle,
 }
 assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
 

@@ -20,9 +20,22 @@ from moldau.server.handlers._common import NO_THROTTLE, response_types
 EMPTY = b""
 
 
+def epoch_error(broker: Broker, topic: str, partition: int, current_leader_epoch: int) -> ErrorCode | None:
+    """KIP-320: a client or follower that knows another leader epoch than ours."""
+    if current_leader_epoch < 0:
+        return None
+    ours = broker.leader_epoch(topic, partition)
+    if current_leader_epoch < ours:
+        return ErrorCode.fenced_leader_epoch
+    if current_leader_epoch > ours:
+        return ErrorCode.unknown_leader_epoch
+    return None
+
+
 def _read(broker: Broker, request: Any) -> tuple[list[tuple[str, list[tuple[Any, ...]]]], int, bool]:
     """One pass over the requested partitions: (per-topic results, bytes, any error)."""
     remaining = request.max_bytes if request.max_bytes > 0 else 0x7FFFFFFF
+    follower = getattr(request, "replica_id", -1) >= 0
     total = 0
     errors = False
     out: list[tuple[str, list[tuple[Any, ...]]]] = []
@@ -34,13 +47,19 @@ def _read(broker: Broker, request: Any) -> tuple[list[tuple[str, list[tuple[Any,
                 parts.append((fp.partition, broker.partition_error(topic.topic, fp.partition), -1, -1, -1, EMPTY))
                 errors = True
                 continue
+            fenced = epoch_error(broker, topic.topic, fp.partition, getattr(fp, "current_leader_epoch", -1))
+            if fenced is not None:
+                parts.append((fp.partition, fenced, -1, -1, -1, EMPTY))
+                errors = True
+                continue
             hw = broker.high_watermark(plog)
             data = EMPTY
             code = ErrorCode.none
             if remaining > 0 or total == 0:
                 try:
                     limit = min(fp.partition_max_bytes, remaining) if total else fp.partition_max_bytes
-                    data = plog.read(fp.fetch_offset, max(limit, 1), max_offset=hw)
+                    # Followers copy the whole log; consumers see only what is committed.
+                    data = plog.read(fp.fetch_offset, max(limit, 1), max_offset=None if follower else hw)
                 except OffsetOutOfRangeError:
                     code = ErrorCode.offset_out_of_range
                     errors = True
@@ -58,6 +77,13 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
     if session_id != 0:
         return build(t.FetchResponse, throttle_time=NO_THROTTLE,
                      error_code=ErrorCode.fetch_session_id_not_found, session_id=0, responses=())
+    replica_id = getattr(request, "replica_id", -1)
+    if replica_id >= 0:
+        for tp in request.topics:
+            for fp in tp.partitions:
+                plog = broker.partition_log(tp.topic, fp.partition)
+                if plog is not None:
+                    broker.on_replica_fetch(tp.topic, fp.partition, replica_id, fp.fetch_offset, plog)
     results, total, errors = _read(broker, request)
     max_wait_s = request.max_wait.total_seconds()
     if total < max(request.min_bytes, 1) and not errors and max_wait_s > 0:

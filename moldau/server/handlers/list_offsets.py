@@ -8,18 +8,23 @@ from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.server.broker import Broker
 from moldau.server.handlers._common import NO_THROTTLE, response_types
+from moldau.server.handlers.fetch import epoch_error
 
 LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
 
 
-def lookup(broker: Broker, topic: str, partition: int, timestamp: int) -> tuple[ErrorCode, int, int, int]:
+def lookup(broker: Broker, topic: str, partition: int, timestamp: int,
+           current_leader_epoch: int = -1) -> tuple[ErrorCode, int, int, int]:
     """(error, timestamp, offset, leader epoch) for one partition."""
     plog = broker.partition_log(topic, partition)
     if plog is None:
         return broker.partition_error(topic, partition), -1, -1, -1
-    epoch = broker.metadata.topics[topic].partitions[partition].leader_epoch
+    fenced = epoch_error(broker, topic, partition, current_leader_epoch)
+    if fenced is not None:
+        return fenced, -1, -1, -1
+    epoch = broker.leader_epoch(topic, partition)
     if timestamp == LATEST:
         return ErrorCode.none, -1, broker.high_watermark(plog), epoch
     if timestamp == EARLIEST:
@@ -42,7 +47,8 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
     for topic in request.topics:
         parts = []
         for p in topic.partitions:
-            code, ts, offset, epoch = lookup(broker, topic.name, p.partition_index, p.timestamp)
+            code, ts, offset, epoch = lookup(broker, topic.name, p.partition_index, p.timestamp,
+                                             getattr(p, "current_leader_epoch", -1))
             parts.append(build(t.ListOffsetsPartitionResponse, partition_index=p.partition_index,
                                error_code=code, timestamp=ts, offset=offset, leader_epoch=epoch))
         topics.append(build(t.ListOffsetsTopicResponse, name=topic.name, partitions=tuple(parts)))

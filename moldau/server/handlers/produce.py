@@ -1,10 +1,14 @@
 """Produce: append each partition's record batches to its log.
 
-acks=0 gets no response at all; on a single broker acks=1 and acks=all are both answered
-after the append (the leader is the whole ISR).
+acks=0 gets no response at all; acks=1 is answered after the leader's append; acks=all
+(-1) after every in-sync replica has the batch, i.e. when the high watermark passes it,
+bounded by the request's timeout. `min.insync.replicas` is checked before the append
+(NOT_ENOUGH_REPLICAS) and when the acknowledgement is due (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
 """
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Any
 
 from moldau.protocol.apis import ApiKey
@@ -12,6 +16,29 @@ from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.server.broker import AppendResult, Broker
 from moldau.server.handlers._common import NO_THROTTLE, response_types, timestamp_field
+
+
+def _append(broker: Broker, topic: str, partition: int, records: Any, acks: int, now: int) -> AppendResult:
+    if acks == -1:
+        plog = broker.partition_log(topic, partition)
+        if plog is not None:
+            min_isr = plog.config.min_insync_replicas
+            isr = broker.in_sync_replicas(topic, partition)
+            if isr < min_isr:
+                return AppendResult(
+                    ErrorCode.not_enough_replicas,
+                    message=f"The size of the current ISR {isr} is insufficient to satisfy the min.isr "
+                    f"requirement of {min_isr} for partition {topic}-{partition}",
+                )
+    return broker.append(topic, partition, records, now)
+
+
+async def _await_replicas(broker: Broker, topic: str, partition: int, result: AppendResult,
+                          timeout_s: float) -> AppendResult:
+    plog = broker.partition_log(topic, partition)
+    min_isr = plog.config.min_insync_replicas if plog is not None else 1
+    code = await broker.wait_for_acks(topic, partition, result.last_offset + 1, timeout_s, min_isr)
+    return result if code == ErrorCode.none else dataclasses.replace(result, error=code, base_offset=-1)
 
 
 async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
@@ -24,10 +51,22 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
             if acks not in (0, 1, -1):
                 parts.append((pd.index, AppendResult(ErrorCode.invalid_required_acks)))
             else:
-                parts.append((pd.index, broker.append(topic.name, pd.index, pd.records, now)))
+                parts.append((pd.index, _append(broker, topic.name, pd.index, pd.records, acks, now)))
         results.append((topic.name, parts))
     if acks == 0:
         return None
+    if acks == -1:
+        timeout_s = max(request.timeout.total_seconds(), 0.0)
+        waits = [
+            (ti, pi, _await_replicas(broker, name, index, r, timeout_s))
+            for ti, (name, parts) in enumerate(results)
+            for pi, (index, r) in enumerate(parts)
+            if r.error == ErrorCode.none
+        ]
+        if waits:
+            done = await asyncio.gather(*(w for _, _, w in waits))
+            for (ti, pi, _), r in zip(waits, done, strict=True):
+                results[ti][1][pi] = (results[ti][1][pi][0], r)
     t = response_types(ApiKey.PRODUCE, header.api_version)
     return build(
         t.ProduceResponse,
