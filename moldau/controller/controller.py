@@ -185,6 +185,11 @@ class Controller:
             self._on_topic_change()
         elif event == "deletions":
             self._on_topic_deletion()
+        elif event == "configs":
+            changed = self._elect_for_offline(self._all_partitions())
+            if changed:
+                self._send_leader_and_isr(changed, brokers=set(self.state.live))
+                self._send_update_metadata(set(self.state.live))
         elif isinstance(event, ControlledShutdown):
             remaining = self._on_controlled_shutdown(event.broker_id)
             if not event.done.done():

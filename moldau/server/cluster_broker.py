@@ -273,6 +273,9 @@ class ClusterBroker(Broker):
                 await asyncio.sleep(0.5)
 
     def _on_config_change(self) -> None:
+        # unclean.leader.election.enable may have been turned on: offline partitions may
+        # now elect a leader (Kafka's controller does the same on that config change).
+        self._forward("configs")
         for name in list(self.metadata.topics):
             if self.logs_for_topic(name):
                 try:

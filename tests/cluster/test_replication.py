@@ -218,3 +218,35 @@ def test_follower_restart_then_leader_killed_kip101(cluster: Cluster) -> None:
         p.wait_acked(before + 50)
         cluster.brokers[leader].start()
     check_no_loss(cluster, topic, p.acked)
+
+
+def test_unclean_election_off_keeps_partition_offline_until_enabled(cluster: Cluster) -> None:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    name = f"u-{uuid.uuid4().hex[:8]}"
+    admin = cluster.admin()
+    admin.create_topics([NewTopic(name, 1, 2, config={"min.insync.replicas": "1"})])[name].result(20)
+    wait_for(lambda: len(isr(cluster, name)) == 2, 10, "ISR of 2")
+    leader = cluster.leader(name, 0)
+    follower = next(b for b in admin.list_topics(name, timeout=5).topics[name].partitions[0].replicas if b != leader)
+    fproc = cluster.brokers[follower].proc
+    assert fproc is not None
+    fproc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: isr(cluster, name) == [leader], SESSION_MS / 1000 + 10, "the ISR to shrink to the leader")
+        p = Producer({"bootstrap.servers": cluster.brokers[leader].bootstrap, "acks": "1"})
+        p.produce(name, b"only-on-the-leader", partition=0)
+        assert p.flush(10) == 0
+        cluster.brokers[leader].kill()
+    finally:
+        fproc.send_signal(signal.SIGCONT)
+    others = [b for b in range(3) if b != leader]
+    wait_for(lambda: len(cluster.admin().list_topics(timeout=5).brokers) == 2, 20, "the leader gone")
+    time.sleep(SESSION_MS / 1000 + 1)
+    assert cluster.agreed_leader(name, 0, others) == -1, "no unclean election by default: the partition stays offline"
+    res = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("unclean.leader.election.enable", "true", incremental_operation=AlterConfigOpType.SET)])
+    cluster.admin().incremental_alter_configs([res])[res].result(10)
+    wait_for(lambda: cluster.agreed_leader(name, 0, others) == follower, 15, "the out-of-sync replica to lead")
+    controller = cluster.controller_id()
+    assert "UNCLEAN leader election" in cluster.brokers[controller].log()
