@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -9,11 +10,13 @@ import uuid
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
-from moldau.log.checkpoint import fsync_directory
+from moldau.log.checkpoint import LEADER_EPOCH_CHECKPOINT, fsync_directory
 from moldau.log.config import LogConfig
-from moldau.log.errors import LogError, OffsetOutOfRangeError, RecordTooLargeError
+from moldau.log.errors import CheckpointError, LogError, OffsetOutOfRangeError, RecordTooLargeError
+from moldau.log.leader_epoch import LeaderEpochCache
 from moldau.log.offset_index import OffsetIndex
 from moldau.log.segment import (
     INT32_MAX,
@@ -33,6 +36,8 @@ _PARTITION_DIR = re.compile(r"^(.+)-([0-9]+)$")
 # Files a crash may leave behind: ours (.tmp) and Kafka's (.deleted).
 _LEFTOVER_SUFFIXES = (".deleted", ".tmp")
 DELETE_DIR_SUFFIX = "-delete"
+
+logger = logging.getLogger(__name__)
 
 
 def parse_partition_dir(name: str) -> tuple[str, int] | None:
@@ -58,6 +63,10 @@ class Log:
     Offsets are dense from ``log_start_offset`` to ``log_end_offset`` (the next offset
     to assign). ``recovery_point`` is the offset below which everything has been
     fsynced: after a crash only segments from the one holding it are re-read.
+    ``high_watermark`` is kept in [log_start_offset, log_end_offset]; the replication
+    layer moves it (``update_high_watermark``), the LogManager checkpoints it.
+    ``leader_epoch_cache`` maps leader epochs to the offsets where they start, from the
+    partition leader epoch of every batch appended (KIP-101).
     Single-threaded and synchronous; time is always passed in.
     """
 
@@ -72,6 +81,8 @@ class Log:
         log_start_offset: int,
         recovery_point: int,
         now_ms: int,
+        leader_epoch_cache: LeaderEpochCache | None = None,
+        high_watermark: int = 0,
     ) -> None:
         self.directory = directory
         self.topic = topic
@@ -81,6 +92,12 @@ class Log:
         self._base_offsets = [s.base_offset for s in segments]
         self.log_start_offset = log_start_offset
         self.recovery_point = recovery_point
+        self.leader_epoch_cache = (
+            leader_epoch_cache
+            if leader_epoch_cache is not None
+            else LeaderEpochCache(directory / LEADER_EPOCH_CHECKPOINT)
+        )
+        self.high_watermark = min(max(high_watermark, log_start_offset), self.log_end_offset)
         self._now_ms = now_ms
         self._last_flush_ms = now_ms
         self._closed = False
@@ -100,7 +117,16 @@ class Log:
         recovery_point: int = 0,
         log_start_offset: int = 0,
         recover: bool = True,
+        high_watermark: int = 0,
     ) -> Log:
+        """Open (or create) the log in ``directory``, named "<topic>-<partition>".
+
+        With ``recover`` the segments from the one holding ``recovery_point`` on are
+        re-read and cut at the first bad batch. The leader epoch cache comes from the
+        ``leader-epoch-checkpoint``, truncated to the recovered log; it is rebuilt from
+        the batches when the file is missing, does not parse, or disagrees with them.
+        ``high_watermark`` (from the replication-offset-checkpoint) is clamped into
+        [log start offset, log end offset]."""
         parsed = parse_partition_dir(directory.name)
         if parsed is None:
             raise LogError(f"{directory}: a log dir is named <topic>-<partition>")
@@ -126,6 +152,7 @@ class Log:
                 recovered = segments[:]
             for segment in recovered:
                 segment.flush()
+            cache = _load_leader_epoch_cache(directory, segments, recovered, log_start_offset)
         except BaseException:
             for segment in segments:
                 segment.close()
@@ -140,6 +167,8 @@ class Log:
             log_start_offset=log_start_offset,
             recovery_point=log_end_offset if recover else min(recovery_point, log_end_offset),
             now_ms=now_ms,
+            leader_epoch_cache=cache,
+            high_watermark=high_watermark,
         )
 
     # --- state ----------------------------------------------------------------------
@@ -161,6 +190,25 @@ class Log:
 
     def update_config(self, config: LogConfig) -> None:
         self.config = config
+
+    # --- high watermark and leader epochs -------------------------------------------
+
+    def update_high_watermark(self, offset: int) -> int:
+        """Set the high watermark, clamped into [log start offset, log end offset];
+        returns the value set."""
+        self.high_watermark = min(max(offset, self.log_start_offset), self.log_end_offset)
+        return self.high_watermark
+
+    @property
+    def latest_epoch(self) -> int | None:
+        """The latest leader epoch in the epoch cache, None if it is empty."""
+        return self.leader_epoch_cache.latest_epoch()
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (the largest epoch <= ``epoch``, where it ends), the log
+        end offset for the latest epoch; (-1, -1) when undefined. See
+        LeaderEpochCache.end_offset_for."""
+        return self.leader_epoch_cache.end_offset_for(epoch, self.log_end_offset)
 
     def _segment_index(self, offset: int) -> int:
         """Index of the segment whose range holds ``offset`` (the first if below all)."""
@@ -188,6 +236,10 @@ class Log:
             first_offset + records - 1,
             now_ms,
         )
+        if leader_epoch >= 0:
+            # Before the write, as Kafka does: the checkpoint may get ahead of the log
+            # (loading truncates it to the log end), never behind it.
+            self.leader_epoch_cache.assign(leader_epoch, first_offset)
         offset = first_offset
         position = 0
         assigned: list[BatchHeader] = []
@@ -206,9 +258,12 @@ class Log:
             log_start_offset=self.log_start_offset,
         )
 
-    def append_as_follower(self, batches: bytes, headers: list[BatchHeader]) -> AppendInfo:
-        """Write batches whose offsets the leader assigned; the first must start at the
-        log end offset and each must start above the one before."""
+    def append_as_follower(self, batches: bytes | bytearray, headers: list[BatchHeader]) -> AppendInfo:
+        """Write batches as the leader stored them, byte for byte: offsets, partition
+        leader epochs and timestamps are the leader's (nothing is stamped). The first
+        must start at the log end offset and each right after the one before (offsets
+        are dense: recovery keeps nothing after a gap). The epoch cache takes each
+        batch's partition leader epoch."""
         self._check_sizes(batches, headers, check_max_message=False)
         expected = self.log_end_offset
         if headers[0].base_offset != expected:
@@ -217,8 +272,13 @@ class Log:
                 f"{headers[0].base_offset}, the log end offset is {expected}"
             )
         for header in headers:
-            if header.base_offset < expected:
-                raise LogError(f"follower batch offsets go backwards at {header.base_offset}")
+            if header.base_offset != expected:
+                raise LogError(
+                    f"{self.topic}-{self.partition}: follower batch at offset {header.base_offset} "
+                    f"does not follow the one before, which ends before {expected}"
+                )
+            if header.last_offset_delta < 0:
+                raise LogError(f"follower batch at offset {header.base_offset} has a negative last offset delta")
             expected = header.next_offset
         now_ms = self._now_ms
         self._maybe_roll(
@@ -227,6 +287,10 @@ class Log:
             headers[-1].last_offset,
             now_ms,
         )
+        cache = self.leader_epoch_cache
+        for header in headers:
+            if header.partition_leader_epoch >= 0:
+                cache.assign(header.partition_leader_epoch, header.base_offset)
         self._write(batches, headers, now_ms)
         return AppendInfo(
             headers[0].base_offset, headers[-1].last_offset, NO_TIMESTAMP, self.log_start_offset
@@ -418,14 +482,20 @@ class Log:
         del self._base_offsets[:count]
         self.log_start_offset = max(self.log_start_offset, self._base_offsets[0])
         self.recovery_point = max(self.recovery_point, self.log_start_offset)
+        self._log_start_moved()
         for segment in doomed:
             segment.delete()
+
+    def _log_start_moved(self) -> None:
+        self.high_watermark = max(self.high_watermark, self.log_start_offset)
+        self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
 
     def delete_records_before(self, offset: int) -> int:
         """DeleteRecords: move the log start offset up to ``offset`` and delete the
         segments entirely below it. Returns the new log start offset."""
         self._check_fetch_offset(offset)
         self.log_start_offset = max(self.log_start_offset, offset)
+        self._log_start_moved()
         self._delete_segments(
             lambda _, nxt: nxt is not None and nxt.base_offset <= self.log_start_offset,
             self._now_ms,
@@ -434,10 +504,15 @@ class Log:
 
     def truncate_to(self, offset: int) -> None:
         """Remove every record at and above ``offset``; a batch holding ``offset`` goes
-        whole, so the log end offset becomes that batch's base offset."""
+        whole, so the log end offset becomes that batch's base offset. The epoch cache
+        loses the entries starting at or after the new end, the high watermark is
+        lowered to it if above."""
         if offset < 0:
             raise LogError(f"cannot truncate to negative offset {offset}")
         if offset >= self.log_end_offset:
+            # An epoch entry may start at the log end with nothing written in it (an
+            # assignment whose append failed): drop it, as Kafka does.
+            self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
             return
         i = self._segment_index(offset)
         found = self._segments[i].find_batch(offset)
@@ -450,6 +525,8 @@ class Log:
             self._segments.pop().delete()
         self.active_segment.truncate_to(boundary)
         self.recovery_point = min(self.recovery_point, boundary)
+        self.high_watermark = min(self.high_watermark, boundary)
+        self.leader_epoch_cache.truncate_from_end(boundary)
 
     def _truncate_fully_and_start_at(self, offset: int) -> None:
         for segment in self._segments:
@@ -460,6 +537,10 @@ class Log:
         self._base_offsets = [offset]
         self.log_start_offset = offset
         self.recovery_point = offset
+        self.high_watermark = offset
+        # Every entry starts at or after the old log start, so at or after ``offset``
+        # unless the log start was below it: in both cases the log holds none of them.
+        self.leader_epoch_cache.truncate_from_end(offset)
 
     # --- durability -----------------------------------------------------------------
 
@@ -571,3 +652,61 @@ def _load_segments(
             segment.created_ms = now_ms
         i += 1
     return recovered
+
+
+def _load_leader_epoch_cache(
+    directory: Path, segments: list[LogSegment], recovered: list[LogSegment], log_start_offset: int
+) -> LeaderEpochCache:
+    """The epoch cache of a just loaded log (see Log.open).
+
+    The checkpoint is written before each append, so after a crash it may be ahead of
+    the log (truncated here to the log end), never behind. It is checked anyway against
+    the batches of the segments recovery re-read and against the last batch, and
+    rebuilt from all batches from the log start when it disagrees, is missing (a log
+    written before Moldau kept one) or does not parse."""
+    path = directory / LEADER_EPOCH_CHECKPOINT
+    log_end_offset = segments[-1].next_offset
+    try:
+        loaded: LeaderEpochCache | None = LeaderEpochCache.load(path) if path.exists() else None
+    except CheckpointError as exc:
+        logger.warning("%s: rebuilding the leader epoch cache from the log: %s", path, exc)
+        loaded = None
+    if loaded is not None:
+        loaded.truncate_from_end(log_end_offset)
+        loaded.truncate_from_start(log_start_offset)
+        last = _last_batch(segments, log_end_offset)
+        to_check = chain(
+            (h for segment in recovered for _, h in segment.headers_from(0)),
+            [last] if last is not None else [],
+        )
+        if all(_epoch_agrees(loaded, h, log_start_offset) for h in to_check):
+            return loaded
+        logger.warning("%s: disagrees with the log's batches: rebuilding it", path)
+    bases = [s.base_offset for s in segments]
+    first = max(bisect_right(bases, log_start_offset) - 1, 0)
+    cache = LeaderEpochCache(
+        path,
+        (
+            (header.partition_leader_epoch, max(header.base_offset, log_start_offset))
+            for segment in segments[first:]
+            for _, header in segment.headers_from(0)
+            if header.partition_leader_epoch >= 0 and header.last_offset >= log_start_offset
+        ),
+    )
+    if len(cache) or log_end_offset > log_start_offset or path.exists():
+        cache.flush()
+    return cache
+
+
+def _last_batch(segments: list[LogSegment], log_end_offset: int) -> BatchHeader | None:
+    for segment in reversed(segments):
+        if segment.base_offset < log_end_offset:
+            found = segment.find_batch(log_end_offset - 1)
+            return found[1] if found is not None else None
+    return None
+
+
+def _epoch_agrees(cache: LeaderEpochCache, header: BatchHeader, log_start_offset: int) -> bool:
+    if header.partition_leader_epoch < 0 or header.last_offset < log_start_offset:
+        return True
+    return cache.epoch_for_offset(max(header.base_offset, log_start_offset)) == header.partition_leader_epoch

@@ -93,6 +93,7 @@ class LogManager:
         clean = marker.exists()
         recovery_points = _read_checkpoint(log_dir.path / RECOVERY_POINT_CHECKPOINT)
         log_start_offsets = _read_checkpoint(log_dir.path / LOG_START_OFFSET_CHECKPOINT)
+        high_watermarks = _read_checkpoint(log_dir.path / REPLICATION_OFFSET_CHECKPOINT)
         if not clean:
             logger.info("%s was not shut down cleanly: recovering its logs", log_dir.path)
         for child in sorted(log_dir.path.iterdir()):
@@ -116,6 +117,7 @@ class LogManager:
                 recovery_point=recovery_points.get(parsed, 0),
                 log_start_offset=log_start_offsets.get(parsed, 0),
                 recover=not clean,
+                high_watermark=high_watermarks.get(parsed, 0),
             )
             self._logs[parsed] = log
             self._log_dir_of[parsed] = log_dir
@@ -200,8 +202,7 @@ class LogManager:
             log.flush_if_due(now_ms)
 
     def checkpoint(self) -> None:
-        """Write each dir's recovery points, log start offsets and (for now, the high
-        watermark of a single broker) log end offsets."""
+        """Write each dir's recovery points, log start offsets and high watermarks."""
         for log_dir in self._dirs:
             logs = {
                 key: log for key, log in self._logs.items() if self._log_dir_of[key] is log_dir
@@ -209,7 +210,7 @@ class LogManager:
             files = (
                 (RECOVERY_POINT_CHECKPOINT, {k: log.recovery_point for k, log in logs.items()}),
                 (LOG_START_OFFSET_CHECKPOINT, {k: log.log_start_offset for k, log in logs.items()}),
-                (REPLICATION_OFFSET_CHECKPOINT, {k: log.log_end_offset for k, log in logs.items()}),
+                (REPLICATION_OFFSET_CHECKPOINT, {k: log.high_watermark for k, log in logs.items()}),
             )
             for name, offsets in files:
                 OffsetCheckpointFile(log_dir.path / name).write(offsets)

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from moldau.log.checkpoint import LEADER_EPOCH_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT
 from moldau.log.config import LogConfig
 from moldau.log.errors import LogError, OffsetOutOfRangeError, RecordTooLargeError
+from moldau.log.leader_epoch import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
 from moldau.log.log import AppendInfo, Log
+from moldau.log.manager import LogManager
 from moldau.log.segment import segment_file_name
 from moldau.protocol.records import (
     BatchHeader,
@@ -729,3 +732,412 @@ def test_header_of_patched_batch(log: Log) -> None:
     log.append(buf, validate_batches(buf), leader_epoch=9, now_ms=0)
     header = read_header(buf)
     assert (header.base_offset, header.partition_leader_epoch) == (2, 9)
+
+
+# --- leader epochs ---------------------------------------------------------------------
+
+
+def follower_batch(values: list[bytes], base_offset: int, epoch: int, ts: int = 1000) -> bytes:
+    """A batch as a leader stored it: offset and partition leader epoch assigned."""
+    return build_batch(
+        [RecordInput(v, timestamp=ts) for v in values], base_offset=base_offset, partition_leader_epoch=epoch
+    )
+
+
+def replicate(leader: Log, follower: Log, max_bytes: int = 300) -> None:
+    """Fetch from the leader as a follower does, until caught up."""
+    while follower.log_end_offset < leader.log_end_offset:
+        data = leader.read(follower.log_end_offset, max_bytes)
+        follower.append_as_follower(data, validate_batches(data))
+
+
+def checkpoint_text(log: Log) -> str:
+    return (log.directory / LEADER_EPOCH_CHECKPOINT).read_text()
+
+
+def test_leader_appends_record_epochs(log: Log) -> None:
+    assert log.latest_epoch is None
+    assert log.end_offset_for_epoch(0) == (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET)
+    append(log, make_batch([b"a", b"b"]), make_batch([b"c"]), leader_epoch=0)
+    append(log, make_batch([b"d"]), leader_epoch=0)
+    append(log, make_batch([b"e", b"f"]), leader_epoch=3)
+    append(log, make_batch([b"g"]), leader_epoch=4)
+    assert log.leader_epoch_cache.entries() == [(0, 0), (3, 4), (4, 6)]
+    assert log.latest_epoch == 4
+    assert checkpoint_text(log) == "0\n3\n0 0\n3 4\n4 6\n"
+    assert log.end_offset_for_epoch(4) == (4, 7)
+    assert log.end_offset_for_epoch(3) == (3, 6)
+    assert log.end_offset_for_epoch(2) == (0, 4)
+    assert log.end_offset_for_epoch(5) == (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET)
+    assert [h.partition_leader_epoch for h in headers_of(log.read(0, BIG))] == [0, 0, 0, 3, 4]
+
+
+def test_leader_append_with_an_undefined_epoch_records_nothing(log: Log) -> None:
+    append(log, make_batch([b"a"]), leader_epoch=-1)
+    assert log.leader_epoch_cache.entries() == []
+
+
+def test_follower_appends_record_each_batches_epoch(log: Log) -> None:
+    data = (
+        follower_batch([b"a", b"b"], 0, 1)
+        + follower_batch([b"c"], 2, 1)
+        + follower_batch([b"d"], 3, 2)
+        + follower_batch([b"e"], 4, -1)  # no epoch (old format): covered by the one before
+        + follower_batch([b"f"], 5, 5)
+    )
+    log.append_as_follower(data, validate_batches(data))
+    assert log.leader_epoch_cache.entries() == [(1, 0), (2, 3), (5, 5)]
+    assert log.end_offset_for_epoch(2) == (2, 5)
+    assert log.read(0, BIG) == data
+
+
+def test_follower_append_is_byte_identical_without_restamping(tmp_path: Path) -> None:
+    config = LogConfig(message_timestamp_type="LogAppendTime", index_interval_bytes=100)
+    leader = Log.open(tmp_path / "t-0", config, now_ms=0)
+    follower = Log.open(tmp_path / "f" / "t-0", config, now_ms=0)
+    append(leader, make_batch([b"a", b"b"], ts=5), now_ms=111, leader_epoch=2)
+    append(leader, make_batch([b"c"], ts=6), now_ms=222, leader_epoch=3)
+    follower.roll(999_999)
+    replicate(leader, follower)
+    assert follower.read(0, BIG) == leader.read(0, BIG)
+    assert [r.timestamp for r in read_all(follower)] == [111, 111, 222]
+    assert follower.leader_epoch_cache.entries() == leader.leader_epoch_cache.entries() == [(2, 0), (3, 2)]
+
+
+def test_follower_append_rejects_gaps_and_overlaps(log: Log) -> None:
+    first = follower_batch([b"a", b"b"], 0, 1)
+    log.append_as_follower(first, validate_batches(first))
+    gap = follower_batch([b"c"], 2, 1) + follower_batch([b"d"], 4, 1)
+    with pytest.raises(LogError):
+        log.append_as_follower(gap, validate_batches(gap))
+    overlap = follower_batch([b"c", b"d"], 2, 1) + follower_batch([b"e"], 3, 1)
+    with pytest.raises(LogError):
+        log.append_as_follower(overlap, validate_batches(overlap))
+    behind = follower_batch([b"x"], 1, 1)
+    with pytest.raises(LogError):
+        log.append_as_follower(behind, validate_batches(behind))
+    assert log.log_end_offset == 2
+    assert log.leader_epoch_cache.entries() == [(1, 0)]
+
+
+def test_truncation_removes_later_epochs(five_batches: Log) -> None:
+    log = five_batches  # batches of 3 records from offset 0, epoch 0
+    append(log, make_batch([b"x"]), leader_epoch=2)  # 15
+    append(log, make_batch([b"y", b"z"]), leader_epoch=5)  # 16-17
+    assert log.leader_epoch_cache.entries() == [(0, 0), (2, 15), (5, 16)]
+    log.truncate_to(17)  # inside the epoch 5 batch: it goes whole
+    assert log.log_end_offset == 16
+    assert log.leader_epoch_cache.entries() == [(0, 0), (2, 15)]
+    assert checkpoint_text(log) == "0\n2\n0 0\n2 15\n"
+    assert log.end_offset_for_epoch(2) == (2, 16)
+    log.truncate_to(7)
+    assert log.leader_epoch_cache.entries() == [(0, 0)]
+    append(log, make_batch([b"w"]), leader_epoch=6)
+    assert log.leader_epoch_cache.entries() == [(0, 0), (6, 6)]
+
+
+def test_truncation_at_the_log_end_drops_an_epoch_with_nothing_written(log: Log) -> None:
+    append(log, make_batch([b"a"]), leader_epoch=1)
+    log.leader_epoch_cache.assign(2, 1)  # as if an append in epoch 2 failed after it
+    log.truncate_to(5)
+    assert log.leader_epoch_cache.entries() == [(1, 0)]
+
+
+def test_truncation_below_the_log_start_clears_the_epochs(five_batches: Log) -> None:
+    log = five_batches
+    append(log, make_batch([b"x"]), leader_epoch=2)
+    log.delete_records_before(8)
+    log.truncate_to(7)
+    assert (log.log_start_offset, log.log_end_offset) == (6, 6)
+    assert log.leader_epoch_cache.entries() == []
+    append(log, make_batch([b"z"]), leader_epoch=3)
+    assert log.leader_epoch_cache.entries() == [(3, 6)]
+
+
+def test_log_start_movement_truncates_epochs_from_the_start(five_batches: Log) -> None:
+    log = five_batches
+    append(log, make_batch([b"x"]), leader_epoch=2)  # 15
+    append(log, make_batch([b"y"]), leader_epoch=3)  # 16
+    log.delete_records_before(4)
+    assert log.leader_epoch_cache.entries() == [(0, 4), (2, 15), (3, 16)]
+    log.delete_records_before(16)
+    assert log.leader_epoch_cache.entries() == [(3, 16)]
+    log.delete_records_before(17)  # everything: the latest epoch stays, at the log end
+    assert log.leader_epoch_cache.entries() == [(3, 17)]
+    assert log.end_offset_for_epoch(3) == (3, 17)
+    assert log.end_offset_for_epoch(0) == (0, 17)
+    assert checkpoint_text(log) == "0\n1\n3 17\n"
+
+
+def test_retention_truncates_epochs_from_the_start(tmp_path: Path) -> None:
+    config = LogConfig(segment_bytes=batch_size(3) * 2, retention_bytes=batch_size(3))
+    log = Log.open(tmp_path / "t-0", config, now_ms=0)
+    for epoch in range(5):
+        append(log, make_batch([b"v%04d" % i for i in range(3)]), leader_epoch=epoch)
+    assert log.segment_base_offsets() == [0, 6, 12]
+    assert log.delete_old_segments(0) == 2
+    assert log.log_start_offset == 12
+    assert log.leader_epoch_cache.entries() == [(4, 12)]
+
+
+def reopen(log: Log, *, recover: bool = False, **kwargs: int) -> Log:
+    log.close()
+    return Log.open(log.directory, log.config, now_ms=0, recover=recover,
+                    log_start_offset=log.log_start_offset, **kwargs)
+
+
+def epoch_log(tmp_path: Path) -> Log:
+    log = Log.open(tmp_path / "t-0", LogConfig(segment_bytes=batch_size(2) * 3, index_interval_bytes=100),
+                   now_ms=0)
+    for epoch, n in ((0, 4), (2, 3), (3, 1), (7, 4)):
+        for _ in range(n):
+            append(log, make_batch([b"a", b"b"]), leader_epoch=epoch)
+    assert log.leader_epoch_cache.entries() == [(0, 0), (2, 8), (3, 14), (7, 16)]
+    assert len(log.segment_base_offsets()) > 3
+    return log
+
+
+@pytest.mark.parametrize("recover", [False, True])
+def test_restart_with_the_checkpoint(tmp_path: Path, recover: bool) -> None:
+    log = epoch_log(tmp_path)
+    log.flush()
+    again = reopen(log, recover=recover)
+    assert again.leader_epoch_cache.entries() == [(0, 0), (2, 8), (3, 14), (7, 16)]
+    assert again.end_offset_for_epoch(2) == (2, 14)
+
+
+@pytest.mark.parametrize("recover", [False, True])
+@pytest.mark.parametrize("damage", ["missing", "corrupt", "behind", "empty", "ahead"])
+def test_restart_rebuilds_a_missing_or_wrong_checkpoint(tmp_path: Path, recover: bool, damage: str) -> None:
+    log = epoch_log(tmp_path)
+    log.delete_records_before(3)
+    path = log.directory / LEADER_EPOCH_CHECKPOINT
+    if damage == "missing":
+        path.unlink()
+    elif damage == "corrupt":
+        path.write_text("0\n4\n0 0\n")
+    elif damage == "behind":
+        path.write_text("0\n2\n0 0\n2 8\n")  # lost epochs 3 and 7
+    elif damage == "empty":
+        path.write_text("0\n0\n")
+    else:
+        path.write_text("0\n6\n0 0\n2 8\n3 14\n7 16\n8 24\n9 30\n")  # beyond the log end
+    again = reopen(log, recover=recover)
+    assert again.leader_epoch_cache.entries() == [(0, 3), (2, 8), (3, 14), (7, 16)]
+    assert path.read_text() == "0\n4\n0 3\n2 8\n3 14\n7 16\n"
+
+
+def test_restart_rebuilds_when_the_checkpoint_disagrees_in_recovered_segments(tmp_path: Path) -> None:
+    log = epoch_log(tmp_path)
+    path = log.directory / LEADER_EPOCH_CHECKPOINT
+    path.write_text("0\n4\n0 0\n2 6\n3 14\n7 16\n")  # epoch 2 starts at 8, not 6
+    trusted = reopen(log)  # clean: only the tail is checked, and it agrees
+    assert trusted.leader_epoch_cache.entries() == [(0, 0), (2, 6), (3, 14), (7, 16)]
+    recovered = reopen(trusted, recover=True, recovery_point=0)
+    assert recovered.leader_epoch_cache.entries() == [(0, 0), (2, 8), (3, 14), (7, 16)]
+
+
+def test_crash_after_the_epoch_was_written_before_the_batch(tmp_path: Path) -> None:
+    """The checkpoint is written before the append: a crash in between leaves an epoch
+    starting at the log end, which loading drops."""
+    log = epoch_log(tmp_path)
+    log.leader_epoch_cache.assign(9, log.log_end_offset)
+    again = reopen(log, recover=True)
+    assert again.leader_epoch_cache.entries() == [(0, 0), (2, 8), (3, 14), (7, 16)]
+    assert checkpoint_text(again) == "0\n4\n0 0\n2 8\n3 14\n7 16\n"
+
+
+def test_torn_tail_truncates_the_epochs(tmp_path: Path) -> None:
+    log = epoch_log(tmp_path)
+    log.close()
+    last = last_segment(log.directory)
+    with last.open("r+b") as f:
+        f.truncate(last.stat().st_size - 1)  # the last batch (epoch 7, at 22) is torn
+    again = reopen(log, recover=True)
+    assert again.log_end_offset == 22
+    assert again.leader_epoch_cache.entries() == [(0, 0), (2, 8), (3, 14), (7, 16)]
+    # everything of epoch 7 lost: it goes from the cache
+    again.truncate_to(16)
+    again.close()
+    again = reopen(again, recover=True)
+    assert again.leader_epoch_cache.entries() == [(0, 0), (2, 8), (3, 14)]
+
+
+def test_new_empty_log_writes_no_checkpoint(log: Log) -> None:
+    assert not (log.directory / LEADER_EPOCH_CHECKPOINT).exists()
+    again = reopen(log)
+    assert again.leader_epoch_cache.entries() == []
+
+
+# --- the KIP-101 scenarios, at the log level ------------------------------------------
+
+
+def truncation_offset(follower: Log, leader: Log) -> int:
+    """Where a follower truncates (KIP-101 with KIP-279): ask the leader for the end of
+    the follower's latest epoch; if the leader answers with an earlier epoch, the
+    follower also stops at its own end of that epoch."""
+    epoch = follower.latest_epoch
+    assert epoch is not None
+    leader_epoch, leader_end = leader.end_offset_for_epoch(epoch)
+    assert leader_end != UNDEFINED_EPOCH_OFFSET
+    offset = min(leader_end, follower.log_end_offset)
+    if leader_epoch != epoch:
+        offset = min(offset, follower.end_offset_for_epoch(leader_epoch)[1])
+    return offset
+
+
+def assert_identical(a: Log, b: Log) -> None:
+    assert (a.log_start_offset, a.log_end_offset) == (b.log_start_offset, b.log_end_offset)
+    assert a.read(a.log_start_offset, BIG) == b.read(b.log_start_offset, BIG)
+    assert a.leader_epoch_cache.entries() == b.leader_epoch_cache.entries()
+
+
+def test_kip_101_divergent_logs(tmp_path: Path) -> None:
+    """A (leader, epoch 1) writes 2 batches that B never gets, then dies; B leads in
+    epoch 2 and writes other batches at the same offsets. A comes back: truncation by
+    epoch removes exactly its unreplicated epoch 1 batches, and the logs converge byte
+    for byte."""
+    config = LogConfig(segment_bytes=batch_size(2) * 3, index_interval_bytes=100)
+    a = Log.open(tmp_path / "a" / "t-0", config, now_ms=0)
+    b = Log.open(tmp_path / "b" / "t-0", config, now_ms=0)
+    for i in range(4):
+        append(a, make_batch([b"m%d" % i, b"n%d" % i]), leader_epoch=0)
+    replicate(a, b)
+    append(a, make_batch([b"lost1"]), leader_epoch=1)  # offsets 8, 9: never replicated
+    append(a, make_batch([b"lost2"]), leader_epoch=1)
+    a.update_high_watermark(8)
+    append(b, make_batch([b"new1", b"new2"]), leader_epoch=2)  # 8-9, then 10
+    append(b, make_batch([b"new3"]), leader_epoch=2)
+    assert a.log_end_offset == b.log_end_offset - 1
+
+    a = reopen(a, recover=True)  # A restarts
+    assert b.end_offset_for_epoch(1) == (0, 8)
+    offset = truncation_offset(a, b)
+    assert offset == 8
+    a.truncate_to(offset)
+    assert a.leader_epoch_cache.entries() == [(0, 0)]
+    replicate(b, a)
+    assert_identical(a, b)
+    assert b"lost1" not in a.read(0, BIG)
+    assert [r.value for r in read_all(a)][8:] == [b"new1", b"new2", b"new3"]
+
+
+def test_kip_101_no_truncation_to_the_high_watermark(tmp_path: Path) -> None:
+    """KIP-101 scenario 1: a follower restarts with a high watermark below its log end.
+    Truncating to the high watermark would drop records the leader has (and may have
+    acknowledged); truncation by epoch keeps them."""
+    config = LogConfig(index_interval_bytes=100)
+    leader = Log.open(tmp_path / "a" / "t-0", config, now_ms=0)
+    follower = Log.open(tmp_path / "b" / "t-0", config, now_ms=0)
+    append(leader, make_batch([b"m1"]), leader_epoch=0)
+    append(leader, make_batch([b"m2"]), leader_epoch=0)
+    replicate(leader, follower)
+    follower.update_high_watermark(1)  # it had not learnt that m2 is committed
+    follower = reopen(follower, recover=True, high_watermark=follower.high_watermark)
+    assert follower.high_watermark == 1
+    offset = truncation_offset(follower, leader)
+    assert offset == 2
+    follower.truncate_to(offset)
+    assert follower.log_end_offset == 2
+    assert follower.high_watermark == 1
+    # the leader dies, the follower leads in epoch 1: m2 is still there
+    append(follower, make_batch([b"m3"]), leader_epoch=1)
+    assert [r.value for r in read_all(follower)] == [b"m1", b"m2", b"m3"]
+    # and the old leader, back as a follower, keeps m2 too and converges
+    offset = truncation_offset(leader, follower)
+    assert offset == 2
+    leader.truncate_to(offset)
+    replicate(follower, leader)
+    assert_identical(leader, follower)
+
+
+def test_kip_279_leader_answers_with_an_earlier_epoch(tmp_path: Path) -> None:
+    """The follower's latest epoch (3) is unknown to the leader, which answers with its
+    epoch below it (1) and where that ends; the follower then also stops at its own end
+    of epoch 1, which is earlier."""
+    config = LogConfig(index_interval_bytes=100)
+    leader = Log.open(tmp_path / "a" / "t-0", config, now_ms=0)
+    follower = Log.open(tmp_path / "b" / "t-0", config, now_ms=0)
+    append(leader, make_batch([b"a", b"b"]), leader_epoch=1)
+    replicate(leader, follower)
+    append(follower, make_batch([b"f1"]), leader_epoch=3)  # 2: follower led in epoch 3
+    append(leader, make_batch([b"l1"]), leader_epoch=1)  # 2
+    append(leader, make_batch([b"l2"]), leader_epoch=1)  # 3
+    append(leader, make_batch([b"l3"]), leader_epoch=4)  # 4
+    assert leader.end_offset_for_epoch(3) == (1, 4)
+    assert truncation_offset(follower, leader) == 2
+    follower.truncate_to(2)
+    replicate(leader, follower)
+    assert_identical(leader, follower)
+    assert [r.value for r in read_all(follower)] == [b"a", b"b", b"l1", b"l2", b"l3"]
+
+
+# --- high watermark --------------------------------------------------------------------
+
+
+def test_high_watermark_is_clamped(five_batches: Log) -> None:
+    log = five_batches
+    assert log.high_watermark == 0
+    assert log.update_high_watermark(7) == 7
+    assert log.update_high_watermark(100) == 15
+    assert log.update_high_watermark(-3) == 0
+    log.update_high_watermark(10)
+    log.delete_records_before(12)
+    assert log.high_watermark == 12  # never below the log start
+    log.truncate_to(13)
+    assert (log.log_end_offset, log.high_watermark) == (12, 12)
+    log.update_high_watermark(5)
+    assert log.high_watermark == 12
+
+
+def test_truncation_lowers_the_high_watermark(five_batches: Log) -> None:
+    log = five_batches
+    log.update_high_watermark(14)
+    log.truncate_to(7)
+    assert log.high_watermark == 6
+    log.truncate_to(100)
+    assert log.high_watermark == 6
+
+
+def test_open_clamps_the_high_watermark(tmp_path: Path) -> None:
+    log = build_source(tmp_path, LogConfig())  # 30 records
+    for given, expected in ((12, 12), (1000, 30), (-5, 0)):
+        again = Log.open(log.directory, log.config, now_ms=0, high_watermark=given)
+        assert again.high_watermark == expected
+        again.close()
+    again = Log.open(log.directory, log.config, now_ms=0, log_start_offset=9, high_watermark=3)
+    assert again.high_watermark == 9
+    again.close()
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_high_watermark_survives_a_log_manager_restart(tmp_path: Path, clean: bool) -> None:
+    dirs = [tmp_path / "d1", tmp_path / "d2"]
+    manager = LogManager(dirs, LogConfig())
+    manager.load(0)
+    for p in range(2):
+        log = manager.create("t", p, LogConfig(), 0)
+        for _ in range(5):
+            append(log, make_batch([b"a", b"b"]), leader_epoch=p + 1)
+        log.update_high_watermark(3 + p)
+    if clean:
+        manager.shutdown()
+    else:
+        manager.checkpoint()  # the periodic checkpoint, then a crash
+        for log in manager.all_logs().values():
+            log.flush()
+            log.close()
+        manager._unlock_all()
+    text = (dirs[0] / REPLICATION_OFFSET_CHECKPOINT).read_text() + (dirs[1] / REPLICATION_OFFSET_CHECKPOINT).read_text()
+    assert "t 0 3\n" in text and "t 1 4\n" in text
+    again = LogManager(dirs, LogConfig())
+    again.load(0)
+    try:
+        for p in range(2):
+            loaded = again.get("t", p)
+            assert loaded is not None
+            assert loaded.high_watermark == 3 + p
+            assert loaded.log_end_offset == 10
+            assert loaded.leader_epoch_cache.entries() == [(p + 1, 0)]
+    finally:
+        again.shutdown()

@@ -191,6 +191,7 @@ def test_clean_shutdown_and_load(dirs: list[Path]) -> None:
         for i in range(20):
             produce(log, [b"p%d-%d" % (p, i)])
     manager.get("t", 1).delete_records_before(5)  # type: ignore[union-attr]
+    manager.get("t", 1).update_high_watermark(20)  # type: ignore[union-attr]
     manager.shutdown()
     for d in dirs:
         assert (d / CLEAN_SHUTDOWN_FILE).exists()
