@@ -14,8 +14,13 @@ Afterwards it runs the consumer-group benchmarks in bench/groups.py (join to Sta
 offset commits) against the same two brokers; `--skip-groups` leaves them out,
 `--only-groups` runs only them (and leaves the single-broker results untouched).
 
+Last, the cluster failover benchmark in bench/failover.py (Moldau only: ZooKeeper and
+three brokers; a leader is killed or shut down, timed until the first acknowledged
+produce); `--skip-failover` leaves it out, `--only-failover` runs only it. `--only-*`
+flags combine: each selects its benchmark and leaves out the rest.
+
 Usage: `make bench`, or `.venv/bin/python bench/run.py [--quick] [--records N]
-[--skip-groups | --only-groups]`.
+[--skip-groups | --only-groups] [--skip-failover | --only-failover]`.
 """
 
 from __future__ import annotations
@@ -801,6 +806,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                        help="skip the consumer-group benchmarks (bench/groups.py)")
     which.add_argument("--only-groups", action="store_true",
                        help="run only the consumer-group benchmarks (bench/groups.py)")
+    failover = parser.add_mutually_exclusive_group()
+    failover.add_argument("--skip-failover", action="store_true",
+                          help="skip the cluster failover benchmark (bench/failover.py)")
+    failover.add_argument("--only-failover", action="store_true",
+                          help="run only the cluster failover benchmark (bench/failover.py)")
     args = parser.parse_args(argv)
     unknown = set(args.brokers) - {"tansu", "moldau"}
     if unknown:
@@ -812,11 +822,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    code = 0 if args.only_groups else single_broker(args)
-    if not args.skip_groups:
+    only = args.only_groups or args.only_failover
+    code = 0 if only else single_broker(args)
+    if not args.skip_groups and (args.only_groups or not only):
         import groups  # bench/groups.py; imports this file as `run`
 
         groups.run_and_report(args.brokers, quick=args.quick, write_doc=not args.no_doc)
+    if not args.skip_failover and (args.only_failover or not only) and "moldau" in args.brokers:
+        import failover  # bench/failover.py; imports this file as `run`
+
+        # Like the group results, a failover failure is a result (reported on stderr and
+        # in the doc), not a broken harness: it does not change the exit code.
+        failover.main([*(["--quick"] if args.quick else []), *(["--no-doc"] if args.no_doc else [])])
     return code
 
 
