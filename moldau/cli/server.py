@@ -81,12 +81,16 @@ def serve(config: BrokerConfig) -> int:
     from moldau.server.broker import Broker
 
     async def main() -> int:
-        if config["zookeeper.connect"]:
-            from moldau.server.cluster_broker import ClusterBroker
+        from moldau.server.cluster_broker import ClusterBroker
 
+        if config["zookeeper.connect"]:
             broker: Broker = ClusterBroker(config)
         else:
-            broker = Broker(config)
+            # Alone, the same broker and controller run on the embedded coordinator.
+            from moldau.controller.embedded_coordination import EmbeddedCoordination
+
+            config.log_dirs[0].mkdir(parents=True, exist_ok=True)
+            broker = ClusterBroker(config, EmbeddedCoordination(config.log_dirs[0]))
         try:
             await broker.start()
         except (LogDirLockedError, OSError, RuntimeError, CoordinationError) as exc:

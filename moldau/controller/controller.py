@@ -315,7 +315,12 @@ class Controller:
         if changed:
             self._send_leader_and_isr(changed, brokers=set(s.live))
             self._send_update_metadata(set(s.live))
-        return [tp for tp, (st, _) in s.states.items() if st.leader == broker_id]
+        # Like Kafka, partitions with no other live replica cannot move: not "remaining".
+        return [
+            tp for tp, (st, _) in s.states.items()
+            if st.leader == broker_id
+            and any(b != broker_id and b in s.live for b in s.topics[tp[0]].partitions.get(tp[1], []))
+        ]
 
     async def submit_alter_partition(self, request: Any) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -406,6 +406,9 @@ class Broker:
     async def wait_for_topics(self, names: list[str], present: bool, timeout_s: float) -> None:
         """In a cluster, let topic changes reach this broker's metadata; alone, they already have."""
 
+    async def wait_for_partition_count(self, name: str, count: int, timeout_s: float) -> None:
+        """Likewise for partitions added by CreatePartitions."""
+
     def append(self, topic: str, partition: int, records: bytes | None, now_ms: int) -> AppendResult:
         plog = self.partition_log(topic, partition)
         if plog is None:

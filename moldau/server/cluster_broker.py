@@ -387,6 +387,15 @@ class ClusterBroker(Broker):
                 return
             await asyncio.sleep(0.05)
 
+    async def wait_for_partition_count(self, name: str, count: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            topic = self.metadata.topics.get(name)
+            if topic is not None and len(topic.partitions) >= count and all(
+                    s.leader >= 0 for s in topic.partitions.values()):
+                return
+            await asyncio.sleep(0.05)
+
     # --- controller requests -----------------------------------------------------------
 
     def _stale(self, controller_epoch: int) -> bool:

@@ -26,6 +26,8 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                                      assignments=assignments)
         except TopicError as exc:
             code, message = exc.code, exc.message
+        if code == ErrorCode.none and not request.validate_only:
+            await broker.wait_for_partition_count(topic.name, topic.count, min(request.timeout.total_seconds(), 30.0))
         results.append(build(t.CreatePartitionsTopicResult, name=topic.name, error_code=code,
                              error_message=message))
     return build(t.CreatePartitionsResponse, throttle_time=NO_THROTTLE, results=tuple(results))
