@@ -348,3 +348,65 @@ def test_delete_topic_removes_data_on_every_broker(cluster: Cluster) -> None:
     admin.delete_topics([topic])[topic].result(20)
     wait_for(lambda: not any(d.exists() for d in dirs), 10, "every replica's data to be deleted")
     assert topic not in admin.list_topics(timeout=10).topics
+
+
+def test_log_dir_of_another_cluster_refuses_to_start(cluster: Cluster, tmp_path: Path) -> None:
+    other_zk = ZooKeeperServer(tmp_path / "other-zk")
+    other_zk.start()
+    try:
+        stray = BrokerProcess(tmp_path / "stray", {"broker.id": "7", "zookeeper.connect": other_zk.connect,
+                                                    "zookeeper.session.timeout.ms": str(SESSION_MS)})
+        stray.start()
+        stray.stop()
+        # The same log dir, pointed at our cluster's ZooKeeper: another cluster id.
+        stray.overrides["zookeeper.connect"] = cluster.zk.connect
+        with pytest.raises(RuntimeError, match="belong to cluster"):
+            stray.start(timeout=15)
+    finally:
+        other_zk.kill()
+
+
+def test_stale_controller_epoch_is_ignored(cluster: Cluster) -> None:
+    """A request from a controller older than the one a broker knows is refused."""
+    from moldau.protocol import interbroker as ib
+    from moldau.server.broker_client import decode_response, encode_request
+    from tests.integration.test_bad_input import connect, recv_frame
+
+    topic = create(cluster, partitions=1)
+    stale = ib.UpdateMetadataRequest(controller_id=0, controller_epoch=0, broker_epoch=-1,
+                                     topic_states=(), live_brokers=())
+    with connect(cluster.brokers[0]) as s:
+        s.sendall(encode_request(6, 7, 1, "old-controller", stale))
+        _, response = decode_response(6, 7, recv_frame(s))
+    assert response.error_code == 11  # STALE_CONTROLLER_EPOCH
+    assert topic in cluster.admin(cluster.brokers[0]).list_topics(timeout=5).topics, "the broker kept its metadata"
+
+
+def test_fetch_with_an_old_leader_epoch_is_fenced(cluster: Cluster) -> None:
+    """KIP-320: a client that saw an older leader epoch learns it is stale."""
+    import datetime
+
+    from tests.integration.test_bad_input import connect, decode, encode, recv_frame
+
+    topic = create(cluster, partitions=1)
+    leader = cluster.leader(topic, 0)
+    cluster.brokers[leader].kill()
+    wait_for(lambda: cluster.leader(topic, 0) not in (leader, -1), SESSION_MS / 1000 + 10, "a new leader")
+    new = cluster.brokers[cluster.leader(topic, 0)]
+    mod = __import__("kio.schema.fetch.v12.request", fromlist=["x"])
+
+    def fetch(epoch: int) -> int:
+        request = mod.FetchRequest(
+            cluster_id=None, replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=0, max_bytes=1 << 20,
+            isolation_level=0, session_id=0, session_epoch=-1,
+            topics=(mod.FetchTopic(topic=topic, partitions=(mod.FetchPartition(
+                partition=0, current_leader_epoch=epoch, fetch_offset=0, last_fetched_epoch=-1,
+                log_start_offset=-1, partition_max_bytes=1 << 20),)),),
+            forgotten_topics_data=(), rack_id="")
+        with connect(new) as s:
+            s.sendall(encode(1, 12, request))
+            return decode(1, 12, recv_frame(s)).responses[0].partitions[0].error_code
+
+    assert fetch(0) == 74  # FENCED_LEADER_EPOCH: epoch 0 was the killed leader's
+    assert fetch(99) == 75  # UNKNOWN_LEADER_EPOCH
+    assert fetch(-1) == 0
