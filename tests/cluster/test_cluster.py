@@ -410,3 +410,29 @@ def test_fetch_with_an_old_leader_epoch_is_fenced(cluster: Cluster) -> None:
     assert fetch(0) == 74  # FENCED_LEADER_EPOCH: epoch 0 was the killed leader's
     assert fetch(99) == 75  # UNKNOWN_LEADER_EPOCH
     assert fetch(-1) == 0
+
+
+@pytest.fixture
+def rebalancing_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, 3, {"leader.imbalance.check.interval.seconds": "1"})
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop_all()
+        if any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
+               for w in ("setup", "call")):
+            print(c.logs())
+
+
+def test_auto_leader_rebalance_returns_leadership(rebalancing_cluster: Cluster) -> None:
+    c = rebalancing_cluster
+    topic = create(c, partitions=3)
+    md = c.admin().list_topics(topic, timeout=10).topics[topic]
+    preferred = {p: pm.replicas[0] for p, pm in md.partitions.items()}
+    victim = preferred[0]
+    c.brokers[victim].kill()
+    wait_for(lambda: c.leader(topic, 0) not in (victim, -1), SESSION_MS / 1000 + 10, "failover")
+    c.brokers[victim].start()
+    wait_for(lambda: all(c.leader(topic, p) == preferred[p] for p in range(3)), 40,
+             "auto.leader.rebalance.enable to move leadership back to the preferred replicas")
