@@ -1,8 +1,7 @@
-"""One Moldau broker: its logs, its metadata, its listeners and its background tasks.
-
-Handlers (moldau/server/handlers/) decide what a request means; the Broker owns the
-state they read and change: the log manager, the topic metadata, and the waiters of
-delayed fetches.
+"""What every Moldau broker has: its logs, the append path, the group coordinator, the
+waiters of delayed fetches and its background tasks; and the interface the request
+handlers (moldau/server/handlers/) call. `ClusterBroker` (cluster_broker.py) implements
+it, alone on the embedded coordinator or in a ZooKeeper cluster.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from moldau.controller.embedded import EmbeddedMetadataStore, TopicState
+from moldau.controller.embedded import TopicState
 from moldau.groups.config import GroupConfig
 from moldau.groups.coordinator import CoordinatorAppendError, GroupCoordinator
 from moldau.log.config import TOPIC_CONFIGS, LogConfig
@@ -70,7 +70,7 @@ class Broker:
         self.broker_id = config.broker_id
         self.log_dirs = config.log_dirs
         self.logs = LogManager(self.log_dirs, config.log_config())
-        self.metadata = EmbeddedMetadataStore(self.log_dirs[0])
+        self.metadata: Any = None  # the subclass's metadata view: topics, topics_by_id, cluster_id
         self.servers: list[asyncio.Server] = []
         self.bound: list[Listener] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -94,48 +94,6 @@ class Broker:
 
     # --- lifecycle --------------------------------------------------------------
 
-    async def start(self) -> None:
-        from moldau.server.dispatcher import RequestDispatcher
-
-        for d in self.log_dirs:
-            d.mkdir(parents=True, exist_ok=True)
-        self._check_meta_properties()
-        self.logs.load(self.clock())
-        self.metadata.load(self._cluster_id)
-        for name, value in self.metadata.broker_configs.items():
-            self.config.set_dynamic(name, value)
-        self._reconcile_logs()
-        self.refresh_log_configs()
-        self._load_group_partitions()
-        dispatcher = RequestDispatcher(self)
-        self._dispatcher = dispatcher
-        loop = asyncio.get_running_loop()
-        from moldau.server.network import KafkaConnection
-
-        max_frame = int(self.config["socket.request.max.bytes"])
-        advertised = self.config.advertised_listeners()
-        for i, listener in enumerate(self.config.listeners()):
-            server = await loop.create_server(
-                lambda: KafkaConnection(dispatcher.handle, max_frame),
-                host=listener.host or None,
-                port=listener.port,
-                reuse_address=True,
-            )
-            port = server.sockets[0].getsockname()[1]
-            self.servers.append(server)
-            adv = advertised[i] if i < len(advertised) else listener
-            host = adv.host if adv.host not in ("", "0.0.0.0", "::") else "localhost"
-            self.bound.append(Listener(adv.name, host, adv.port or port))
-            log.info("listening on %s:%d (advertised as %s:%d)", listener.host or "*", port,
-                     host, adv.port or port)
-        self._tasks.append(loop.create_task(self._every(
-            int(self.config["log.retention.check.interval.ms"]), self._retention)))
-        self._tasks.append(loop.create_task(self._every(
-            int(self.config["log.flush.offset.checkpoint.interval.ms"]) or 60000,
-            self.logs.checkpoint)))
-        self._tasks.append(loop.create_task(self._every(1000, self._flush)))
-        self._tasks.append(loop.create_task(self._every(100, self._tick_groups)))
-
     def _tick_groups(self) -> None:
         self.groups.tick(self.clock())
 
@@ -154,25 +112,6 @@ class Broker:
                 fn()
             except Exception:
                 log.exception("background task %s failed", getattr(fn, "__name__", fn))
-
-    async def stop(self) -> None:
-        for server in self.servers:
-            server.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        for server in self.servers:
-            try:
-                await asyncio.wait_for(server.wait_closed(), 1.0)
-            except TimeoutError:
-                pass
-        self.logs.shutdown()
-        self._stopped.set()
-        log.info("broker %d shut down cleanly", self.broker_id)
 
     @property
     def port(self) -> int:
@@ -211,20 +150,6 @@ class Broker:
                 )
                 os.replace(tmp, path)
 
-    def _reconcile_logs(self) -> None:
-        """Create logs the metadata names but the disk lacks; drop logs of deleted topics."""
-        now = self.clock()
-        for (topic, partition), _ in list(self.logs.all_logs().items()):
-            state = self.metadata.topics.get(topic)
-            if state is None or partition not in state.partitions:
-                log.info("deleting log %s-%d: its topic is gone", topic, partition)
-                self.logs.delete(topic, partition)
-        for topic in self.metadata.topics.values():
-            config = self.log_config_for(topic)
-            for p in topic.partitions:
-                if self.logs.get(topic.name, p) is None:
-                    self.logs.create(topic.name, p, config, now)
-
     # --- consumer groups ------------------------------------------------------------
 
     def _append_group_records(self, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
@@ -235,39 +160,31 @@ class Broker:
         if result.error != ErrorCode.none:
             raise CoordinatorAppendError(result.error, result.message or "")
 
-    def _load_group_partitions(self) -> None:
-        """Single broker: this broker leads every __consumer_offsets partition."""
-        topic = self.metadata.topics.get(OFFSETS_TOPIC)
-        if topic is None:
-            return
-        now = self.clock()
-        for p in sorted(topic.partitions):
-            plog = self.logs.get(OFFSETS_TOPIC, p)
-            if plog is not None and p not in self.groups.loaded_partitions:
-                self.groups.load_partition(p, _replay(plog), now)
+    # --- topics (implemented by ClusterBroker, alone or in a cluster) ----------------
 
-    def ensure_offsets_topic(self) -> bool:
-        """Create __consumer_offsets on first use (Kafka does so on FindCoordinator)."""
-        if OFFSETS_TOPIC not in self.metadata.topics:
-            partitions = int(self.config["offsets.topic.num.partitions"])
-            topic = self.metadata.create_topic(
-                OFFSETS_TOPIC, partitions, {"cleanup.policy": "compact", "segment.bytes": "104857600"},
-                self.broker_id,
-            )
-            config = self.log_config_for(topic)
-            now = self.clock()
-            for p in topic.partitions:
-                self.logs.create(OFFSETS_TOPIC, p, config, now)
-            log.info("created %s with %d partitions", OFFSETS_TOPIC, partitions)
-        self._load_group_partitions()
-        return True
+    def create_topic(self, name: str, partitions: int, replication_factor: int, configs: dict[str, str], *,
+                     validate_only: bool = False, assignment: dict[int, list[int]] | None = None) -> TopicState | None:
+        raise NotImplementedError
+
+    def delete_topic(self, name: str) -> TopicState:
+        raise NotImplementedError
+
+    def create_partitions(self, name: str, total: int, *, validate_only: bool = False,
+                          assignments: list[list[int]] | None = None) -> None:
+        raise NotImplementedError
+
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        raise NotImplementedError
 
     def group_coordinator_node(self, group_id: str) -> tuple[int, str, int] | None:
-        self.ensure_offsets_topic()
-        listener = self.bound[0]
-        return self.broker_id, listener.host, listener.port
+        """(broker id, host, port) of the coordinator of a group, or None while unknown."""
+        raise NotImplementedError
 
-    # --- topics -----------------------------------------------------------------
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
 
     def log_config_for(self, topic: TopicState) -> LogConfig:
         return self.config.log_config().with_overrides(topic.configs)
@@ -284,98 +201,6 @@ class Broker:
             except ValueError as exc:
                 raise TopicError(ErrorCode.invalid_config, f"Invalid value {value} for configuration {exc}") from None
 
-    def create_topic(
-        self,
-        name: str,
-        partitions: int,
-        replication_factor: int,
-        configs: dict[str, str],
-        *,
-        validate_only: bool = False,
-        assignment: dict[int, list[int]] | None = None,
-    ) -> TopicState | None:
-        from moldau.controller import assignment as assign
-        from moldau.controller.embedded import topic_name_error
-
-        if assignment is not None:
-            try:
-                assign.validate_assignment(assignment, {self.broker_id})
-            except assign.AssignmentError as exc:
-                raise TopicError(exc.error_code, str(exc)) from None
-            partitions, replication_factor = len(assignment), len(next(iter(assignment.values())))
-
-        error = topic_name_error(name)
-        if error:
-            raise TopicError(ErrorCode.invalid_topic_exception, error)
-        if name in self.metadata.topics:
-            raise TopicError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
-        if partitions == -1:
-            partitions = int(self.config["num.partitions"])
-        if replication_factor == -1:
-            replication_factor = int(self.config["default.replication.factor"])
-        if partitions <= 0:
-            raise TopicError(ErrorCode.invalid_partitions, "Number of partitions must be larger than 0.")
-        if partitions > 100_000:
-            raise TopicError(ErrorCode.invalid_partitions, f"Number of partitions {partitions} is too large.")
-        if replication_factor <= 0:
-            raise TopicError(ErrorCode.invalid_replication_factor, "Replication factor must be larger than 0.")
-        if replication_factor > 1:
-            raise TopicError(
-                ErrorCode.invalid_replication_factor,
-                f"Replication factor: {replication_factor} larger than available brokers: 1.",
-            )
-        self.validate_topic_configs(dict(configs))
-        if validate_only:
-            return None
-        topic = self.metadata.create_topic(name, partitions, configs, self.broker_id)
-        config = self.log_config_for(topic)
-        now = self.clock()
-        for p in topic.partitions:
-            self.logs.create(name, p, config, now)
-        log.info("created topic %s with %d partition(s)", name, partitions)
-        return topic
-
-    def delete_topic(self, name: str) -> TopicState:
-        if name not in self.metadata.topics:
-            raise TopicError(ErrorCode.unknown_topic_or_partition, "This server does not host this topic-partition.")
-        topic = self.metadata.delete_topic(name)
-        for p in topic.partitions:
-            self.logs.delete(name, p)
-            self._wake((name, p))
-        log.info("deleted topic %s", name)
-        return topic
-
-    def create_partitions(
-        self, name: str, total: int, *, validate_only: bool = False, assignments: list[list[int]] | None = None
-    ) -> None:
-        for replicas in assignments or []:
-            if replicas != [self.broker_id]:
-                raise TopicError(ErrorCode.invalid_replica_assignment,
-                                 f"Unknown broker or replica list {replicas}.")
-        topic = self.metadata.topics.get(name)
-        if topic is None:
-            raise TopicError(ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist.")
-        current = len(topic.partitions)
-        if total <= current:
-            raise TopicError(
-                ErrorCode.invalid_partitions,
-                f"Topic currently has {current} partitions, which is higher than the requested {total}."
-                if total < current
-                else f"Topic already has {current} partitions.",
-            )
-        if total > 100_000:
-            raise TopicError(ErrorCode.invalid_partitions, f"Number of partitions {total} is too large.")
-        if validate_only:
-            return
-        config = self.log_config_for(topic)
-        now = self.clock()
-        for p in self.metadata.add_partitions(name, total, self.broker_id):
-            self.logs.create(name, p, config, now)
-
-    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
-        self.metadata.set_topic_configs(name, configs)
-        self.logs.update_config(name, self.log_config_for(self.metadata.topics[name]))
-
     def refresh_log_configs(self) -> None:
         for topic in self.metadata.topics.values():
             self.logs.update_config(topic.name, self.log_config_for(topic))
@@ -383,31 +208,31 @@ class Broker:
     # --- the data path ------------------------------------------------------------
 
     def partition_log(self, topic: str, partition: int) -> Log | None:
-        state = self.metadata.topics.get(topic)
-        if state is None or partition not in state.partitions:
-            return None
-        return self.logs.get(topic, partition)
+        """The log of a partition this broker leads now, or None."""
+        raise NotImplementedError
 
     def partition_exists(self, topic: str, partition: int) -> bool:
         state = self.metadata.topics.get(topic)
         return state is not None and partition in state.partitions
 
     def partition_error(self, topic: str, partition: int) -> ErrorCode:
-        """Why partition_log gave nothing: unknown here; in a cluster, maybe not the leader."""
-        return ErrorCode.unknown_topic_or_partition
+        """Why partition_log gave nothing: unknown partition, no leader, or not the leader."""
+        raise NotImplementedError
 
     def live_brokers(self) -> list[tuple[int, str, int, str | None]]:
         """(id, host, port, rack) of every live broker, for Metadata and DescribeCluster."""
-        return [(self.broker_id, lst.host, lst.port, self.config["broker.rack"]) for lst in self.bound[:1]]
+        raise NotImplementedError
 
     def controller_id(self) -> int:
-        return self.broker_id
+        raise NotImplementedError
 
     async def wait_for_topics(self, names: list[str], present: bool, timeout_s: float) -> None:
-        """In a cluster, let topic changes reach this broker's metadata; alone, they already have."""
+        """Let topic creations/deletions reach this broker's metadata."""
+        raise NotImplementedError
 
     async def wait_for_partition_count(self, name: str, count: int, timeout_s: float) -> None:
         """Likewise for partitions added by CreatePartitions."""
+        raise NotImplementedError
 
     def append(self, topic: str, partition: int, records: bytes | None, now_ms: int) -> AppendResult:
         plog = self.partition_log(topic, partition)
@@ -444,28 +269,26 @@ class Broker:
                             last_offset=info.last_offset)
 
     def high_watermark(self, plog: Log) -> int:
-        """A single replica is its own ISR: everything appended is committed."""
-        return plog.log_end_offset
+        raise NotImplementedError
 
     def leader_epoch(self, topic: str, partition: int) -> int:
-        state = self.metadata.topics.get(topic)
-        if state is None or partition not in state.partitions:
-            return -1
-        return state.partitions[partition].leader_epoch
+        raise NotImplementedError
 
     def in_sync_replicas(self, topic: str, partition: int) -> int:
-        return 1
+        raise NotImplementedError
 
     async def wait_for_acks(self, topic: str, partition: int, required_offset: int, timeout_s: float,
                             min_isr: int) -> ErrorCode:
-        """acks=all: alone, the append itself is the whole ISR's."""
-        return ErrorCode.none
+        """acks=all: until every in-sync replica has `required_offset`."""
+        raise NotImplementedError
 
     def on_replica_fetch(self, topic: str, partition: int, replica_id: int, fetch_offset: int, plog: Log) -> None:
-        """A follower fetched (clusters only)."""
+        """A follower fetched from this leader."""
+        raise NotImplementedError
 
     def after_leader_append(self, topic: str, partition: int, plog: Log) -> None:
-        """Let the high watermark move (clusters only)."""
+        """Let the high watermark move after an append."""
+        raise NotImplementedError
 
     # --- delayed fetch --------------------------------------------------------------
 
