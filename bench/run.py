@@ -16,11 +16,15 @@ offset commits) against the same two brokers; `--skip-groups` leaves them out,
 
 Last, the cluster failover benchmark in bench/failover.py (Moldau only: ZooKeeper and
 three brokers; a leader is killed or shut down, timed until the first acknowledged
-produce); `--skip-failover` leaves it out, `--only-failover` runs only it. `--only-*`
-flags combine: each selects its benchmark and leaves out the rest.
+produce); `--skip-failover` leaves it out, `--only-failover` runs only it. Then the
+replication benchmark in bench/replication.py (Moldau only, the same kind of cluster:
+RF 3 acks=all against RF 1 acks=1, throughput and latency at a fixed rate);
+`--skip-replication` leaves it out, `--only-replication` runs only it. `--only-*` flags
+combine: each selects its benchmark and leaves out the rest.
 
 Usage: `make bench`, or `.venv/bin/python bench/run.py [--quick] [--records N]
-[--skip-groups | --only-groups] [--skip-failover | --only-failover]`.
+[--skip-groups | --only-groups] [--skip-failover | --only-failover]
+[--skip-replication | --only-replication]`.
 """
 
 from __future__ import annotations
@@ -811,6 +815,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                           help="skip the cluster failover benchmark (bench/failover.py)")
     failover.add_argument("--only-failover", action="store_true",
                           help="run only the cluster failover benchmark (bench/failover.py)")
+    replication = parser.add_mutually_exclusive_group()
+    replication.add_argument("--skip-replication", action="store_true",
+                             help="skip the replication benchmark (bench/replication.py)")
+    replication.add_argument("--only-replication", action="store_true",
+                             help="run only the replication benchmark (bench/replication.py)")
     args = parser.parse_args(argv)
     unknown = set(args.brokers) - {"tansu", "moldau"}
     if unknown:
@@ -822,7 +831,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    only = args.only_groups or args.only_failover
+    only = args.only_groups or args.only_failover or args.only_replication
     code = 0 if only else single_broker(args)
     if not args.skip_groups and (args.only_groups or not only):
         import groups  # bench/groups.py; imports this file as `run`
@@ -834,6 +843,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Like the group results, a failover failure is a result (reported on stderr and
         # in the doc), not a broken harness: it does not change the exit code.
         failover.main([*(["--quick"] if args.quick else []), *(["--no-doc"] if args.no_doc else [])])
+    if not args.skip_replication and (args.only_replication or not only) and "moldau" in args.brokers:
+        import replication  # bench/replication.py; imports this file as `run`
+
+        # Missed targets are results (in the doc); the exit code stays the harness's.
+        replication.main([*(["--quick"] if args.quick else []), *(["--no-doc"] if args.no_doc else [])])
     return code
 
 
