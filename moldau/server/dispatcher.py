@@ -52,6 +52,7 @@ from moldau.server.handlers import (
     sync_group,
     update_metadata,
 )
+from moldau.server.network import Deferred
 
 if TYPE_CHECKING:
     from moldau.server.broker import Broker
@@ -100,7 +101,7 @@ class RequestDispatcher:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
 
-    async def handle(self, frame: bytes, conn: KafkaConnection) -> bytes | None:
+    async def handle(self, frame: bytes, conn: KafkaConnection) -> bytes | Deferred | None:
         header, pos = parse_request_header(frame)
         key, version = header.api_key, header.api_version
         if not is_supported(key, version):
@@ -116,4 +117,12 @@ class RequestDispatcher:
             return None
         if isinstance(response, bytes):  # a hand-encoded hot path, already framed
             return response
+        if isinstance(response, Deferred):
+            inner = response.awaitable
+
+            async def encoded() -> bytes | None:
+                done = await inner
+                return None if done is None else encode_response(key, version, header.correlation_id, done)
+
+            return Deferred(encoded())
         return encode_response(key, version, header.correlation_id, response)

@@ -1,8 +1,14 @@
 """The Kafka listener: asyncio connections that frame requests and answer them in order.
 
-Kafka's contract is that a connection's responses come back in request order; like
-Kafka's network layer, a connection handles one request at a time (a Fetch that waits
-for data holds back the requests behind it on that connection, not on others).
+Kafka's contract is that a connection's responses come back in request order. Requests
+are handled one at a time, in order (a Fetch that waits for data holds back the requests
+behind it on that connection, not on others), with one refinement over Kafka's network
+layer: a handler may return a `Deferred` response, whose work is done (an acks=all
+Produce has appended its batches) and which only waits (for the followers). The
+connection then goes on with the next requests, and writes every response in request
+order as soon as the ones before it are out. Kafka instead mutes the connection until
+the acks=all response is sent, which caps a connection at one replication round trip per
+request.
 """
 
 from __future__ import annotations
@@ -16,10 +22,21 @@ from moldau.protocol.framing import FrameDecoder, FrameTooLargeError, MalformedR
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[bytes, "KafkaConnection"], Awaitable[bytes | None]]
+Handler = Callable[[bytes, "KafkaConnection"], Awaitable["bytes | Deferred | None"]]
 
 # Requests read ahead of the one being served before the socket stops being read.
 MAX_QUEUED_REQUESTS = 256
+# Responses waiting (deferred, or behind a deferred one) before requests stop being served.
+MAX_INFLIGHT_RESPONSES = 512
+
+
+class Deferred:
+    """A response that will be ready when `awaitable` completes (to the framed bytes)."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Awaitable[bytes | None]) -> None:
+        self.awaitable = awaitable
 
 
 class KafkaConnection(asyncio.Protocol):
@@ -33,6 +50,7 @@ class KafkaConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._transport: asyncio.Transport | None = None
         self._reading_paused = False
+        self._inflight: deque[asyncio.Future[bytes | None]] = deque()
         self.peer = "?"
         self.peer_host = ""
 
@@ -78,6 +96,22 @@ class KafkaConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def _write_ready(self) -> None:
+        """Write the responses at the head of the line that are complete, in order."""
+        inflight = self._inflight
+        while inflight and inflight[0].done():
+            fut = inflight.popleft()
+            if fut.cancelled():
+                continue
+            exc = fut.exception()
+            if exc is not None:
+                log.error("error completing a response to %s: %r; closing the connection", self.peer, exc)
+                self.close()
+                return
+            data = fut.result()
+            if data is not None and self._transport is not None:
+                self._transport.write(data)
+
     async def _serve(self) -> None:
         queue = self._queue
         try:
@@ -97,12 +131,24 @@ class KafkaConnection(asyncio.Protocol):
                     log.warning("closing connection from %s: %s", self.peer, exc)
                     self.close()
                     return
-                if response is not None and self._transport is not None:
+                if isinstance(response, Deferred):
+                    task = asyncio.ensure_future(response.awaitable)
+                    task.add_done_callback(lambda _t: self._write_ready())
+                    self._inflight.append(task)
+                elif self._inflight:
+                    done: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+                    done.set_result(response)
+                    self._inflight.append(done)
+                    self._write_ready()
+                elif response is not None and self._transport is not None:
                     self._transport.write(response)
-                    if not self._can_write.is_set():
-                        await self._can_write.wait()
+                if len(self._inflight) >= MAX_INFLIGHT_RESPONSES:
+                    await asyncio.wait([self._inflight[0]])
+                if not self._can_write.is_set():
+                    await self._can_write.wait()
         except asyncio.CancelledError:
-            pass
+            for fut in self._inflight:
+                fut.cancel()
         except Exception:
             log.exception("error serving %s; closing the connection", self.peer)
             self.close()

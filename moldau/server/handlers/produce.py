@@ -16,6 +16,7 @@ from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.server.broker import AppendResult, Broker
 from moldau.server.handlers._common import NO_THROTTLE, response_types, timestamp_field
+from moldau.server.network import Deferred
 
 
 def _append(broker: Broker, topic: str, partition: int, records: Any, acks: int, now: int) -> AppendResult:
@@ -64,9 +65,19 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
             if r.error == ErrorCode.none
         ]
         if waits:
-            done = await asyncio.gather(*(w for _, _, w in waits))
-            for (ti, pi, _), r in zip(waits, done, strict=True):
-                results[ti][1][pi] = (results[ti][1][pi][0], r)
+            # The batches are in the logs; only the followers are awaited. Later requests
+            # on this connection are served meanwhile (responses still go out in order).
+            async def complete() -> Any:
+                done = await asyncio.gather(*(w for _, _, w in waits))
+                for (ti, pi, _), r in zip(waits, done, strict=True):
+                    results[ti][1][pi] = (results[ti][1][pi][0], r)
+                return _response(header, results)
+
+            return Deferred(complete())
+    return _response(header, results)
+
+
+def _response(header: RequestHeader, results: list[tuple[str, list[tuple[int, AppendResult]]]]) -> Any:
     t = response_types(ApiKey.PRODUCE, header.api_version)
     return build(
         t.ProduceResponse,
