@@ -18,6 +18,7 @@ Kafka's znode layout, which the ZooKeeper backend follows exactly::
     /brokers/topics/<topic>/partitions/<p>/state  {"version":1,"leader":N,"leader_epoch":E,
                                                    "controller_epoch":C,"isr":[..]}
     /config/topics/<topic>                        {"version":1,"config":{"k":"v"}}
+    /config/brokers/<default>                     {"version":1,"config":{"k":"v"}}
     /config/changes/config_change_<seq>           (sequential) {"version":2,"entity_path":"topics/<t>"}
     /admin/delete_topics/<topic>                  (empty)
 
@@ -154,6 +155,12 @@ class Coordination(Protocol):
 
     def watch_config_changes(self, callback: EventCallback) -> None:
         ...
+
+    def broker_configs(self) -> dict[str, str]:
+        """Dynamic broker configs for every broker (Kafka's /config/brokers/<default>)."""
+
+    def set_broker_configs(self, configs: dict[str, str]) -> None:
+        """Write /config/brokers/<default> and a /config/changes notification."""
 
     # --- partition state (one writer: the controller; CAS by znode version) -----------
     def partition_state(self, topic: str, partition: int) -> tuple[LeaderAndIsr, int] | None:

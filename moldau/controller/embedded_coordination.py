@@ -66,6 +66,7 @@ class EmbeddedCoordination:
         self._controller_epoch = 0
         self._topics: dict[str, TopicAssignment] = {}
         self._topic_configs: dict[str, dict[str, str]] = {}
+        self._broker_configs: dict[str, str] = {}
         self._partition_states: dict[str, dict[int, tuple[LeaderAndIsr, int]]] = {}
         self._pending_deletions: list[str] = []
         # ephemeral: this session's
@@ -102,6 +103,7 @@ class EmbeddedCoordination:
             for name, t in raw.get("topics", {}).items()
         }
         self._topic_configs = {name: dict(c) for name, c in raw.get("topic_configs", {}).items()}
+        self._broker_configs = dict(raw.get("broker_configs", {}))
         self._partition_states = {
             name: {
                 int(p): (
@@ -127,6 +129,7 @@ class EmbeddedCoordination:
                 for name, t in sorted(self._topics.items())
             },
             "topic_configs": {name: dict(c) for name, c in sorted(self._topic_configs.items())},
+            "broker_configs": dict(sorted(self._broker_configs.items())),
             "partition_states": {
                 name: {
                     str(p): {
@@ -316,6 +319,18 @@ class EmbeddedCoordination:
         with self._lock:
             self._require_open()
             self._topic_configs[topic] = dict(configs)
+            self._persist()
+        self._notify(self._config_watches)
+
+    def broker_configs(self) -> dict[str, str]:
+        with self._lock:
+            self._require_open()
+            return dict(self._broker_configs)
+
+    def set_broker_configs(self, configs: dict[str, str]) -> None:
+        with self._lock:
+            self._require_open()
+            self._broker_configs = dict(configs)
             self._persist()
         self._notify(self._config_watches)
 

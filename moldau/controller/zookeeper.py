@@ -76,6 +76,7 @@ BROKER_IDS = "/brokers/ids"
 TOPICS = "/brokers/topics"
 CONFIG_TOPICS = "/config/topics"
 CONFIG_CHANGES = "/config/changes"
+CONFIG_BROKER_DEFAULT = "/config/brokers/<default>"
 CONFIG_CHANGE_PREFIX = "config_change_"
 DELETE_TOPICS = "/admin/delete_topics"
 # Created at start, as Kafka's `KafkaZkClient.createTopLevelPaths` does, so children
@@ -656,6 +657,31 @@ class ZooKeeperCoordination:
                     raise error
             else:
                 raise CoordinationError(f"set configs of {topic}: kept racing with another writer")
+            self._purge_config_changes()
+
+    def broker_configs(self) -> dict[str, str]:
+        with self._errors("broker configs"):
+            got = self._get(CONFIG_BROKER_DEFAULT)
+            return {} if got is None else decode_topic_config(got[0])
+
+    def set_broker_configs(self, configs: dict[str, str]) -> None:
+        with self._errors("set broker configs"):
+            self._client.ensure_path("/config/brokers")
+            for _ in range(3):
+                tx = self._client.transaction()
+                if self._exists(CONFIG_BROKER_DEFAULT):
+                    tx.set_data(CONFIG_BROKER_DEFAULT, encode_topic_config(configs))
+                else:
+                    tx.create(CONFIG_BROKER_DEFAULT, encode_topic_config(configs))
+                tx.create(f"{CONFIG_CHANGES}/{CONFIG_CHANGE_PREFIX}",
+                          _dumps({"version": 2, "entity_path": "brokers/<default>"}), sequence=True)
+                error = self._first_error(self._commit(tx))
+                if error is None:
+                    break
+                if not isinstance(error, NodeExistsError | NoNodeError):
+                    raise error
+            else:
+                raise CoordinationError("set broker configs: kept racing with another writer")
             self._purge_config_changes()
 
     def _purge_config_changes(self) -> None:

@@ -48,9 +48,12 @@ class MetadataCache:
         self.brokers: dict[int, tuple[str, int, str | None]] = {}
         self.controller_id = -1
         self.broker_configs: dict[str, str] = {}
+        self.on_save: Any = None
 
     def save(self) -> None:
-        """Dynamic broker configs live in memory only in a cluster (for now)."""
+        """Dynamic broker configs are written through `on_save` (the coordination service)."""
+        if self.on_save is not None:
+            self.on_save(dict(self.broker_configs))
 
     def apply(self, request: Any) -> None:
         topics: dict[str, TopicState] = {}
@@ -110,6 +113,8 @@ class ClusterBroker(Broker):
                 f"the log dirs belong to cluster {local_id}, but ZooKeeper holds cluster {cluster_id}; "
                 "refusing to start (wrong zookeeper.connect or log.dirs?)")
         self.metadata.cluster_id = cluster_id
+        self.metadata.on_save = self.coordination.set_broker_configs
+        self._apply_broker_configs(await asyncio.to_thread(self.coordination.broker_configs))
         self._check_meta_properties(cluster_id)
         self.logs.load(self.clock())
         dispatcher = RequestDispatcher(self)
@@ -272,7 +277,26 @@ class ClusterBroker(Broker):
                 log.info("broker %d: re-registration pending (%s)", self.broker_id, exc)
                 await asyncio.sleep(0.5)
 
+    def _apply_broker_configs(self, configs: dict[str, str]) -> None:
+        """Dynamic broker configs (IncrementalAlterConfigs on the broker resource)."""
+        old = self.metadata.broker_configs
+        for name in set(old) - set(configs):
+            self.config.set_dynamic(name, None)
+        for name, value in configs.items():
+            try:
+                self.config.set_dynamic(name, value)
+            except Exception as exc:
+                log.warning("ignoring dynamic broker config %s=%s: %s", name, value, exc)
+        self.metadata.broker_configs = dict(configs)
+
     def _on_config_change(self) -> None:
+        try:
+            configs = self.coordination.broker_configs()
+        except CoordinationError:
+            configs = self.metadata.broker_configs
+        if configs != self.metadata.broker_configs:
+            self._apply_broker_configs(configs)
+            self.refresh_log_configs()
         # unclean.leader.election.enable may have been turned on: offline partitions may
         # now elect a leader (Kafka's controller does the same on that config change).
         self._forward("configs")

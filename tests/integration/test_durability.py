@@ -159,3 +159,18 @@ def test_list_offsets_by_timestamp(make_broker: Callable[..., BrokerProcess]) ->
             assert got.offset == want, (target, got)
     finally:
         c.close()
+
+
+def test_dynamic_broker_config_survives_restart(make_broker: Callable[..., BrokerProcess]) -> None:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    b = make_broker()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    alter = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=[
+        ConfigEntry("log.retention.bytes", "987654321", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([alter])[alter].result(10)
+    assert b.stop() == 0
+    b.start()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    res = ConfigResource(ConfigResource.Type.BROKER, "0")
+    assert admin.describe_configs([res])[res].result(10)["log.retention.bytes"].value == "987654321"
