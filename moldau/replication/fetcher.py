@@ -74,12 +74,12 @@ class ReplicaFetcher:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                untruncated = [tp for tp, s in self.partitions.items() if not s.truncated]
+                now = loop.time()
+                untruncated = [tp for tp, s in self.partitions.items() if not s.truncated and s.paused_until <= now]
                 if untruncated:
                     await self._truncate(untruncated)
                     continue
-                now = loop.time()
-                ready = {tp: s for tp, s in self.partitions.items() if s.paused_until <= now}
+                ready = {tp: s for tp, s in self.partitions.items() if s.paused_until <= now and s.truncated}
                 if not ready:
                     await asyncio.sleep(0.1)
                     continue
@@ -131,6 +131,8 @@ class ReplicaFetcher:
                 if state is None or plog is None:
                     continue
                 if part.error_code != ErrorCode.none:
+                    log.info("broker %d: OffsetForLeaderEpoch %s-%d from %d: %s", self.broker.broker_id, *tp,
+                             self.leader_id, ErrorCode(part.error_code).name)
                     state.paused_until = asyncio.get_running_loop().time() + 0.2
                     continue
                 target = plog.log_end_offset

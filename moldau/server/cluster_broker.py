@@ -95,6 +95,7 @@ class ClusterBroker(Broker):
         self._lease_until = 0.0
         self._registered_session: int | None = None
         self.replicas = ReplicaManager(self)
+        self._stray_logs_checked = False
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -433,9 +434,20 @@ class ClusterBroker(Broker):
             return ErrorCode.stale_controller_epoch
         configs = {name: t.configs for name, t in self.metadata.topics.items()}
         self.metadata.apply(request)
+        if not self._stray_logs_checked:
+            self._stray_logs_checked = True
+            self._delete_stray_logs()
         for name, topic in self.metadata.topics.items():
             topic.configs = configs[name] if name in configs else self.topic_configs(name)
         return ErrorCode.none
+
+    def _delete_stray_logs(self) -> None:
+        """Logs of topics the cluster no longer has (deleted while this broker was down):
+        the first full UpdateMetadata after start says which topics exist."""
+        for topic, partition in list(self.logs.all_logs()):
+            if topic not in self.metadata.topics and (topic, partition) not in self.partition_epochs:
+                log.info("broker %d: deleting stray log %s-%d (its topic is gone)", self.broker_id, topic, partition)
+                self.logs.delete(topic, partition)
 
     def on_leader_and_isr(self, request: Any) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
         if self._stale(request.controller_epoch):

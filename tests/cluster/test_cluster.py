@@ -436,3 +436,18 @@ def test_auto_leader_rebalance_returns_leadership(rebalancing_cluster: Cluster) 
     c.brokers[victim].start()
     wait_for(lambda: all(c.leader(topic, p) == preferred[p] for p in range(3)), 40,
              "auto.leader.rebalance.enable to move leadership back to the preferred replicas")
+
+
+def test_topic_deleted_while_a_broker_is_down_is_removed_from_it(cluster: Cluster) -> None:
+    topic = create(cluster, partitions=1)
+    produce_some(cluster.bootstrap, topic, ["x"])
+    down = cluster.brokers[2]
+    stray = down.data_dir / "logs" / f"{topic}-0"
+    wait_for(stray.exists, 10, "the replica on broker 2")
+    down.kill()
+    wait_for(lambda: len(cluster.admin().list_topics(timeout=5).brokers) == 2, 20, "broker 2 gone")
+    admin = cluster.admin()
+    admin.delete_topics([topic])[topic].result(20)
+    down.start()
+    wait_for(lambda: not stray.exists(), 15, "broker 2 to delete its stray log")
+    assert "deleting stray log" in down.log()
