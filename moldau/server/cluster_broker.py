@@ -96,6 +96,7 @@ class ClusterBroker(Broker):
         self._registered_session: int | None = None
         self.replicas = ReplicaManager(self)
         self._stray_logs_checked = False
+        self._configs_loaded: set[str] = set()
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -291,22 +292,26 @@ class ClusterBroker(Broker):
         self.metadata.broker_configs = dict(configs)
 
     def _on_config_change(self) -> None:
-        try:
-            configs = self.coordination.broker_configs()
-        except CoordinationError:
-            configs = self.metadata.broker_configs
-        if configs != self.metadata.broker_configs:
-            self._apply_broker_configs(configs)
-            self.refresh_log_configs()
+        self._configs_loaded.clear()
         # unclean.leader.election.enable may have been turned on: offline partitions may
         # now elect a leader (Kafka's controller does the same on that config change).
         self._forward("configs")
-        for name in list(self.metadata.topics):
-            if self.logs_for_topic(name):
-                try:
-                    configs = self.coordination.topic_configs(name)
-                except CoordinationError:
-                    continue
+        if self._loop is not None:
+            self._loop.create_task(self._reload_configs())
+
+    async def _reload_configs(self) -> None:
+        """Read the changed configs off the event loop, then apply them."""
+        try:
+            broker_configs = await asyncio.to_thread(self.coordination.broker_configs)
+        except CoordinationError:
+            broker_configs = self.metadata.broker_configs
+        if broker_configs != self.metadata.broker_configs:
+            self._apply_broker_configs(broker_configs)
+            self.refresh_log_configs()
+        local = {t for t, _ in self.logs.all_logs()}
+        names = [n for n in self.metadata.topics if n in local]
+        for name, configs in (await self.load_topic_configs(names)).items():
+            if name in self.metadata.topics:
                 self.metadata.topics[name].configs = configs
                 self.logs.update_config(name, self.config.log_config().with_overrides(configs))
 
@@ -438,7 +443,11 @@ class ClusterBroker(Broker):
             self._stray_logs_checked = True
             self._delete_stray_logs()
         for name, topic in self.metadata.topics.items():
-            topic.configs = configs[name] if name in configs else self.topic_configs(name)
+            if name in configs:
+                topic.configs = configs[name]
+            else:  # a topic new to this broker: read its configs once
+                topic.configs = self.topic_configs(name)
+                self._configs_loaded.add(name)
         return ErrorCode.none
 
     def _delete_stray_logs(self) -> None:
@@ -449,16 +458,36 @@ class ClusterBroker(Broker):
                 log.info("broker %d: deleting stray log %s-%d (its topic is gone)", self.broker_id, topic, partition)
                 self.logs.delete(topic, partition)
 
-    def on_leader_and_isr(self, request: Any) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
+    async def load_topic_configs(self, names: list[str]) -> dict[str, dict[str, str]]:
+        """Topic configs, from the metadata cache or else read off the event loop."""
+        out: dict[str, dict[str, str]] = {}
+        for name in names:
+            cached = self.metadata.topics.get(name)
+            if cached is not None and cached.configs is not None and name in self._configs_loaded:
+                out[name] = cached.configs
+                continue
+            try:
+                out[name] = await asyncio.to_thread(self.coordination.topic_configs, name)
+                self._configs_loaded.add(name)
+            except CoordinationError:
+                out[name] = {}
+        return out
+
+    def on_leader_and_isr(
+        self, request: Any, topic_configs: dict[str, dict[str, str]] | None = None
+    ) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
         if self._stale(request.controller_epoch):
             return ErrorCode.stale_controller_epoch, []
         errors: list[tuple[str, int, ErrorCode]] = []
         now = self.clock()
         for ts in request.topic_states:
-            try:
-                configs = self.coordination.topic_configs(ts.topic_name)
-            except CoordinationError:
-                configs = {}
+            if topic_configs is not None and ts.topic_name in topic_configs:
+                configs = topic_configs[ts.topic_name]
+            else:
+                try:
+                    configs = self.coordination.topic_configs(ts.topic_name)
+                except CoordinationError:
+                    configs = {}
             log_config = self.config.log_config().with_overrides(configs)
             for ps in ts.partition_states:
                 tp = (ts.topic_name, ps.partition_index)
