@@ -62,33 +62,47 @@ class ControllerState:
 
 
 class ChannelManager:
-    """One ordered sender per broker (Kafka's ControllerChannelManager)."""
+    """One ordered sender per broker (Kafka's ControllerChannelManager).
 
-    def __init__(self, controller_id: int) -> None:
+    The controller decides on a worker thread; `add_broker`, `remove_broker` and `send`
+    hand their work to the event loop in call order, so sends stay ordered per broker.
+    """
+
+    def __init__(self, controller_id: int, loop: asyncio.AbstractEventLoop) -> None:
         self.controller_id = controller_id
+        self._loop = loop
         self._queues: dict[int, asyncio.Queue[tuple[int, Any]]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._endpoints: dict[int, tuple[str, int]] = {}
 
     def add_broker(self, info: BrokerInfo) -> None:
+        self._loop.call_soon_threadsafe(self._add_broker, info)
+
+    def remove_broker(self, broker_id: int) -> None:
+        self._loop.call_soon_threadsafe(self._remove_broker, broker_id)
+
+    def send(self, broker_id: int, api_key: int, request: Any) -> None:
+        self._loop.call_soon_threadsafe(self._send, broker_id, api_key, request)
+
+    def _add_broker(self, info: BrokerInfo) -> None:
         ep = info.endpoints[0]
         if self._endpoints.get(info.broker_id) == (ep.host, ep.port) and info.broker_id in self._tasks:
             return
-        self.remove_broker(info.broker_id)
+        self._remove_broker(info.broker_id)
         self._endpoints[info.broker_id] = (ep.host, ep.port)
         queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         self._queues[info.broker_id] = queue
         self._tasks[info.broker_id] = asyncio.get_running_loop().create_task(
             self._sender(info.broker_id, ep.host, ep.port, queue))
 
-    def remove_broker(self, broker_id: int) -> None:
+    def _remove_broker(self, broker_id: int) -> None:
         task = self._tasks.pop(broker_id, None)
         if task is not None:
             task.cancel()
         self._queues.pop(broker_id, None)
         self._endpoints.pop(broker_id, None)
 
-    def send(self, broker_id: int, api_key: int, request: Any) -> None:
+    def _send(self, broker_id: int, api_key: int, request: Any) -> None:
         queue = self._queues.get(broker_id)
         if queue is not None:
             queue.put_nowait((api_key, request))
@@ -114,7 +128,7 @@ class ChannelManager:
 
     def close(self) -> None:
         for broker_id in list(self._tasks):
-            self.remove_broker(broker_id)
+            self._remove_broker(broker_id)
 
 
 class Controller:
@@ -134,7 +148,8 @@ class Controller:
         self.unclean_leader_election = unclean_leader_election
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.state = ControllerState()
-        self.channels = ChannelManager(broker_id)
+        self._loop = asyncio.get_running_loop()
+        self.channels = ChannelManager(broker_id, self._loop)
         self._task: asyncio.Task[None] | None = None
         self.active = True
 
@@ -159,11 +174,13 @@ class Controller:
     async def run(self) -> None:
         try:
             await asyncio.to_thread(lambda: None)  # let the broker finish starting
-            self._on_elected()
+            # Decisions and their ZooKeeper writes run on a worker thread, one event at a
+            # time, so the broker keeps serving requests while its controller works.
+            await asyncio.to_thread(self._on_elected)
             while self.active:
                 event = await self.events.get()
                 try:
-                    self._process(event)
+                    await asyncio.to_thread(self._process, event)
                 except NotControllerError:
                     log.warning("controller %d: fenced by a newer controller; resigning", self.broker_id)
                     self.active = False
@@ -192,18 +209,22 @@ class Controller:
                 self._send_update_metadata(set(self.state.live))
         elif isinstance(event, ControlledShutdown):
             remaining = self._on_controlled_shutdown(event.broker_id)
-            if not event.done.done():
-                event.done.set_result(remaining)
+            self._resolve(event.done, remaining)
         elif isinstance(event, PreferredElection):
             result = self._on_preferred_election(event.partitions)
-            if not event.done.done():
-                event.done.set_result(result)
+            self._resolve(event.done, result)
         elif isinstance(event, AlterPartition):
             response = self._on_alter_partition(event.request)
-            if not event.done.done():
-                event.done.set_result(response)
+            self._resolve(event.done, response)
         elif event == "auto_rebalance":
             self._on_auto_rebalance()
+
+    def _resolve(self, fut: asyncio.Future[Any], value: Any) -> None:
+        def resolve() -> None:
+            if not fut.done():
+                fut.set_result(value)
+
+        self._loop.call_soon_threadsafe(resolve)
 
     def _on_elected(self) -> None:
         """Load everything from the coordination service and tell every broker."""
