@@ -1,6 +1,7 @@
 """CreatePartitions: grow a topic's partition count (never shrink)."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from moldau.protocol.apis import ApiKey
@@ -22,8 +23,8 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
             assignments = None
             if topic.assignments is not None:
                 assignments = [list(a.broker_ids) for a in topic.assignments]
-            broker.create_partitions(topic.name, topic.count, validate_only=request.validate_only,
-                                     assignments=assignments)
+            await asyncio.to_thread(broker.create_partitions, topic.name, topic.count,
+                                    validate_only=request.validate_only, assignments=assignments)
         except TopicError as exc:
             code, message = exc.code, exc.message
         if code == ErrorCode.none and not request.validate_only:

@@ -1,6 +1,7 @@
 """CreateTopics, including validate-only and explicit replica assignments."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from moldau.protocol.apis import ApiKey
@@ -35,8 +36,9 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                                      "Both numPartitions or replicationFactor and replicasAssignments were set.")
                 assignment = {a.partition_index: list(a.broker_ids) for a in topic.assignments}
                 partitions, rf = len(assignment), len(next(iter(assignment.values())))
-            created = broker.create_topic(topic.name, partitions, rf, configs,
-                                          validate_only=request.validate_only, assignment=assignment)
+            # ZooKeeper reads and writes: off the event loop.
+            created = await asyncio.to_thread(broker.create_topic, topic.name, partitions, rf, configs,
+                                              validate_only=request.validate_only, assignment=assignment)
         except TopicError as exc:
             code, message = exc.code, exc.message
         state = created or broker.metadata.topics.get(topic.name) if code == ErrorCode.none else None

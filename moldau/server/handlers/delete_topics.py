@@ -1,6 +1,7 @@
 """DeleteTopics, by name (v1-v5) or by name or topic id (v6)."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from moldau.protocol.apis import ApiKey
@@ -30,7 +31,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         try:
             if not broker.config["delete.topic.enable"]:
                 raise TopicError(ErrorCode.topic_deletion_disabled, "Topic deletion is disabled.")
-            broker.delete_topic(name or "")
+            await asyncio.to_thread(broker.delete_topic, name or "")
         except TopicError as exc:
             code, message = exc.code, exc.message
         results.append(build(t.DeletableTopicResult, name=name,

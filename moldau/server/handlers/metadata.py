@@ -5,6 +5,7 @@ is on and the request allows it (v4+), as Kafka does.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from moldau.controller.embedded import TopicState, topic_name_error
@@ -83,7 +84,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                     continue
                 if allow_create and broker.config["auto.create.topics.enable"]:
                     try:
-                        broker.create_topic(name, -1, -1, {})
+                        await asyncio.to_thread(broker.create_topic, name, -1, -1, {})
                     except TopicError as exc:
                         if exc.code != ErrorCode.topic_already_exists:
                             topics.append(_error_topic(t, name, None, exc.code))
