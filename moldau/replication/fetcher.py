@@ -46,11 +46,14 @@ class ReplicaFetcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn = BrokerConnection(host, port, f"replica-fetcher-{broker.broker_id}-{leader_id}")
+        self._failures = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run())
 
     def add(self, tp: TopicPartition, leader_epoch: int) -> None:
+        log.info("broker %d follows %s-%d from leader %d (epoch %d)", self.broker.broker_id, tp[0], tp[1],
+                 self.leader_id, leader_epoch)
         self.partitions[tp] = FollowedPartition(leader_epoch)
         self._wake.set()
 
@@ -84,6 +87,7 @@ class ReplicaFetcher:
                     await asyncio.sleep(0.1)
                     continue
                 await self._fetch(ready)
+                self._failures = 0
             except asyncio.CancelledError:
                 raise
             except (OSError, ConnectionError, TimeoutError) as exc:
@@ -222,17 +226,34 @@ class ReplicaFetcher:
             log.error("broker %d: corrupt data from leader %d for %s-%d: %s", self.broker.broker_id,
                       self.leader_id, tp[0], tp[1], exc)
             return
-        if headers[0].base_offset != plog.log_end_offset:
-            # Overlap (we already hold part of it): skip batches we have.
+        leo = plog.log_end_offset
+        if headers[0].base_offset != leo:
+            # The leader answers with the whole batch holding our fetch offset. A batch that
+            # starts below our log end but ends past it means our log ends inside one of the
+            # leader's batches: cut ours back to that batch's start and take it whole.
+            straddling = next((h for h in headers if h.base_offset < leo <= h.last_offset), None)
+            if straddling is not None:
+                log.warning("broker %d: %s-%d ends at %d inside the leader's batch %d-%d; truncating to %d",
+                            self.broker.broker_id, tp[0], tp[1], leo, straddling.base_offset,
+                            straddling.last_offset, straddling.base_offset)
+                plog.truncate_to(straddling.base_offset)
+                leo = plog.log_end_offset
             keep = bytearray()
             kept = []
             pos = 0
             for h in headers:
-                if h.base_offset >= plog.log_end_offset:
+                if h.base_offset >= leo:
                     keep += data[pos:pos + h.size]
                     kept.append(h)
                 pos += h.size
-            if not kept or kept[0].base_offset != plog.log_end_offset:
+            if not kept:
+                return
+            if kept[0].base_offset != leo:
+                log.warning("broker %d: %s-%d: leader's data starts at %d, our log ends at %d; re-truncating",
+                            self.broker.broker_id, tp[0], tp[1], kept[0].base_offset, leo)
+                state = self.partitions.get(tp)
+                if state is not None:
+                    state.truncated = False
                 return
             data, headers = bytes(keep), kept
         try:

@@ -49,6 +49,13 @@ class ReplicaManager:
             current.partition_epoch = ps.zk_version
             current.replicas = list(ps.replicas)
             return
+        # Kafka's makeLeader: the new epoch starts at our log end now, so OffsetForLeaderEpoch
+        # answers followers correctly even before the first append of this epoch.
+        cache = getattr(plog, "leader_epoch_cache", None)
+        if cache is not None and ps.leader_epoch >= 0:
+            latest = cache.latest_epoch()
+            if latest is None or ps.leader_epoch > latest:
+                cache.assign(ps.leader_epoch, plog.log_end_offset)
         hw = int(getattr(plog, "high_watermark", plog.log_end_offset))
         state = PartitionReplication.become_leader(
             tp[0], tp[1], self.broker.broker_id, ps.leader_epoch, ps.zk_version, list(ps.replicas), list(ps.isr),

@@ -493,6 +493,8 @@ class ClusterBroker(Broker):
                 tp = (ts.topic_name, ps.partition_index)
                 known = self.partition_epochs.get(tp, -1)
                 if ps.leader_epoch < known:
+                    log.info("broker %d: ignoring LeaderAndIsr for %s-%d at leader epoch %d < %d", self.broker_id,
+                             tp[0], tp[1], ps.leader_epoch, known)
                     errors.append((tp[0], tp[1], ErrorCode.stale_controller_epoch))
                     continue
                 self.partition_epochs[tp] = ps.leader_epoch

@@ -75,7 +75,7 @@ class Cluster:
 
     def logs(self) -> str:
         parts = [f"===== zookeeper =====\n{self.zk.log()[-5000:]}"]
-        parts += [f"===== broker {i} =====\n{b.log()[-15000:]}" for i, b in enumerate(self.brokers)]
+        parts += [f"===== broker {i} =====\n{b.log()[-60000:]}" for i, b in enumerate(self.brokers)]
         return "\n".join(parts)
 
 

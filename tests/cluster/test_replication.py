@@ -208,7 +208,9 @@ def test_follower_restart_then_leader_killed_kip101(cluster: Cluster) -> None:
     with SteadyProducer(cluster.bootstrap, topic) as p:
         p.wait_acked(100)
         leader = cluster.leader(topic, 0)
-        follower = next(b for b in range(3) if b != leader)
+        controller = cluster.controller_id()
+        # The harder case when possible: the restarted follower is also the controller.
+        follower = controller if controller != leader else next(b for b in range(3) if b != leader)
         cluster.brokers[follower].kill()
         cluster.brokers[follower].start()
         leader = cluster.leader(topic, 0)
