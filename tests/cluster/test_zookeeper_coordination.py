@@ -32,6 +32,9 @@ from moldau.controller.zookeeper import ZooKeeperCoordination, encode_topic_id
 from tests.cluster.zookeeper_server import ZooKeeperServer, free_port
 
 SESSION_MS = 4000
+# ZooKeeper restarted under a live session: a JVM start on a loaded 2-core machine can take
+# seconds, so this test's sessions are long enough to outlive it.
+RESTART_SESSION_MS = 8000
 
 
 class Events:
@@ -554,8 +557,8 @@ def _succeeds(action: Callable[[], object]) -> bool:
 def test_zookeeper_restart_keeps_data_and_watches(
     zookeeper: ZooKeeperServer, started: Callable[[Coordination], Any]
 ) -> None:
-    a: ZooKeeperCoordination = started(ZooKeeperCoordination(zookeeper.connect, SESSION_MS))
-    b: ZooKeeperCoordination = started(ZooKeeperCoordination(zookeeper.connect, SESSION_MS))
+    a: ZooKeeperCoordination = started(ZooKeeperCoordination(zookeeper.connect, RESTART_SESSION_MS))
+    b: ZooKeeperCoordination = started(ZooKeeperCoordination(zookeeper.connect, RESTART_SESSION_MS))
     topics = Events()
     b.watch_topics(topics)
     tid = uuid.uuid4()
@@ -567,12 +570,12 @@ def test_zookeeper_restart_keeps_data_and_watches(
 
     zookeeper.kill()
     zookeeper.start()  # back well within the session timeout: sessions survive
-    eventually(lambda: _succeeds(a.topics) and _succeeds(b.topics), what="reconnected")
+    eventually(lambda: _succeeds(a.topics) and _succeeds(b.topics), what="reconnected", timeout=40.0)
     a.create_topic(TopicAssignment("u", uuid.uuid4(), {0: [1]}), {})
     assert topics.wait_for(2)  # b's watch was re-armed on reconnect
     assert a.update_partition_state("t", 0, state(1, 1, (1,), 1), 0) == 1  # still the controller
 
-    fresh: ZooKeeperCoordination = started(ZooKeeperCoordination(zookeeper.connect, SESSION_MS))
+    fresh: ZooKeeperCoordination = started(ZooKeeperCoordination(zookeeper.connect, RESTART_SESSION_MS))
     assert fresh.get_or_create_cluster_id("other") == "cluster-1"
     assert fresh.topics()["t"] == TopicAssignment("t", tid, {0: [1]})
     assert fresh.topic_configs("t") == {"k": "v"}
@@ -583,7 +586,7 @@ def test_zookeeper_restart_keeps_data_and_watches(
     b.close()
     zookeeper.stop()  # SIGTERM this time
     zookeeper.start()
-    again: ZooKeeperCoordination = started(ZooKeeperCoordination(zookeeper.connect, SESSION_MS))
+    again: ZooKeeperCoordination = started(ZooKeeperCoordination(zookeeper.connect, RESTART_SESSION_MS))
     assert set(again.topics()) == {"t", "u"}
     assert again.controller_id() is None
     assert again.try_become_controller(5) == 2
