@@ -234,10 +234,19 @@ class Broker:
         """Likewise for partitions added by CreatePartitions."""
         raise NotImplementedError
 
-    def append(self, topic: str, partition: int, records: bytes | None, now_ms: int) -> AppendResult:
+    def append(self, topic: str, partition: int, records: bytes | None, now_ms: int, acks: int = 1) -> AppendResult:
         plog = self.partition_log(topic, partition)
         if plog is None:
             return AppendResult(self.partition_error(topic, partition))
+        if acks == -1:  # min.insync.replicas is checked before the append (Kafka's NOT_ENOUGH_REPLICAS)
+            min_isr = plog.config.min_insync_replicas
+            isr = self.in_sync_replicas(topic, partition)
+            if isr < min_isr:
+                return AppendResult(
+                    ErrorCode.not_enough_replicas,
+                    message=f"The size of the current ISR {isr} is insufficient to satisfy the min.isr "
+                    f"requirement of {min_isr} for partition {topic}-{partition}",
+                )
         if not records:
             return AppendResult(ErrorCode.invalid_record, message="produce request without records")
         buf = bytearray(records)

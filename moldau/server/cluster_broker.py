@@ -315,9 +315,6 @@ class ClusterBroker(Broker):
                 self.metadata.topics[name].configs = configs
                 self.logs.update_config(name, self.config.log_config().with_overrides(configs))
 
-    def logs_for_topic(self, topic: str) -> bool:
-        return any(t == topic for t, _ in self.logs.all_logs())
-
     def _auto_rebalance(self) -> None:
         if self.controller is not None and self.controller.active:
             self.controller.enqueue("auto_rebalance")

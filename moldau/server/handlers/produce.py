@@ -19,21 +19,6 @@ from moldau.server.handlers._common import NO_THROTTLE, response_types, timestam
 from moldau.server.network import Deferred
 
 
-def _append(broker: Broker, topic: str, partition: int, records: Any, acks: int, now: int) -> AppendResult:
-    if acks == -1:
-        plog = broker.partition_log(topic, partition)
-        if plog is not None:
-            min_isr = plog.config.min_insync_replicas
-            isr = broker.in_sync_replicas(topic, partition)
-            if isr < min_isr:
-                return AppendResult(
-                    ErrorCode.not_enough_replicas,
-                    message=f"The size of the current ISR {isr} is insufficient to satisfy the min.isr "
-                    f"requirement of {min_isr} for partition {topic}-{partition}",
-                )
-    return broker.append(topic, partition, records, now)
-
-
 async def _await_replicas(broker: Broker, topic: str, partition: int, result: AppendResult,
                           timeout_s: float) -> AppendResult:
     plog = broker.partition_log(topic, partition)
@@ -52,7 +37,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
             if acks not in (0, 1, -1):
                 parts.append((pd.index, AppendResult(ErrorCode.invalid_required_acks)))
             else:
-                parts.append((pd.index, _append(broker, topic.name, pd.index, pd.records, acks, now)))
+                parts.append((pd.index, broker.append(topic.name, pd.index, pd.records, now, acks)))
         results.append((topic.name, parts))
     if acks == 0:
         return None
