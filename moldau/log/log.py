@@ -442,20 +442,29 @@ class Log:
         if config.retention_ms >= 0:
             retention_ms = config.retention_ms
             deleted += self._delete_segments(
-                lambda seg, _: now_ms - seg.largest_timestamp() > retention_ms, now_ms
+                lambda seg, nxt: self._below_high_watermark(seg, nxt)
+                and now_ms - seg.largest_timestamp() > retention_ms,
+                now_ms,
             )
         if config.retention_bytes >= 0:
             excess = self.size_in_bytes - config.retention_bytes
 
-            def over_size(segment: LogSegment, _: LogSegment | None) -> bool:
+            def over_size(segment: LogSegment, nxt: LogSegment | None) -> bool:
                 nonlocal excess
-                if excess - segment.size >= 0:
+                if self._below_high_watermark(segment, nxt) and excess - segment.size >= 0:
                     excess -= segment.size
                     return True
                 return False
 
             deleted += self._delete_segments(over_size, now_ms)
         return deleted
+
+    def _below_high_watermark(self, segment: LogSegment, nxt: LogSegment | None) -> bool:
+        """Whether every record of ``segment`` is below the high watermark: retention
+        never deletes what followers may not have yet, or what consumers cannot read
+        (Kafka's deletableSegments)."""
+        upper = nxt.base_offset if nxt is not None else self.log_end_offset
+        return upper <= self.high_watermark
 
     def _delete_segments(
         self, predicate: Callable[[LogSegment, LogSegment | None], bool], now_ms: int

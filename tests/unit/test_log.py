@@ -360,6 +360,7 @@ def timed_log(
     for ts in (900, 1000, 2000, 1500, 2500, 3000):
         append(log, make_batch([b"x"], ts=ts))
     assert log.segment_base_offsets() == [0, 2, 4]
+    log.update_high_watermark(log.log_end_offset)  # everything replicated
     return log
 
 
@@ -373,6 +374,19 @@ def test_retention_by_time(tmp_path: Path) -> None:
         log.read(1, BIG)
     assert [r.offset for r in read_all(log)] == [2, 3, 4, 5]
     assert not (log.directory / segment_file_name(0, ".log")).exists()
+
+
+def test_retention_never_deletes_at_or_above_the_high_watermark(tmp_path: Path) -> None:
+    log = timed_log(tmp_path, retention_ms=100, retention_bytes=0)
+    log.update_high_watermark(3)  # offsets 3-5 not yet on every in-sync replica
+    assert log.delete_old_segments(now_ms=10_000) == 1
+    assert log.segment_base_offsets() == [2, 4]  # segment [2, 4) holds offset 3
+    log.update_high_watermark(4)
+    assert log.delete_old_segments(now_ms=10_000) == 1
+    assert log.segment_base_offsets() == [4]
+    log.update_high_watermark(6)
+    assert log.delete_old_segments(now_ms=10_000) == 1
+    assert (log.log_start_offset, log.log_end_offset) == (6, 6)
 
 
 def test_retention_forever(tmp_path: Path) -> None:
@@ -875,6 +889,7 @@ def test_retention_truncates_epochs_from_the_start(tmp_path: Path) -> None:
     for epoch in range(5):
         append(log, make_batch([b"v%04d" % i for i in range(3)]), leader_epoch=epoch)
     assert log.segment_base_offsets() == [0, 6, 12]
+    log.update_high_watermark(log.log_end_offset)
     assert log.delete_old_segments(0) == 2
     assert log.log_start_offset == 12
     assert log.leader_epoch_cache.entries() == [(4, 12)]

@@ -175,6 +175,8 @@ def test_run_retention_and_flush_due(dirs: list[Path]) -> None:
     assert log.recovery_point == 0
     manager.flush_due(100)
     assert log.recovery_point == 20
+    assert manager.run_retention(now_ms=10_000) == 0  # nothing below the high watermark yet
+    log.update_high_watermark(20)
     deleted = manager.run_retention(now_ms=10_000)
     assert deleted >= 3
     assert log.log_start_offset == log.log_end_offset == 20
