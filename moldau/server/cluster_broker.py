@@ -689,7 +689,8 @@ class ClusterBroker(Broker):
         rf = max(1, min(int(self.config["offsets.topic.replication.factor"]), live))
         try:
             self.create_topic(OFFSETS_TOPIC, int(self.config["offsets.topic.num.partitions"]), rf,
-                              {"cleanup.policy": "compact", "segment.bytes": "104857600"})
+                              {"cleanup.policy": "compact",
+                               "segment.bytes": str(self.config["offsets.topic.segment.bytes"])})
         except TopicError as exc:
             if exc.code != ErrorCode.topic_already_exists:
                 log.warning("cannot create %s: %s", OFFSETS_TOPIC, exc.message)

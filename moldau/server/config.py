@@ -84,6 +84,7 @@ PROPERTIES: dict[str, Prop] = {
         _p("zookeeper.connection.timeout.ms", "int", None, minimum=1),
         _p("offsets.topic.num.partitions", "int", 50, minimum=1),
         _p("offsets.topic.replication.factor", "int", 3, minimum=1),
+        _p("offsets.topic.segment.bytes", "int", 104857600, minimum=14),
         _p("offsets.retention.minutes", "int", 10080, minimum=1),
         _p("offsets.retention.check.interval.ms", "long", 600000, minimum=1),
         _p("offset.metadata.max.bytes", "int", 4096, minimum=0),
