@@ -173,10 +173,10 @@ class Broker:
                           assignments: list[list[int]] | None = None) -> None:
         raise NotImplementedError
 
-    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         raise NotImplementedError
 
-    def group_coordinator_node(self, group_id: str) -> tuple[int, str, int] | None:
+    async def group_coordinator_node(self, group_id: str) -> tuple[int, str, int] | None:
         """(broker id, host, port) of the coordinator of a group, or None while unknown."""
         raise NotImplementedError
 

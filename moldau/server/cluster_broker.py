@@ -9,9 +9,11 @@ partition's data only while it leads it. Admin requests write the coordination s
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from moldau.controller import assignment as assign
@@ -37,6 +39,19 @@ from moldau.server.config import BrokerConfig
 log = logging.getLogger(__name__)
 
 
+def _coordination_errors_as_topic_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """An admin request whose ZooKeeper work fails gets a Kafka error with the reason
+    (UNKNOWN_SERVER_ERROR), not a closed connection."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except CoordinationError as exc:
+            raise TopicError(ErrorCode.unknown_server_error, f"ZooKeeper unavailable: {exc}") from None
+
+    return functools.wraps(method)(wrapper)
+
+
 class MetadataCache:
     """What the controller last told this broker (UpdateMetadata), in the shape the
     request handlers read: topics, topic ids, cluster id."""
@@ -50,10 +65,14 @@ class MetadataCache:
         self.broker_configs: dict[str, str] = {}
         self.on_save: Any = None
 
-    def save(self) -> None:
-        """Dynamic broker configs are written through `on_save` (the coordination service)."""
+    def save(self, broker_configs: dict[str, str]) -> None:
+        """Store dynamic broker configs through `on_save` (the coordination service);
+        TopicError if it cannot."""
         if self.on_save is not None:
-            self.on_save(dict(self.broker_configs))
+            try:
+                self.on_save(dict(broker_configs))
+            except CoordinationError as exc:
+                raise TopicError(ErrorCode.unknown_server_error, f"ZooKeeper unavailable: {exc}") from None
 
     def apply(self, request: Any) -> None:
         topics: dict[str, TopicState] = {}
@@ -97,6 +116,12 @@ class ClusterBroker(Broker):
         self.replicas = ReplicaManager(self)
         self._stray_logs_checked = False
         self._configs_loaded: set[str] = set()
+        self._offsets_topic_creation: asyncio.Future[None] | None = None
+        self._election: asyncio.Task[None] | None = None
+        # How many times this broker wrote each topic's configs: a reload skips a topic
+        # written while it read.
+        self._config_writes: dict[str, int] = {}
+        self._election_again = False
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -220,30 +245,50 @@ class ClusterBroker(Broker):
             self.controller.enqueue(event)
 
     def _on_controller_change(self) -> None:
+        """/controller changed (or we just registered): run an election off the event
+        loop; changes that arrive meanwhile coalesce into one more round."""
+        if self._stopping or not self._registered:
+            return
+        if self._election is not None and not self._election.done():
+            self._election_again = True
+            return
+        self._election = self._loop.create_task(self._controller_election())  # type: ignore[union-attr]
+
+    async def _controller_election(self) -> None:
+        self._election_again = True
+        while self._election_again:
+            self._election_again = False
+            try:
+                await self._elect_once()
+            except CoordinationError as exc:
+                log.warning("controller election failed: %s", exc)
+
+    async def _elect_once(self) -> None:
         if self._stopping or not self._registered:
             return
         if self.controller is not None and not self.controller.active:
             self._loop.create_task(self.controller.stop())  # type: ignore[union-attr]
             self.controller = None
         if self.controller is not None:
-            current = self.coordination.controller_id()
-            if current != self.broker_id:
+            current = await asyncio.to_thread(self.coordination.controller_id)
+            if current != self.broker_id and self.controller is not None:
                 log.warning("broker %d: lost the controller role", self.broker_id)
                 self._loop.create_task(self.controller.stop())  # type: ignore[union-attr]
                 self.controller = None
             return
-        try:
-            epoch = self.coordination.try_become_controller(self.broker_id)
-        except CoordinationError as exc:
-            log.warning("controller election failed: %s", exc)
+        epoch = await asyncio.to_thread(self.coordination.try_become_controller, self.broker_id)
+        if epoch is None:
             return
-        if epoch is not None:
-            log.info("broker %d is the controller (epoch %d)", self.broker_id, epoch)
-            self.controller = Controller(
-                self.broker_id, epoch, self.coordination,
-                unclean_leader_election=self._unclean_allowed,
-                imbalance_percentage=int(self.config["leader.imbalance.per.broker.percentage"]))
-            self.controller.start()
+        if self._stopping or not self._registered or self.controller is not None:
+            # The session ended or we began shutting down while winning: whatever we won
+            # goes with the session (or the resignation on close); act on none of it.
+            return
+        log.info("broker %d is the controller (epoch %d)", self.broker_id, epoch)
+        self.controller = Controller(
+            self.broker_id, epoch, self.coordination,
+            unclean_leader_election=self._unclean_allowed,
+            imbalance_percentage=int(self.config["leader.imbalance.per.broker.percentage"]))
+        self.controller.start()
 
     def _unclean_allowed(self, topic: str) -> bool:
         try:
@@ -310,7 +355,14 @@ class ClusterBroker(Broker):
             self.refresh_log_configs()
         local = {t for t, _ in self.logs.all_logs()}
         names = [n for n in self.metadata.topics if n in local]
+        # A topic whose configs this broker changed itself while we read may have been read
+        # before that write: applying it would undo the write (read-your-writes for
+        # IncrementalAlterConfigs then DescribeConfigs); that write's own notification
+        # brings the next reload.
+        writes = dict(self._config_writes)
         for name, configs in (await self.load_topic_configs(names)).items():
+            if self._config_writes.get(name) != writes.get(name):
+                continue
             if name in self.metadata.topics:
                 self.metadata.topics[name].configs = configs
                 self.logs.update_config(name, self.config.log_config().with_overrides(configs))
@@ -326,6 +378,11 @@ class ClusterBroker(Broker):
         for server in self.servers:
             server.close()
         await self.replicas.close()
+        if self._election is not None:
+            try:
+                await self._election  # a round in flight finishes (it sees _stopping after)
+            except Exception:
+                pass
         if self.controller is not None:
             await self.controller.stop()
             self.controller = None
@@ -431,7 +488,9 @@ class ClusterBroker(Broker):
         self.controller_epoch_seen = controller_epoch
         return False
 
-    def on_update_metadata(self, request: Any) -> ErrorCode:
+    def on_update_metadata(self, request: Any, new_topic_configs: dict[str, dict[str, str]]) -> ErrorCode:
+        """Apply the controller's view; ``new_topic_configs`` holds the configs of topics
+        new to this broker (read beforehand, off the event loop)."""
         if self._stale(request.controller_epoch):
             return ErrorCode.stale_controller_epoch
         configs = {name: t.configs for name, t in self.metadata.topics.items()}
@@ -442,9 +501,8 @@ class ClusterBroker(Broker):
         for name, topic in self.metadata.topics.items():
             if name in configs:
                 topic.configs = configs[name]
-            else:  # a topic new to this broker: read its configs once
-                topic.configs = self.topic_configs(name)
-                self._configs_loaded.add(name)
+            else:  # a topic new to this broker
+                topic.configs = new_topic_configs.get(name, {})
         return ErrorCode.none
 
     def _delete_stray_logs(self) -> None:
@@ -585,6 +643,7 @@ class ClusterBroker(Broker):
     def _live_racks(self) -> dict[int, str | None]:
         return {b.broker_id: b.rack for b in self.coordination.live_brokers().values()}
 
+    @_coordination_errors_as_topic_errors
     def create_topic(
         self,
         name: str,
@@ -636,6 +695,7 @@ class ClusterBroker(Broker):
         return TopicState(name, topic_id, {p: PartitionState(-1, 0, r, []) for p, r in assignment.items()},
                           dict(configs))
 
+    @_coordination_errors_as_topic_errors
     def delete_topic(self, name: str) -> TopicState:
         topics = self.coordination.topics()
         if name not in topics:
@@ -644,6 +704,7 @@ class ClusterBroker(Broker):
         t = topics[name]
         return TopicState(name, t.topic_id, {}, {})
 
+    @_coordination_errors_as_topic_errors
     def create_partitions(
         self, name: str, total: int, *, validate_only: bool = False, assignments: list[list[int]] | None = None
     ) -> None:
@@ -668,8 +729,12 @@ class ClusterBroker(Broker):
         merged.update(new)
         self.coordination.set_assignment(TopicAssignment(name, topic.topic_id, merged))
 
-    def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
-        self.coordination.set_topic_configs(name, configs)
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        try:
+            await asyncio.to_thread(self.coordination.set_topic_configs, name, configs)
+        except CoordinationError as exc:
+            raise TopicError(ErrorCode.unknown_server_error, f"ZooKeeper unavailable: {exc}") from None
+        self._config_writes[name] = self._config_writes.get(name, 0) + 1
         if name in self.metadata.topics:
             self.metadata.topics[name].configs = dict(configs)
         self.logs.update_config(name, self.config.log_config().with_overrides(configs))
@@ -682,9 +747,17 @@ class ClusterBroker(Broker):
 
     # --- groups ----------------------------------------------------------------------------
 
-    def ensure_offsets_topic(self) -> bool:
+    async def ensure_offsets_topic(self) -> bool:
+        """Whether __consumer_offsets exists; if not, create it (once, off the event
+        loop, however many FindCoordinator requests ask meanwhile) and say False."""
         if OFFSETS_TOPIC in self.metadata.topics:
             return True
+        if self._offsets_topic_creation is None or self._offsets_topic_creation.done():
+            self._offsets_topic_creation = asyncio.ensure_future(asyncio.to_thread(self._create_offsets_topic))
+        await asyncio.shield(self._offsets_topic_creation)
+        return False
+
+    def _create_offsets_topic(self) -> None:
         live = len(self._live_racks())
         rf = max(1, min(int(self.config["offsets.topic.replication.factor"]), live))
         try:
@@ -694,10 +767,11 @@ class ClusterBroker(Broker):
         except TopicError as exc:
             if exc.code != ErrorCode.topic_already_exists:
                 log.warning("cannot create %s: %s", OFFSETS_TOPIC, exc.message)
-        return False
+        except CoordinationError as exc:
+            log.warning("cannot create %s: %s", OFFSETS_TOPIC, exc)
 
-    def group_coordinator_node(self, group_id: str) -> tuple[int, str, int] | None:
-        if not self.ensure_offsets_topic():
+    async def group_coordinator_node(self, group_id: str) -> tuple[int, str, int] | None:
+        if not await self.ensure_offsets_topic():
             return None
         state = self.metadata.topics.get(OFFSETS_TOPIC)
         if state is None:

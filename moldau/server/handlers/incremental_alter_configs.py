@@ -5,6 +5,7 @@ none.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +76,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                 new = _apply(state.configs, res.configs, kinds, lambda n: _topic_default(broker, n))
                 broker.validate_topic_configs(dict(new))
                 if not request.validate_only:
-                    broker.set_topic_configs(res.resource_name, new)
+                    await broker.set_topic_configs(res.resource_name, new)
             elif res.resource_type == BROKER:
                 if res.resource_name not in ("", str(broker.broker_id)):
                     raise TopicError(ErrorCode.invalid_request,
@@ -93,12 +94,12 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                     except ConfigError as exc:
                         raise TopicError(ErrorCode.invalid_config, str(exc)) from None
                 if not request.validate_only:
+                    await asyncio.to_thread(broker.metadata.save, new)  # stored first, then applied
                     for name in set(broker.metadata.broker_configs) - set(new):
                         broker.config.set_dynamic(name, None)
                     for name, value in new.items():
                         broker.config.set_dynamic(name, value)
                     broker.metadata.broker_configs = new
-                    broker.metadata.save()
                     broker.refresh_log_configs()
             else:
                 raise TopicError(ErrorCode.invalid_request, f"Unsupported resource type {res.resource_type}")

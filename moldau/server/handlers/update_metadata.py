@@ -11,4 +11,6 @@ from moldau.protocol.framing import RequestHeader
 async def handle(broker: Any, header: RequestHeader, request: Any) -> Any:
     if not hasattr(broker, "on_update_metadata"):
         return ib.UpdateMetadataResponse(error_code=ErrorCode.not_controller)
-    return ib.UpdateMetadataResponse(error_code=broker.on_update_metadata(request))
+    new = [ts.topic_name for ts in request.topic_states if ts.topic_name not in broker.metadata.topics]
+    configs = await broker.load_topic_configs(new)  # off the event loop
+    return ib.UpdateMetadataResponse(error_code=broker.on_update_metadata(request, configs))
