@@ -1,0 +1,306 @@
+"""Idempotent producers' state in one partition (Kafka's ProducerStateManager).
+
+An idempotent producer stamps each batch with its producer id, producer epoch and the
+sequence number of its first record. The partition leader keeps, per producer id, the
+metadata of the producer's last five batches (librdkafka and the Java client keep at
+most five requests in flight), and checks every new batch against it before the append:
+
+- a batch equal (same epoch, first and last sequence) to one of those five is a
+  **duplicate**, a retry of a batch already written: it is not written again and the
+  producer gets the offsets of the first write;
+- an epoch older than the producer's current one is refused (``INVALID_PRODUCER_EPOCH``);
+- a new epoch must start at sequence 0, and within an epoch each batch must follow the
+  last one (sequence numbers wrap from 2^31 - 1 to 0), else ``OUT_OF_ORDER_SEQUENCE_NUMBER``;
+- a producer id with no state here (new, or expired, or its records deleted) may start
+  at any sequence (Kafka since KIP-360).
+
+Followers apply the same batches without checks, so a new leader knows the producers
+of its partitions. The state is rebuilt after a restart from a snapshot plus the
+batches after it. Snapshots are Kafka's ``<offset>.snapshot`` files: a 2-byte version
+(1), a CRC32C of what follows, then an int32 count of entries, each::
+
+    producer_id int64, producer_epoch int16, last_sequence int32, last_offset int64,
+    offset_delta int32, timestamp int64, coordinator_epoch int32,
+    current_txn_first_offset int64
+
+(``offset_delta`` = last sequence - first sequence of the producer's last batch). Only
+the last batch of each producer survives a snapshot, as in Kafka. The snapshot at
+offset N describes the log up to (not including) N.
+
+Pure except for snapshot file I/O; time is always passed in.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import crc32c
+
+from moldau.log.checkpoint import write_atomically
+from moldau.log.errors import LogError
+
+NO_PRODUCER_ID = -1
+NO_PRODUCER_EPOCH = -1
+NO_SEQUENCE = -1
+INT32_MAX = 2**31 - 1
+MAX_BATCHES_PER_PRODUCER = 5  # Kafka's NUM_BATCHES_TO_RETAIN
+SNAPSHOT_SUFFIX = ".snapshot"
+SNAPSHOT_VERSION = 1
+
+_HEAD = struct.Struct(">hI")
+_COUNT = struct.Struct(">i")
+_ENTRY = struct.Struct(">qhiqiqiq")
+
+
+class ProducerStateError(LogError):
+    """A batch the producer state refuses; ``error_code`` is Kafka's code for it."""
+
+    error_code = 0
+
+
+class OutOfOrderSequenceError(ProducerStateError):
+    """OUT_OF_ORDER_SEQUENCE_NUMBER (45)."""
+
+    error_code = 45
+
+
+class InvalidProducerEpochError(ProducerStateError):
+    """INVALID_PRODUCER_EPOCH (47): a batch from an epoch older than the producer's."""
+
+    error_code = 47
+
+
+class CorruptSnapshotError(LogError):
+    """A producer snapshot file that fails its version or CRC check."""
+
+
+def increment_sequence(sequence: int, increment: int) -> int:
+    """``sequence + increment``, wrapping past 2^31 - 1 to 0 as producers do."""
+    if sequence > INT32_MAX - increment:
+        return increment - (INT32_MAX - sequence) - 1
+    return sequence + increment
+
+
+def in_sequence(last_sequence: int, next_sequence: int) -> bool:
+    return next_sequence == last_sequence + 1 or (next_sequence == 0 and last_sequence == INT32_MAX)
+
+
+@dataclass(frozen=True)
+class BatchMetadata:
+    """What a producer's batch was written as."""
+
+    first_sequence: int
+    last_sequence: int
+    first_offset: int
+    last_offset: int
+    timestamp: int
+
+
+@dataclass
+class ProducerEntry:
+    producer_id: int
+    producer_epoch: int = NO_PRODUCER_EPOCH
+    batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=MAX_BATCHES_PER_PRODUCER))
+    last_timestamp: int = -1
+    coordinator_epoch: int = -1
+
+    @property
+    def last_sequence(self) -> int:
+        return self.batches[-1].last_sequence if self.batches else NO_SEQUENCE
+
+    @property
+    def last_offset(self) -> int:
+        return self.batches[-1].last_offset if self.batches else -1
+
+    def find_duplicate(self, epoch: int, first_sequence: int, last_sequence: int) -> BatchMetadata | None:
+        if epoch != self.producer_epoch:
+            return None
+        for batch in self.batches:
+            if batch.first_sequence == first_sequence and batch.last_sequence == last_sequence:
+                return batch
+        return None
+
+    def copy(self) -> ProducerEntry:
+        return ProducerEntry(self.producer_id, self.producer_epoch, deque(self.batches, MAX_BATCHES_PER_PRODUCER),
+                             self.last_timestamp, self.coordinator_epoch)
+
+
+@dataclass(frozen=True)
+class ProducerBatch:
+    """The producer fields of one batch, as its header carries them."""
+
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    last_offset_delta: int
+
+    @property
+    def last_sequence(self) -> int:
+        return increment_sequence(self.base_sequence, self.last_offset_delta)
+
+
+class ProducerStateManager:
+    """The producers of one partition, and their snapshots in ``directory``."""
+
+    def __init__(self, directory: Path, producer_id_expiration_ms: int = 86_400_000) -> None:
+        self.directory = directory
+        self.expiration_ms = producer_id_expiration_ms
+        self.producers: dict[int, ProducerEntry] = {}
+
+    # --- checking and applying batches ----------------------------------------------------
+
+    def check(self, batch: ProducerBatch, pending: dict[int, ProducerEntry] | None = None) -> BatchMetadata | None:
+        """Check a batch a producer sent to the leader, before it is written. Returns the
+        metadata of the earlier write if it is a duplicate, None if it may be appended;
+        raises ProducerStateError if it must be refused. ``pending`` holds entries updated
+        by earlier batches of the same request, not applied yet."""
+        entry = (pending or {}).get(batch.producer_id) or self.producers.get(batch.producer_id)
+        if entry is None:
+            return None  # unknown producer: any sequence (KIP-360)
+        duplicate = entry.find_duplicate(batch.producer_epoch, batch.base_sequence, batch.last_sequence)
+        if duplicate is not None:
+            return duplicate
+        if batch.producer_epoch < entry.producer_epoch:
+            raise InvalidProducerEpochError(
+                f"Epoch of producer {batch.producer_id} at offset is {batch.producer_epoch}, "
+                f"which is smaller than the last seen epoch {entry.producer_epoch}")
+        if batch.producer_epoch != entry.producer_epoch:
+            if batch.base_sequence != 0 and entry.producer_epoch != NO_PRODUCER_EPOCH:
+                raise OutOfOrderSequenceError(
+                    f"Invalid sequence number for new epoch of producer {batch.producer_id}: "
+                    f"{batch.producer_epoch} (request epoch), {batch.base_sequence} (seq. number), "
+                    f"{entry.producer_epoch} (current producer epoch)")
+        elif entry.batches and not in_sequence(entry.last_sequence, batch.base_sequence):
+            raise OutOfOrderSequenceError(
+                f"Out of order sequence number for producer {batch.producer_id}: "
+                f"{batch.base_sequence} (incoming seq. number), {entry.last_sequence} (current end sequence number)")
+        return None
+
+    def applied(self, batch: ProducerBatch, first_offset: int, last_offset: int, timestamp: int,
+                into: dict[int, ProducerEntry] | None = None) -> ProducerEntry:
+        """The producer's entry once this (written) batch is added; stored in ``into`` if
+        given (a pending update), else in the manager."""
+        target = self.producers if into is None else into
+        current = target.get(batch.producer_id)
+        if current is None:
+            found = self.producers.get(batch.producer_id)
+            current = found.copy() if found is not None and into is not None else found
+        if current is None:
+            current = ProducerEntry(batch.producer_id)
+        if batch.producer_epoch != current.producer_epoch:
+            current.batches.clear()
+            current.producer_epoch = batch.producer_epoch
+        current.batches.append(BatchMetadata(batch.base_sequence, batch.last_sequence, first_offset,
+                                             last_offset, timestamp))
+        current.last_timestamp = max(current.last_timestamp, timestamp)
+        target[batch.producer_id] = current
+        return current
+
+    def commit(self, pending: dict[int, ProducerEntry]) -> None:
+        self.producers.update(pending)
+
+    def update(self, batch: ProducerBatch, first_offset: int, last_offset: int, timestamp: int) -> None:
+        """Record a written batch without checks (followers, recovery, replay)."""
+        if batch.producer_id == NO_PRODUCER_ID:
+            return
+        self.applied(batch, first_offset, last_offset, timestamp)
+
+    def remove_expired(self, now_ms: int) -> int:
+        """Forget producers silent for ``producer.id.expiration.ms``; returns how many."""
+        expired = [pid for pid, e in self.producers.items() if now_ms - e.last_timestamp >= self.expiration_ms]
+        for pid in expired:
+            del self.producers[pid]
+        return len(expired)
+
+    def clear(self) -> None:
+        self.producers.clear()
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    def snapshot_offsets(self) -> list[int]:
+        """Offsets of the snapshot files on disk, ascending."""
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            if name.endswith(SNAPSHOT_SUFFIX) and name[: -len(SNAPSHOT_SUFFIX)].isdigit():
+                out.append(int(name[: -len(SNAPSHOT_SUFFIX)]))
+        return sorted(out)
+
+    def snapshot_path(self, offset: int) -> Path:
+        return self.directory / f"{offset:020d}{SNAPSHOT_SUFFIX}"
+
+    def take_snapshot(self, offset: int) -> None:
+        """Write the state as of ``offset`` (the log end offset) to ``<offset>.snapshot``."""
+        write_atomically(self.snapshot_path(offset), encode_snapshot(self.producers.values()))
+
+    def load_latest_snapshot(self, up_to: int) -> int | None:
+        """Replace the state with the newest readable snapshot at or below ``up_to``;
+        returns its offset (the caller replays batches from there), or None when there
+        is none (the state is then empty and the caller replays the whole log). Snapshots
+        that do not parse are deleted."""
+        for offset in reversed(self.snapshot_offsets()):
+            if offset > up_to:
+                continue
+            try:
+                entries = decode_snapshot(self.snapshot_path(offset).read_bytes())
+            except (OSError, CorruptSnapshotError):
+                self.snapshot_path(offset).unlink(missing_ok=True)
+                continue
+            self.producers = {e.producer_id: e for e in entries}
+            return offset
+        self.producers = {}
+        return None
+
+    def delete_snapshots(self, *, below: int | None = None, above: int | None = None) -> None:
+        """Delete snapshot files at offsets < ``below`` and/or > ``above``."""
+        for offset in self.snapshot_offsets():
+            if (below is not None and offset < below) or (above is not None and offset > above):
+                self.snapshot_path(offset).unlink(missing_ok=True)
+
+
+def encode_snapshot(entries: Iterable[ProducerEntry]) -> bytes:
+    body = bytearray()
+    count = 0
+    for e in entries:
+        if not e.batches:
+            continue
+        last = e.batches[-1]
+        offset_delta = last.last_offset - last.first_offset
+        body += _ENTRY.pack(e.producer_id, e.producer_epoch, last.last_sequence, last.last_offset,
+                            offset_delta, e.last_timestamp, e.coordinator_epoch, -1)
+        count += 1
+    payload = _COUNT.pack(count) + bytes(body)
+    return _HEAD.pack(SNAPSHOT_VERSION, crc32c.crc32c(payload)) + payload
+
+
+def decode_snapshot(data: bytes) -> list[ProducerEntry]:
+    if len(data) < _HEAD.size + _COUNT.size:
+        raise CorruptSnapshotError("producer snapshot too short")
+    version, crc = _HEAD.unpack_from(data, 0)
+    if version != SNAPSHOT_VERSION:
+        raise CorruptSnapshotError(f"producer snapshot version {version}, expected {SNAPSHOT_VERSION}")
+    payload = memoryview(data)[_HEAD.size :]
+    if crc32c.crc32c(payload) != crc:
+        raise CorruptSnapshotError("producer snapshot CRC mismatch")
+    (count,) = _COUNT.unpack_from(payload, 0)
+    if count < 0 or _COUNT.size + count * _ENTRY.size != len(payload):
+        raise CorruptSnapshotError(f"producer snapshot holds {len(payload)} bytes for {count} entries")
+    out = []
+    for i in range(count):
+        pid, epoch, last_seq, last_offset, offset_delta, ts, coordinator_epoch, _txn = _ENTRY.unpack_from(
+            payload, _COUNT.size + i * _ENTRY.size)
+        first_seq = last_seq - offset_delta
+        if first_seq < 0:  # the batch wrapped past 2^31 - 1
+            first_seq += INT32_MAX + 1
+        entry = ProducerEntry(pid, epoch, last_timestamp=ts, coordinator_epoch=coordinator_epoch)
+        entry.batches.append(BatchMetadata(first_seq, last_seq, last_offset - offset_delta, last_offset, ts))
+        out.append(entry)
+    return out
