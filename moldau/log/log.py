@@ -60,9 +60,11 @@ class AppendInfo:
 class Log:
     """A partition's log: segments ordered by base offset, the last one active.
 
-    Offsets are dense from ``log_start_offset`` to ``log_end_offset`` (the next offset
-    to assign). ``recovery_point`` is the offset below which everything has been
-    fsynced: after a crash only segments from the one holding it are re-read.
+    Offsets increase from ``log_start_offset`` to ``log_end_offset`` (the next offset
+    to assign); they are dense until the cleaner compacts the log, which leaves gaps
+    where it removed whole batches. A read at an offset in a gap returns the next batch.
+    ``recovery_point`` is the offset below which everything has been fsynced: after a
+    crash only segments from the one holding it are re-read.
     ``high_watermark`` is kept in [log_start_offset, log_end_offset]; the replication
     layer moves it (``update_high_watermark``), the LogManager checkpoints it.
     ``leader_epoch_cache`` maps leader epochs to the offsets where they start, from the
@@ -233,6 +235,7 @@ class Log:
         self._maybe_roll(
             [(h.size, now_ms if log_append_time else h.max_timestamp) for h in headers],
             len(batches),
+            first_offset,
             first_offset + records - 1,
             now_ms,
         )
@@ -260,22 +263,19 @@ class Log:
 
     def append_as_follower(self, batches: bytes | bytearray, headers: list[BatchHeader]) -> AppendInfo:
         """Write batches as the leader stored them, byte for byte: offsets, partition
-        leader epochs and timestamps are the leader's (nothing is stamped). The first
-        must start at the log end offset and each right after the one before (offsets
-        are dense: recovery keeps nothing after a gap). The epoch cache takes each
-        batch's partition leader epoch."""
+        leader epochs and timestamps are the leader's (nothing is stamped). Offsets only
+        increase: the first batch starts at or after the log end offset and each after
+        the one before. Gaps are allowed, as Kafka allows them: the leader's cleaner
+        drops whole batches of a compacted log, so a fetch at an offset it removed
+        returns the next batch it kept. The epoch cache takes each batch's partition
+        leader epoch."""
         self._check_sizes(batches, headers, check_max_message=False)
         expected = self.log_end_offset
-        if headers[0].base_offset != expected:
-            raise LogError(
-                f"{self.topic}-{self.partition}: follower batch starts at offset "
-                f"{headers[0].base_offset}, the log end offset is {expected}"
-            )
         for header in headers:
-            if header.base_offset != expected:
+            if header.base_offset < expected:
                 raise LogError(
                     f"{self.topic}-{self.partition}: follower batch at offset {header.base_offset} "
-                    f"does not follow the one before, which ends before {expected}"
+                    f"is below {expected}, the end of the log or of the batch before"
                 )
             if header.last_offset_delta < 0:
                 raise LogError(f"follower batch at offset {header.base_offset} has a negative last offset delta")
@@ -284,6 +284,7 @@ class Log:
         self._maybe_roll(
             [(h.size, h.max_timestamp) for h in headers],
             len(batches),
+            headers[0].base_offset,
             headers[-1].last_offset,
             now_ms,
         )
@@ -316,10 +317,26 @@ class Log:
                 )
 
     def _maybe_roll(
-        self, batches: list[tuple[int, int]], total_size: int, last_offset: int, now_ms: int
+        self,
+        batches: list[tuple[int, int]],
+        total_size: int,
+        first_offset: int,
+        last_offset: int,
+        now_ms: int,
     ) -> None:
+        """Roll before appending batches (size, max timestamp) holding offsets
+        [``first_offset``, ``last_offset``] if they do not belong in the active segment.
+        The new segment starts at ``first_offset``: a follower's first batch may start
+        past the log end offset (a gap the leader's cleaner left)."""
         segment = self.active_segment
         if segment.is_empty:
+            if last_offset - segment.base_offset > INT32_MAX:
+                # An empty segment cannot hold offsets that far past its base: start it
+                # over at the first batch (Kafka's roll does the same).
+                segment.delete()
+                self._segments[-1] = LogSegment.create(self.directory, first_offset)
+                self._base_offsets[-1] = first_offset
+                self._directory_dirty = True
             return
         config = self.config
         n_offset, n_time = segment.index_entries_needed(batches, config.index_interval_bytes)
@@ -332,7 +349,7 @@ class Log:
             > TimeIndex.max_entries(config.segment_index_bytes)
             or last_offset - segment.base_offset > INT32_MAX
         ):
-            self.roll(now_ms)
+            self.roll(now_ms, first_offset)
 
     def _write(self, data: bytes | bytearray, headers: Sequence[BatchHeader], now_ms: int) -> None:
         segment = self.active_segment
@@ -347,15 +364,16 @@ class Log:
         if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
             self.flush()
 
-    def roll(self, now_ms: int) -> None:
-        """Start a new active segment at the log end offset (no-op if the active one is
-        empty). The old one is fsynced by the next flush."""
+    def roll(self, now_ms: int, base_offset: int | None = None) -> None:
+        """Start a new active segment at the log end offset, or at ``base_offset`` if that
+        is higher (no-op if the active one is empty). The old one is fsynced by the next
+        flush."""
         self._now_ms = now_ms
         segment = self.active_segment
         if segment.is_empty:
             return
         segment.seal()
-        new = LogSegment.create(self.directory, self.log_end_offset)
+        new = LogSegment.create(self.directory, max(self.log_end_offset, base_offset or 0))
         self._segments.append(new)
         self._base_offsets.append(new.base_offset)
         self._directory_dirty = True
@@ -653,7 +671,8 @@ def _load_segments(
             cut = segment.recover(interval, index_bytes)
             recovered.append(segment)
         if not is_last and (cut or (full and segment.next_offset > segments[i + 1].base_offset)):
-            # Nothing after a bad batch is kept: offsets must stay dense.
+            # Nothing after a bad batch is kept (Kafka deletes the later segments too):
+            # the log must stay a prefix of what was written.
             for later in segments[i + 1 :]:
                 later.delete()
             del segments[i + 1 :]

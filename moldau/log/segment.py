@@ -212,13 +212,13 @@ class LogSegment:
     def _valid_batches(
         self, position: int, next_offset: int, chunk: int
     ) -> Iterator[tuple[int, BatchHeader]]:
-        """Each batch from ``position`` that is whole, has magic 2 and a matching CRC, and
-        starts at ``next_offset`` (then at the offset after the batch before); stops at
-        the first that is not.
+        """Each batch from ``position`` that is whole, has magic 2 and a matching CRC,
+        starts at or after ``next_offset`` (then after the batch before) and ends within
+        the segment's 32-bit relative offsets; stops at the first that is not.
 
-        The base offset is outside the CRC, so density is what catches a damaged one:
-        offsets here are always dense (there is no compaction yet; with it, gaps would
-        have to be allowed and only increasing offsets required)."""
+        Offsets only increase: compaction leaves gaps between batches (the cleaner drops
+        whole batches, and keeps the base offset and last offset delta of the ones it
+        rewrites), so a batch may start past the end of the one before, never inside it."""
         reader = _Reader(self._fd, self.size, chunk)
         while self.size - position >= HEADER_SIZE:
             header = read_header(reader.read(position, HEADER_SIZE))
@@ -228,7 +228,7 @@ class LogSegment:
                 or size > self.size - position
                 or header.magic != MAGIC
                 or header.last_offset_delta < 0
-                or header.base_offset != next_offset
+                or header.base_offset < next_offset
                 or header.last_offset - self.base_offset > INT32_MAX
             ):
                 return

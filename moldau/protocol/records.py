@@ -154,11 +154,13 @@ def crc_of(buf: bytes | bytearray | memoryview, pos: int, size: int) -> int:
     return int(_crc32c.crc32c(memoryview(buf)[pos + CRC_START : pos + size]))
 
 
-def validate_batches(buf: bytes | bytearray | memoryview) -> list[BatchHeader]:
-    """Check every batch in ``buf`` (as a producer sent them) and return their headers.
+def validate_batches(buf: bytes | bytearray | memoryview, *, from_producer: bool = True) -> list[BatchHeader]:
+    """Check every batch in ``buf`` and return their headers.
 
     Raises CorruptRecordError for framing, magic or CRC faults and InvalidRecordError
-    for batches that are well formed but not acceptable from a producer.
+    for batches that are well formed but not acceptable. A producer's batch holds one
+    record per offset; a batch read from a log (``from_producer=False``: a follower's
+    fetch) may hold fewer, down to none, once the cleaner has compacted it.
     """
     view = memoryview(buf)
     total = len(view)
@@ -186,9 +188,15 @@ def validate_batches(buf: bytes | bytearray | memoryview) -> list[BatchHeader]:
             )
         if header.records_count < 0 or header.last_offset_delta < 0:
             raise InvalidRecordError("negative record count or last offset delta")
-        if header.records_count == 0 and not header.is_control:
+        if not from_producer:
+            if header.records_count > header.last_offset_delta + 1:
+                raise InvalidRecordError(
+                    f"batch says {header.records_count} records but spans only "
+                    f"{header.last_offset_delta + 1} offsets"
+                )
+        elif header.records_count == 0 and not header.is_control:
             raise InvalidRecordError("batch with no records")
-        if header.records_count != header.last_offset_delta + 1:
+        elif header.records_count != header.last_offset_delta + 1:
             raise InvalidRecordError(
                 f"batch says {header.records_count} records but its last offset delta is "
                 f"{header.last_offset_delta}"

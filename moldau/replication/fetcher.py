@@ -221,16 +221,18 @@ class ReplicaFetcher:
         if not data:
             return
         try:
-            headers = validate_batches(data)
+            headers = validate_batches(data, from_producer=False)
         except (CorruptRecordError, InvalidRecordError) as exc:
             log.error("broker %d: corrupt data from leader %d for %s-%d: %s", self.broker.broker_id,
                       self.leader_id, tp[0], tp[1], exc)
             return
         leo = plog.log_end_offset
-        if headers[0].base_offset != leo:
+        if headers[0].base_offset < leo:
             # The leader answers with the whole batch holding our fetch offset. A batch that
             # starts below our log end but ends past it means our log ends inside one of the
             # leader's batches: cut ours back to that batch's start and take it whole.
+            # (A batch starting past our log end is normal: the leader's cleaner removed
+            # the batches in between.)
             straddling = next((h for h in headers if h.base_offset < leo <= h.last_offset), None)
             if straddling is not None:
                 log.warning("broker %d: %s-%d ends at %d inside the leader's batch %d-%d; truncating to %d",
@@ -247,13 +249,6 @@ class ReplicaFetcher:
                     kept.append(h)
                 pos += h.size
             if not kept:
-                return
-            if kept[0].base_offset != leo:
-                log.warning("broker %d: %s-%d: leader's data starts at %d, our log ends at %d; re-truncating",
-                            self.broker.broker_id, tp[0], tp[1], kept[0].base_offset, leo)
-                state = self.partitions.get(tp)
-                if state is not None:
-                    state.truncated = False
                 return
             data, headers = bytes(keep), kept
         try:
