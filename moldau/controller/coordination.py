@@ -162,6 +162,11 @@ class Coordination(Protocol):
     def set_broker_configs(self, configs: dict[str, str]) -> None:
         """Write /config/brokers/<default> and a /config/changes notification."""
 
+    # --- producer ids ---------------------------------------------------------------------
+    def allocate_producer_ids(self, broker_id: int, count: int) -> tuple[int, int]:
+        """Claim the next block of ``count`` producer ids for this broker: (first, last),
+        never handed out twice in the cluster (Kafka's /latest_producer_id_block)."""
+
     # --- partition state (one writer: the controller; CAS by znode version) -----------
     def partition_state(self, topic: str, partition: int) -> tuple[LeaderAndIsr, int] | None:
         """The state and its znode version, or None when not created yet."""

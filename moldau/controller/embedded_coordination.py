@@ -67,6 +67,7 @@ class EmbeddedCoordination:
         self._topics: dict[str, TopicAssignment] = {}
         self._topic_configs: dict[str, dict[str, str]] = {}
         self._broker_configs: dict[str, str] = {}
+        self._next_producer_id = 0
         self._partition_states: dict[str, dict[int, tuple[LeaderAndIsr, int]]] = {}
         self._pending_deletions: list[str] = []
         # ephemeral: this session's
@@ -104,6 +105,7 @@ class EmbeddedCoordination:
         }
         self._topic_configs = {name: dict(c) for name, c in raw.get("topic_configs", {}).items()}
         self._broker_configs = dict(raw.get("broker_configs", {}))
+        self._next_producer_id = int(raw.get("next_producer_id", 0))
         self._partition_states = {
             name: {
                 int(p): (
@@ -144,6 +146,7 @@ class EmbeddedCoordination:
                 for name, states in sorted(self._partition_states.items())
             },
             "pending_deletions": list(self._pending_deletions),
+            "next_producer_id": self._next_producer_id,
         }
 
     def _persist(self) -> None:
@@ -321,6 +324,14 @@ class EmbeddedCoordination:
             self._topic_configs[topic] = dict(configs)
             self._persist()
         self._notify(self._config_watches)
+
+    def allocate_producer_ids(self, broker_id: int, count: int) -> tuple[int, int]:
+        with self._lock:
+            self._require_open()
+            first = self._next_producer_id
+            self._next_producer_id += count
+            self._persist()
+            return first, first + count - 1
 
     def broker_configs(self) -> dict[str, str]:
         with self._lock:

@@ -79,6 +79,7 @@ CONFIG_CHANGES = "/config/changes"
 CONFIG_BROKER_DEFAULT = "/config/brokers/<default>"
 CONFIG_CHANGE_PREFIX = "config_change_"
 DELETE_TOPICS = "/admin/delete_topics"
+PRODUCER_ID_BLOCK = "/latest_producer_id_block"
 # Created at start, as Kafka's `KafkaZkClient.createTopLevelPaths` does, so children
 # watches always have a parent to watch (kazoo's ChildrenWatch stops for good on NoNode).
 PERSISTENT_PATHS = (BROKER_IDS, TOPICS, CONFIG_TOPICS, CONFIG_CHANGES, DELETE_TOPICS)
@@ -658,6 +659,26 @@ class ZooKeeperCoordination:
             else:
                 raise CoordinationError(f"set configs of {topic}: kept racing with another writer")
             self._purge_config_changes()
+
+    def allocate_producer_ids(self, broker_id: int, count: int) -> tuple[int, int]:
+        """Kafka's ProducerIdBlockZNode: {"version":1,"broker":b,"block_start":"s",
+        "block_end":"e"}, advanced by compare-and-set."""
+        with self._errors("producer id block"):
+            for _ in range(20):
+                got = self._get(PRODUCER_ID_BLOCK)
+                last = _loads(got[0]) if got is not None else None
+                first = int(last["block_end"]) + 1 if last else 0
+                block = _dumps({"version": 1, "broker": broker_id, "block_start": str(first),
+                                "block_end": str(first + count - 1)})
+                try:
+                    if got is None:
+                        self._wait(self._client.create_async(PRODUCER_ID_BLOCK, block))
+                    else:
+                        self._wait(self._client.set_async(PRODUCER_ID_BLOCK, block, version=got[1].version))
+                except (NodeExistsError, ZkBadVersionError):
+                    continue  # another broker took a block meanwhile
+                return first, first + count - 1
+            raise CoordinationError("producer id block: kept racing with other brokers")
 
     def broker_configs(self) -> dict[str, str]:
         with self._errors("broker configs"):

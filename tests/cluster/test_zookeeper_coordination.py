@@ -196,6 +196,37 @@ def test_set_assignment_adds_partitions(coordination: Coordination) -> None:
         coordination.set_assignment(TopicAssignment("missing", tid, {0: [1]}))
 
 
+def test_producer_id_blocks_are_disjoint_and_durable(coordination: Coordination) -> None:
+    assert coordination.allocate_producer_ids(1, 1000) == (0, 999)
+    assert coordination.allocate_producer_ids(2, 1000) == (1000, 1999)
+    assert coordination.allocate_producer_ids(1, 10) == (2000, 2009)
+
+
+def test_concurrent_producer_id_blocks_never_overlap(
+    zk_connect: str, raw: KazooClient, started: Callable[[Coordination], Any]
+) -> None:
+    brokers = [started(ZooKeeperCoordination(zk_connect, SESSION_MS)) for _ in range(3)]
+    blocks: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def take(c: Coordination, broker_id: int) -> None:
+        for _ in range(10):
+            block = c.allocate_producer_ids(broker_id, 1000)
+            with lock:
+                blocks.append(block)
+
+    threads = [threading.Thread(target=take, args=(c, i)) for i, c in enumerate(brokers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(blocks) == [(i * 1000, i * 1000 + 999) for i in range(30)]
+    raw.start()
+    last = _json_at(raw, "/latest_producer_id_block")
+    assert last["version"] == 1 and last["block_start"] == "29000" and last["block_end"] == "29999"
+    assert last["broker"] in (0, 1, 2)
+
+
 def test_topic_deletion(coordination: Coordination) -> None:
     tid = uuid.uuid4()
     coordination.create_topic(TopicAssignment("doomed", tid, {0: [1], 1: [1]}), {"a": "b"})

@@ -47,6 +47,15 @@ def reopen(c: EmbeddedCoordination) -> EmbeddedCoordination:
     return again
 
 
+def test_producer_id_blocks_survive_a_restart(coordination: EmbeddedCoordination) -> None:
+    assert coordination.allocate_producer_ids(0, 1000) == (0, 999)
+    again = reopen(coordination)
+    try:
+        assert again.allocate_producer_ids(0, 1000) == (1000, 1999)
+    finally:
+        again.close()
+
+
 def test_it_is_a_coordination(coordination: EmbeddedCoordination) -> None:
     c: Coordination = coordination  # mypy checks the protocol here
     assert c.controller_epoch() == 0
