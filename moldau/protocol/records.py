@@ -35,7 +35,7 @@ A record inside the batch::
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -405,3 +405,112 @@ def _read_bytes(buf: bytes | memoryview, pos: int) -> tuple[bytes | None, int]:
     if pos + n > len(buf):
         raise CorruptRecordError("field runs past its record")
     return bytes(buf[pos : pos + n]), pos + n
+
+
+# --- records as stored: what compaction needs ------------------------------------------
+
+
+class RawRecord(NamedTuple):
+    """One record of a batch as it is encoded, for code that keeps or drops records
+    without re-encoding them (the log cleaner, key checks on the produce path)."""
+
+    attributes: int
+    timestamp_delta: int
+    offset: int  # absolute: the batch's base offset + the record's offset delta
+    key: bytes | None
+    has_value: bool  # False for a tombstone (null value)
+    tail: memoryview  # the record's bytes from its offset delta to its end
+
+
+def records_section(batch: bytes | bytearray | memoryview) -> bytes | memoryview:
+    """The records of one batch as encoded, decompressed when the batch is compressed."""
+    header = read_header(batch, 0)
+    body = memoryview(batch)[HEADER_SIZE : header.size]
+    if header.compression == Compression.NONE:
+        return body
+    from moldau.protocol import compression as codecs
+
+    return codecs.decompress(header.compression, bytes(body))
+
+
+def iter_raw_records(batch: bytes | bytearray | memoryview) -> Iterator[RawRecord]:
+    """The records of one batch without decoding their values and headers."""
+    header = read_header(batch, 0)
+    body = memoryview(records_section(batch))
+    pos = 0
+    for _ in range(header.records_count):
+        length, pos = read_varint(body, pos)
+        end = pos + length
+        if length < 2 or end > len(body):
+            raise CorruptRecordError("record runs past its batch")
+        attributes = body[pos]
+        ts_delta, tail_start = read_varint(body, pos + 1)
+        off_delta, pos = read_varint(body, tail_start)
+        key, pos = _read_bytes(body, pos)
+        value_length, pos = read_varint(body, pos)
+        if pos + max(value_length, 0) > end:
+            raise CorruptRecordError("record length does not match its fields")
+        yield RawRecord(attributes, ts_delta, header.base_offset + off_delta, key, value_length >= 0,
+                        body[tail_start:end])
+        pos = end
+
+
+def has_keyless_record(batch: bytes | bytearray | memoryview) -> bool:
+    """Whether a record of the batch has a null key (refused by a compacted topic)."""
+    return any(record.key is None for record in iter_raw_records(batch))
+
+
+def filter_batch(
+    batch: bytes | bytearray | memoryview, keep: Callable[[RawRecord], bool]
+) -> bytes | bytearray | memoryview | None:
+    """The batch with only the records ``keep`` accepts, as Kafka's cleaner writes it:
+    ``batch`` itself when every record is kept, None when none is, otherwise a new
+    batch with the same base offset, last offset delta (so the same last offset),
+    partition leader epoch, attributes, producer fields and compression codec. Kept
+    records keep their offsets and timestamps: the base timestamp becomes the first
+    kept record's, and their timestamp deltas follow it. The CRC is recomputed."""
+    header = read_header(batch, 0)
+    records = list(iter_raw_records(batch))
+    kept = [record for record in records if keep(record)]
+    if len(kept) == len(records):
+        return batch
+    if not kept:
+        return None
+    base_timestamp = header.base_timestamp + kept[0].timestamp_delta
+    max_timestamp = NO_TIMESTAMP
+    body = bytearray()
+    for record in kept:
+        timestamp = header.base_timestamp + record.timestamp_delta
+        max_timestamp = max(max_timestamp, timestamp)
+        encoded = bytearray([record.attributes])
+        write_varint(encoded, timestamp - base_timestamp)
+        encoded += record.tail
+        write_varint(body, len(encoded))
+        body += encoded
+    if header.is_log_append_time:
+        max_timestamp = header.max_timestamp  # the append time, which consumers read
+    if header.compression != Compression.NONE:
+        from moldau.protocol import compression as codecs
+
+        body = bytearray(codecs.compress(header.compression, bytes(body)))
+    out = bytearray(HEADER_SIZE)
+    HEADER.pack_into(
+        out,
+        0,
+        header.base_offset,
+        HEADER_SIZE - LOG_OVERHEAD + len(body),
+        header.partition_leader_epoch,
+        MAGIC,
+        0,
+        header.attributes,
+        header.last_offset_delta,
+        base_timestamp,
+        max_timestamp,
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+        len(kept),
+    )
+    out += body
+    CRC_FIELD.pack_into(out, CRC_POS, crc_of(out, 0, len(out)))
+    return out
