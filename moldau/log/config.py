@@ -25,8 +25,23 @@ class LogConfig:
     flush_ms: int = LONG_MAX  # flush.ms / log.flush.interval.ms
     max_message_bytes: int = 1048588  # max.message.bytes / message.max.bytes
     message_timestamp_type: str = "CreateTime"  # or "LogAppendTime"
-    cleanup_policy: str = "delete"  # cleanup.policy
+    cleanup_policy: str = "delete"  # cleanup.policy: delete, compact or both
     min_insync_replicas: int = 1  # min.insync.replicas
+    # The log cleaner (compaction); topic name / broker property:
+    delete_retention_ms: int = 86400000  # delete.retention.ms / log.cleaner.delete.retention.ms
+    min_compaction_lag_ms: int = 0  # min.compaction.lag.ms / log.cleaner.min.compaction.lag.ms
+    max_compaction_lag_ms: int = LONG_MAX  # max.compaction.lag.ms / log.cleaner.max.compaction.lag.ms
+    min_cleanable_dirty_ratio: float = 0.5  # min.cleanable.dirty.ratio / log.cleaner.min.cleanable.ratio
+
+    @property
+    def compact(self) -> bool:
+        """Whether the cleaner compacts this log (cleanup.policy holds "compact")."""
+        return "compact" in _policies(self.cleanup_policy)
+
+    @property
+    def delete(self) -> bool:
+        """Whether retention deletes old segments (cleanup.policy holds "delete")."""
+        return "delete" in _policies(self.cleanup_policy)
 
     def with_overrides(self, overrides: Mapping[str, str]) -> LogConfig:
         """This config with topic-level settings (Kafka names) applied."""
@@ -37,6 +52,10 @@ class LogConfig:
                 continue
             changes[spec.field] = spec.parse(value)
         return dataclasses.replace(self, **changes) if changes else self
+
+
+def _policies(cleanup_policy: str) -> set[str]:
+    return {p.strip() for p in cleanup_policy.split(",")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +69,7 @@ class TopicConfigSpec:
     kind: str  # "long", "int", "string", "boolean", "list", "double"
     minimum: int | None = None
     choices: tuple[str, ...] | None = None
+    maximum: float | None = None  # doubles only
 
     def parse(self, value: str) -> object:
         """The typed value, or ValueError with a message naming what is wrong."""
@@ -70,9 +90,14 @@ class TopicConfigSpec:
             return v == "true"
         if self.kind == "double":
             try:
-                return float(value)
+                x = float(value)
             except ValueError:
                 raise ValueError(f"{self.name}: {value!r} is not a number") from None
+            if self.minimum is not None and x < self.minimum:
+                raise ValueError(f"{self.name}: {x} is below the minimum {self.minimum}")
+            if self.maximum is not None and x > self.maximum:
+                raise ValueError(f"{self.name}: {x} is above the maximum {self.maximum}")
+            return x
         v = value.strip()
         if self.choices is not None:
             parts = [p.strip() for p in v.split(",")] if self.kind == "list" else [v]
@@ -120,10 +145,13 @@ TOPIC_CONFIGS: dict[str, TopicConfigSpec] = {
         _spec("unclean.leader.election.enable", "unclean.leader.election.enable", None, "boolean"),
         _spec("file.delete.delay.ms", "log.segment.delete.delay.ms", None, "long", minimum=0),
         _spec("preallocate", "log.preallocate", None, "boolean"),
-        _spec("delete.retention.ms", "log.cleaner.delete.retention.ms", None, "long", minimum=0),
-        _spec("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", None, "long", minimum=0),
-        _spec("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", None, "long", minimum=1),
-        _spec("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", None, "double"),
+        _spec("delete.retention.ms", "log.cleaner.delete.retention.ms", "delete_retention_ms", "long", minimum=0),
+        _spec("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", "min_compaction_lag_ms", "long",
+              minimum=0),
+        _spec("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", "max_compaction_lag_ms", "long",
+              minimum=1),
+        _spec("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", "min_cleanable_dirty_ratio", "double",
+              minimum=0, maximum=1.0),
         _spec("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", None, "long", minimum=0),
         _spec("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", None, "long", minimum=0),
     )

@@ -25,10 +25,12 @@ from moldau.log.log import Log
 from moldau.log.manager import LogManager
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.records import (
+    BatchHeader,
     CorruptRecordError,
     InvalidRecordError,
     RecordInput,
     build_batch,
+    has_keyless_record,
     iter_batches,
     iter_records,
     validate_batches,
@@ -268,6 +270,17 @@ class Broker:
                 ErrorCode.record_list_too_large,
                 message=f"{len(buf)} bytes exceed segment.bytes {config.segment_bytes}",
             )
+        if config.compact:  # only compacted topics pay for decoding records (Kafka's LogValidator)
+            try:
+                keyless = _has_keyless_record(buf, headers)
+            except CorruptRecordError as exc:
+                return AppendResult(ErrorCode.corrupt_message, message=str(exc))
+            if keyless:
+                return AppendResult(
+                    ErrorCode.invalid_record,
+                    message=f"Compacted topic cannot accept message without key in topic partition "
+                    f"{topic}-{partition}.",
+                )
         try:
             info = plog.append(buf, headers, leader_epoch=self.leader_epoch(topic, partition), now_ms=now_ms)
         except RecordTooLargeError as exc:
@@ -326,6 +339,15 @@ class Broker:
                     waiters.discard(fut)
                     if not waiters:
                         self._data_waiters.pop(key, None)
+
+
+def _has_keyless_record(buf: bytearray, headers: list[BatchHeader]) -> bool:
+    position = 0
+    for header in headers:
+        if has_keyless_record(memoryview(buf)[position : position + header.size]):
+            return True
+        position += header.size
+    return False
 
 
 def _replay(plog: Log) -> list[tuple[bytes, bytes | None]]:

@@ -30,6 +30,7 @@ class Prop:
     default: Any
     minimum: int | None = None
     choices: tuple[str, ...] | None = None
+    maximum: float | None = None  # doubles only
     dynamic: bool = False  # may be changed at runtime with IncrementalAlterConfigs
     doc: str = ""
 
@@ -71,6 +72,14 @@ PROPERTIES: dict[str, Prop] = {
            choices=("CreateTime", "LogAppendTime"), dynamic=True),
         _p("log.cleanup.policy", "list", "delete", choices=("delete", "compact"), dynamic=True),
         _p("log.segment.delete.delay.ms", "long", 60000, minimum=0),
+        _p("log.cleaner.enable", "boolean", True),
+        _p("log.cleaner.backoff.ms", "long", 15000, minimum=0),
+        _p("log.cleaner.min.cleanable.ratio", "double", 0.5, minimum=0, maximum=1.0, dynamic=True),
+        _p("log.cleaner.delete.retention.ms", "long", 86400000, minimum=0, dynamic=True),
+        _p("log.cleaner.min.compaction.lag.ms", "long", 0, minimum=0, dynamic=True),
+        _p("log.cleaner.max.compaction.lag.ms", "long", LONG_MAX, minimum=1, dynamic=True),
+        _p("log.cleaner.dedupe.buffer.size", "long", 134217728, minimum=1, dynamic=True),
+        _p("log.cleaner.io.buffer.load.factor", "double", 0.9, minimum=0, maximum=1.0, dynamic=True),
         _p("message.max.bytes", "int", 1048588, minimum=0, dynamic=True),
         _p("socket.request.max.bytes", "int", 104857600, minimum=1),
         _p("min.insync.replicas", "int", 1, minimum=1, dynamic=True),
@@ -115,7 +124,9 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
         "transaction.state.log.min.isr",
         "queued.max.requests",
         "background.threads",
-        "log.cleaner.enable",
+        "log.cleaner.threads",
+        "log.cleaner.io.buffer.size",
+        "log.cleaner.io.max.bytes.per.second",
         "log.preallocate",
         "replica.fetch.max.bytes",
         "replica.socket.timeout.ms",
@@ -139,6 +150,14 @@ def parse_value(prop: Prop, raw: str) -> Any:
         if not -limit <= n < limit:
             raise ConfigError(f"{prop.name}: {n} is out of range")
         return n
+    if prop.kind == "double":
+        try:
+            x = float(value)
+        except ValueError:
+            raise ConfigError(f"{prop.name}: {raw!r} is not a number") from None
+        if (prop.minimum is not None and x < prop.minimum) or (prop.maximum is not None and x > prop.maximum):
+            raise ConfigError(f"{prop.name}: {x} is outside [{prop.minimum}, {prop.maximum}]")
+        return x
     if prop.kind == "boolean":
         if value.lower() not in ("true", "false"):
             raise ConfigError(f"{prop.name}: {raw!r} is not true or false")
@@ -301,6 +320,10 @@ class BrokerConfig:
             message_timestamp_type=v["log.message.timestamp.type"],
             cleanup_policy=v["log.cleanup.policy"],
             min_insync_replicas=v["min.insync.replicas"],
+            delete_retention_ms=v["log.cleaner.delete.retention.ms"],
+            min_compaction_lag_ms=v["log.cleaner.min.compaction.lag.ms"],
+            max_compaction_lag_ms=v["log.cleaner.max.compaction.lag.ms"],
+            min_cleanable_dirty_ratio=v["log.cleaner.min.cleanable.ratio"],
         )
 
     def set_dynamic(self, name: str, value: str | None) -> None:

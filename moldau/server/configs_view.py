@@ -53,10 +53,6 @@ def broker_default_of(broker: Broker, topic_name: str) -> str | None:
     return {
         "file.delete.delay.ms": "60000",
         "preallocate": "false",
-        "delete.retention.ms": "86400000",
-        "min.compaction.lag.ms": "0",
-        "max.compaction.lag.ms": "9223372036854775807",
-        "min.cleanable.dirty.ratio": "0.5",
         "message.timestamp.before.max.ms": "9223372036854775807",
         "message.timestamp.after.max.ms": "9223372036854775807",
     }.get(topic_name)

@@ -52,3 +52,37 @@ def test_properties_file(tmp_path: Path) -> None:
     assert c.broker_id == 4
     assert [str(d) for d in c.log_dirs] == ["/a", "/b"]
     assert c.ignored == ["num.network.threads"]
+
+
+def test_log_cleaner_properties_follow_kafka() -> None:
+    c = BrokerConfig.from_sources({})
+    assert c["log.cleaner.enable"] is True
+    assert c["log.cleaner.backoff.ms"] == 15000
+    assert c["log.cleaner.dedupe.buffer.size"] == 134217728
+    defaults = c.log_config()
+    assert (defaults.min_cleanable_dirty_ratio, defaults.delete_retention_ms) == (0.5, 86400000)
+    assert (defaults.min_compaction_lag_ms, defaults.max_compaction_lag_ms) == (0, 2**63 - 1)
+    tuned = BrokerConfig.from_sources({"log.cleaner.min.cleanable.ratio": "0.01",
+                                       "log.cleaner.delete.retention.ms": "5"}).log_config()
+    assert (tuned.min_cleanable_dirty_ratio, tuned.delete_retention_ms) == (0.01, 5)
+    with pytest.raises(ConfigError, match=r"log\.cleaner\.min\.cleanable\.ratio"):
+        BrokerConfig.from_sources({"log.cleaner.min.cleanable.ratio": "1.5"})
+    with pytest.raises(ConfigError, match=r"log\.cleaner\.min\.cleanable\.ratio"):
+        BrokerConfig.from_sources({"log.cleaner.min.cleanable.ratio": "half"})
+
+
+def test_topic_cleaner_configs_override_and_are_checked() -> None:
+    from moldau.log.config import TOPIC_CONFIGS, LogConfig
+
+    config = LogConfig().with_overrides({"cleanup.policy": "compact,delete", "min.cleanable.dirty.ratio": "0.1",
+                                         "delete.retention.ms": "7", "min.compaction.lag.ms": "8",
+                                         "max.compaction.lag.ms": "9"})
+    assert config.compact and config.delete
+    assert (config.min_cleanable_dirty_ratio, config.delete_retention_ms) == (0.1, 7)
+    assert (config.min_compaction_lag_ms, config.max_compaction_lag_ms) == (8, 9)
+    assert LogConfig().delete and not LogConfig().compact
+    assert LogConfig(cleanup_policy="compact").compact and not LogConfig(cleanup_policy="compact").delete
+    with pytest.raises(ValueError, match="maximum"):
+        TOPIC_CONFIGS["min.cleanable.dirty.ratio"].parse("2")
+    with pytest.raises(ValueError, match="minimum"):
+        TOPIC_CONFIGS["max.compaction.lag.ms"].parse("0")
