@@ -18,6 +18,7 @@ from moldau.log.config import LogConfig
 from moldau.log.errors import CheckpointError, LogError, OffsetOutOfRangeError, RecordTooLargeError
 from moldau.log.leader_epoch import LeaderEpochCache
 from moldau.log.offset_index import OffsetIndex
+from moldau.log.producer_state import NO_PRODUCER_ID, ProducerBatch, ProducerEntry, ProducerStateManager
 from moldau.log.segment import (
     INT32_MAX,
     LOG_SUFFIX,
@@ -27,6 +28,7 @@ from moldau.log.time_index import NO_TIMESTAMP, TimeIndex
 from moldau.protocol.records import (
     BatchHeader,
     assign_offset,
+    iter_batches,
     read_header,
     set_log_append_time,
 )
@@ -55,6 +57,7 @@ class AppendInfo:
     last_offset: int
     log_append_time: int  # -1 unless message.timestamp.type=LogAppendTime
     log_start_offset: int
+    duplicate: bool = False  # an idempotent producer's retry, already in the log: not written again
 
 
 class Log:
@@ -103,6 +106,7 @@ class Log:
         self._now_ms = now_ms
         self._last_flush_ms = now_ms
         self._closed = False
+        self.producer_state = ProducerStateManager(directory)
         # A segment file may have been created since the last flush: the directory
         # itself needs an fsync too, or the new file may not survive a power loss.
         self._directory_dirty = True
@@ -160,7 +164,7 @@ class Log:
                 segment.close()
             raise
         log_end_offset = segments[-1].next_offset
-        return cls(
+        log = cls(
             directory,
             topic,
             partition,
@@ -172,6 +176,12 @@ class Log:
             leader_epoch_cache=cache,
             high_watermark=high_watermark,
         )
+        try:
+            log._load_producer_state()
+        except BaseException:
+            log.close(snapshot=False)
+            raise
+        return log
 
     # --- state ----------------------------------------------------------------------
 
@@ -231,6 +241,12 @@ class Log:
         self._check_sizes(batches, headers, check_max_message=True)
         log_append_time = self.config.message_timestamp_type == "LogAppendTime"
         first_offset = self.log_end_offset
+        pending: dict[int, ProducerEntry] | None = None
+        if any(h.producer_id != NO_PRODUCER_ID for h in headers):
+            pending = {}
+            duplicate = self._check_producers(headers, first_offset, now_ms if log_append_time else None, pending)
+            if duplicate is not None:
+                return duplicate
         records = sum(h.last_offset_delta + 1 for h in headers)
         self._maybe_roll(
             [(h.size, now_ms if log_append_time else h.max_timestamp) for h in headers],
@@ -254,6 +270,8 @@ class Log:
             offset += header.last_offset_delta + 1
             position += header.size
         self._write(batches, assigned, now_ms)
+        if pending:
+            self.producer_state.commit(pending)
         return AppendInfo(
             first_offset=first_offset,
             last_offset=offset - 1,
@@ -293,9 +311,66 @@ class Log:
             if header.partition_leader_epoch >= 0:
                 cache.assign(header.partition_leader_epoch, header.base_offset)
         self._write(batches, headers, now_ms)
+        self._update_producers(headers)
         return AppendInfo(
             headers[0].base_offset, headers[-1].last_offset, NO_TIMESTAMP, self.log_start_offset
         )
+
+    # --- idempotent producers -------------------------------------------------------
+
+    def _check_producers(
+        self, headers: Sequence[BatchHeader], first_offset: int, append_time: int | None,
+        pending: dict[int, ProducerEntry],
+    ) -> AppendInfo | None:
+        """Check idempotent producers' batches before they are written (offsets as they
+        will be assigned); fills ``pending`` with the producers' entries after the append.
+        Returns the earlier write of a retried batch (a request holding it and nothing
+        else); raises ProducerStateError for a batch to refuse."""
+        offset = first_offset
+        for header in headers:
+            if header.producer_id != NO_PRODUCER_ID:
+                batch = ProducerBatch(header.producer_id, header.producer_epoch, header.base_sequence,
+                                      header.last_offset_delta)
+                duplicate = self.producer_state.check(batch, pending)
+                if duplicate is not None:
+                    if len(headers) != 1:
+                        raise LogError(f"{self.topic}-{self.partition}: a retried idempotent batch "
+                                       "must come alone in its produce request")
+                    return AppendInfo(duplicate.first_offset, duplicate.last_offset, NO_TIMESTAMP,
+                                      self.log_start_offset, duplicate=True)
+                ts = append_time if append_time is not None else header.max_timestamp
+                self.producer_state.applied(batch, offset, offset + header.last_offset_delta, ts, into=pending)
+            offset += header.last_offset_delta + 1
+        return None
+
+    def _update_producers(self, headers: Sequence[BatchHeader]) -> None:
+        """Batches written as stored (follower appends, replay): producer state without checks."""
+        state = self.producer_state
+        for h in headers:
+            if h.producer_id != NO_PRODUCER_ID:
+                state.update(ProducerBatch(h.producer_id, h.producer_epoch, h.base_sequence, h.last_offset_delta),
+                             h.base_offset, h.last_offset, h.max_timestamp)
+
+    def _load_producer_state(self) -> None:
+        """Producer state as of the log end: the newest snapshot at or below it, then
+        the batches after the snapshot replayed (all of them when there is none)."""
+        state = self.producer_state
+        end = self.log_end_offset
+        state.delete_snapshots(above=end)
+        loaded = state.load_latest_snapshot(end)
+        offset = max(loaded if loaded is not None else 0, self.log_start_offset)
+        while offset < end:
+            data = self.read(offset, 8 << 20)
+            headers = [h for h, _ in iter_batches(data) if h.base_offset >= offset]
+            if not headers:
+                break
+            self._update_producers(headers)
+            offset = headers[-1].next_offset
+
+    def remove_expired_producers(self, now_ms: int, expiration_ms: int) -> int:
+        """Forget producers silent for ``producer.id.expiration.ms``."""
+        self.producer_state.expiration_ms = expiration_ms
+        return self.producer_state.remove_expired(now_ms)
 
     def _check_sizes(
         self, batches: bytes | bytearray, headers: Sequence[BatchHeader], *, check_max_message: bool
@@ -377,6 +452,9 @@ class Log:
         self._segments.append(new)
         self._base_offsets.append(new.base_offset)
         self._directory_dirty = True
+        # Kafka snapshots producer state at every roll: after a crash only the active
+        # segment is replayed to rebuild it.
+        self.producer_state.take_snapshot(new.base_offset)
 
     # --- reads ----------------------------------------------------------------------
 
@@ -512,6 +590,7 @@ class Log:
         self._log_start_moved()
         for segment in doomed:
             segment.delete()
+        self.producer_state.delete_snapshots(below=self._base_offsets[0])
 
     def _log_start_moved(self) -> None:
         self.high_watermark = max(self.high_watermark, self.log_start_offset)
@@ -554,6 +633,7 @@ class Log:
         self.recovery_point = min(self.recovery_point, boundary)
         self.high_watermark = min(self.high_watermark, boundary)
         self.leader_epoch_cache.truncate_from_end(boundary)
+        self._load_producer_state()
 
     def _truncate_fully_and_start_at(self, offset: int) -> None:
         for segment in self._segments:
@@ -568,6 +648,8 @@ class Log:
         # Every entry starts at or after the old log start, so at or after ``offset``
         # unless the log start was below it: in both cases the log holds none of them.
         self.leader_epoch_cache.truncate_from_end(offset)
+        self.producer_state.delete_snapshots(above=-1)
+        self.producer_state.clear()
 
     # --- durability -----------------------------------------------------------------
 
@@ -588,17 +670,23 @@ class Log:
             self.flush()
             self._last_flush_ms = now_ms
 
-    def close(self) -> None:
+    def close(self, *, snapshot: bool = True) -> None:
+        """Close the segments; with ``snapshot`` first write the producer state at the
+        log end, so the next open replays nothing."""
         if self._closed:
             return
         self._closed = True
-        for segment in self._segments:
-            segment.close()
+        try:
+            if snapshot and self.directory.is_dir():
+                self.producer_state.take_snapshot(self.log_end_offset)
+        finally:
+            for segment in self._segments:
+                segment.close()
 
     def delete(self) -> None:
         """Close and remove the directory. It is renamed to "...-delete" first, so a
         crash halfway leaves a directory that loading skips and removes."""
-        self.close()
+        self.close(snapshot=False)
         doomed = self.directory.with_name(
             f"{self.directory.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
         )

@@ -20,9 +20,10 @@ from moldau.controller.embedded import TopicState
 from moldau.groups.config import GroupConfig
 from moldau.groups.coordinator import CoordinatorAppendError, GroupCoordinator
 from moldau.log.config import TOPIC_CONFIGS, LogConfig
-from moldau.log.errors import RecordTooLargeError
+from moldau.log.errors import LogError, RecordTooLargeError
 from moldau.log.log import Log
 from moldau.log.manager import LogManager
+from moldau.log.producer_state import ProducerStateError
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.records import (
     BatchHeader,
@@ -285,6 +286,13 @@ class Broker:
             info = plog.append(buf, headers, leader_epoch=self.leader_epoch(topic, partition), now_ms=now_ms)
         except RecordTooLargeError as exc:
             return AppendResult(ErrorCode.message_too_large, message=str(exc))
+        except ProducerStateError as exc:  # OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH
+            return AppendResult(ErrorCode(exc.error_code), message=str(exc))
+        except LogError as exc:
+            return AppendResult(ErrorCode.invalid_record, message=str(exc))
+        if info.duplicate:  # an idempotent producer's retry: answered with the first write's offsets
+            return AppendResult(ErrorCode.none, info.first_offset, info.log_append_time, info.log_start_offset,
+                                last_offset=info.last_offset)
         self.after_leader_append(topic, partition, plog)
         self._wake((topic, partition))
         return AppendResult(ErrorCode.none, info.first_offset, info.log_append_time, info.log_start_offset,

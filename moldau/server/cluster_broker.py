@@ -35,6 +35,7 @@ from moldau.replication.replica_manager import ReplicaManager
 from moldau.server.broker import OFFSETS_TOPIC, Broker, TopicError, _new_cluster_id, _replay
 from moldau.server.broker_client import BrokerConnection
 from moldau.server.config import BrokerConfig
+from moldau.server.producer_ids import ProducerIdManager
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class ClusterBroker(Broker):
         self._lease_until = 0.0
         self._registered_session: int | None = None
         self.replicas = ReplicaManager(self)
+        self.producer_ids = ProducerIdManager(self.broker_id, self.coordination.allocate_producer_ids)
         self._stray_logs_checked = False
         self._configs_loaded: set[str] = set()
         self._offsets_topic_creation: asyncio.Future[None] | None = None
@@ -173,6 +175,8 @@ class ClusterBroker(Broker):
             int(self.config["log.flush.offset.checkpoint.interval.ms"]) or 60000, self.logs.checkpoint)))
         self._tasks.append(loop.create_task(self._every(1000, self._flush)))
         self._tasks.append(loop.create_task(self._every(100, self._tick_groups)))
+        self._tasks.append(loop.create_task(self._every(
+            int(self.config["producer.id.expiration.check.interval.ms"]), self._expire_producers)))
         self._tasks.append(loop.create_task(self._renew_lease()))
         self._tasks.append(loop.create_task(self._every(
             max(100, int(self.config["replica.lag.time.max.ms"]) // 4), self._check_isr)))
@@ -366,6 +370,13 @@ class ClusterBroker(Broker):
             if name in self.metadata.topics:
                 self.metadata.topics[name].configs = configs
                 self.logs.update_config(name, self.config.log_config().with_overrides(configs))
+
+    def _expire_producers(self) -> None:
+        """Forget idempotent producers silent for producer.id.expiration.ms (Kafka's
+        expiry); their next batch may start at any sequence."""
+        now, expiration = self.clock(), int(self.config["producer.id.expiration.ms"])
+        for plog in self.logs.all_logs().values():
+            plog.remove_expired_producers(now, expiration)
 
     def _auto_rebalance(self) -> None:
         if self.controller is not None and self.controller.active:

@@ -37,6 +37,7 @@ from moldau.server.handlers import (
     find_coordinator,
     heartbeat,
     incremental_alter_configs,
+    init_producer_id,
     join_group,
     leader_and_isr,
     leave_group,
@@ -93,6 +94,7 @@ HANDLERS: dict[int, HandlerFn] = {
     ApiKey.ELECT_LEADERS: elect_leaders.handle,
     ApiKey.OFFSET_FOR_LEADER_EPOCH: offset_for_leader_epoch.handle,
     ApiKey.ALTER_PARTITION: alter_partition.handle,
+    ApiKey.INIT_PRODUCER_ID: init_producer_id.handle,
 }
 assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
 

@@ -66,7 +66,7 @@ def isr(cluster: Cluster, topic: str) -> list[int]:
 class SteadyProducer:
     """acks=all, unique values at a steady rate; remembers what was acknowledged where."""
 
-    def __init__(self, bootstrap: str, topic: str, interval_s: float = 0.005) -> None:
+    def __init__(self, bootstrap: str, topic: str, interval_s: float = 0.005, idempotent: bool = False) -> None:
         self.acked: dict[bytes, int] = {}
         self.errors: list[str] = []
         self.sent = 0
@@ -74,7 +74,8 @@ class SteadyProducer:
         self._p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0,
                             "message.timeout.ms": 30000, "request.timeout.ms": 5000,
                             "topic.metadata.refresh.interval.ms": 500, "retry.backoff.ms": 50,
-                            "enable.idempotence": False, "max.in.flight.requests.per.connection": 1})
+                            "enable.idempotence": idempotent,
+                            "max.in.flight.requests.per.connection": 5 if idempotent else 1})
         self._topic, self._interval = topic, interval_s
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -150,6 +151,29 @@ def test_leader_killed_five_times(cluster: Cluster) -> None:
             cluster.brokers[leader].start()
             wait_for(lambda: len(isr(cluster, topic)) == 3, 30, f"the ISR to heal after round {round_}")
     check_no_loss(cluster, topic, p.acked)
+
+
+def test_idempotent_producer_writes_each_value_once_across_leader_kills(cluster: Cluster) -> None:
+    """Five requests in flight while the leader dies: the retries that reach the new
+    leader are recognised as duplicates (the followers kept the producers' state), so
+    no value is written twice and none is lost."""
+    topic = create(cluster)
+    with SteadyProducer(cluster.bootstrap, topic, interval_s=0.002, idempotent=True) as p:
+        p.wait_acked(200)
+        for _ in range(3):
+            leader = cluster.leader(topic, 0)
+            cluster.brokers[leader].kill()
+            wait_for(lambda old=leader: cluster.leader(topic, 0) not in (old, -1), SESSION_MS / 1000 + 15,
+                     "a new leader")
+            p.wait_acked(len(p.acked) + 100, timeout=30)
+            cluster.brokers[leader].start()
+            wait_for(lambda: len(isr(cluster, topic)) == 3, 30, "the ISR to heal")
+    assert not p.errors
+    check_no_loss(cluster, topic, p.acked)
+    for b in cluster.brokers:
+        values = list(replica_records(b.data_dir, topic).values())
+        assert len(values) == len(set(values)), "a value was written twice"
+        assert set(values) == set(p.acked), "every value written was acknowledged, and the other way round"
 
 
 def test_paused_follower_leaves_and_rejoins_the_isr(cluster: Cluster) -> None:

@@ -726,6 +726,7 @@ def test_leftover_files_are_removed_and_foreign_files_kept(tmp_path: Path) -> No
         "00000000000000000000.index",
         "00000000000000000000.log",
         "00000000000000000000.timeindex",
+        "00000000000000000006.snapshot",  # producer state, written when the source log closed
         "leader-epoch-checkpoint",
     ]
     assert log.log_end_offset == 6

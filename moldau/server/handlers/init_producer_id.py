@@ -1,0 +1,37 @@
+"""InitProducerId: a producer id and epoch for an idempotent producer (v0-v5).
+
+Without a transactional id Kafka hands out a fresh producer id with epoch 0 on every
+call, whatever id and epoch the request carries (a KIP-360 client asking to bump its
+epoch simply gets a new id). Transactions are not supported: with a transactional id
+the answer is NOT_COORDINATOR, as FindCoordinator never names a transaction
+coordinator.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.controller.coordination import CoordinationError
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import RequestHeader, build
+from moldau.server.broker import Broker
+from moldau.server.handlers._common import NO_THROTTLE, response_types
+
+
+async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+    t = response_types(ApiKey.INIT_PRODUCER_ID, header.api_version)
+
+    def answer(code: ErrorCode, producer_id: int = -1, epoch: int = -1) -> Any:
+        return build(t.InitProducerIdResponse, throttle_time=NO_THROTTLE, error_code=code,
+                     producer_id=producer_id, producer_epoch=epoch)
+
+    if request.transactional_id is not None:
+        return answer(ErrorCode.not_coordinator)
+    manager = getattr(broker, "producer_ids", None)
+    if manager is None:
+        return answer(ErrorCode.coordinator_not_available)
+    try:
+        producer_id = await manager.next_id()
+    except CoordinationError:
+        return answer(ErrorCode.coordinator_not_available)
+    return answer(ErrorCode.none, producer_id, 0)
