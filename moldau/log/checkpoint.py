@@ -1,7 +1,9 @@
 """Kafka's offset checkpoint files: one offset per partition, kept in a log dir's root.
 
-``recovery-point-offset-checkpoint``, ``log-start-offset-checkpoint`` and
-``replication-offset-checkpoint`` share one text format (Kafka's CheckpointFile)::
+``recovery-point-offset-checkpoint``, ``log-start-offset-checkpoint``,
+``replication-offset-checkpoint`` and ``cleaner-offset-checkpoint`` (the log cleaner's
+first dirty offset of each compacted log) share one text format (Kafka's
+CheckpointFile)::
 
     0                   version
     2                   number of entries
@@ -27,6 +29,7 @@ from moldau.log.errors import CheckpointError
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
 REPLICATION_OFFSET_CHECKPOINT = "replication-offset-checkpoint"
+CLEANER_OFFSET_CHECKPOINT = "cleaner-offset-checkpoint"
 LEADER_EPOCH_CHECKPOINT = "leader-epoch-checkpoint"
 VERSION = 0
 

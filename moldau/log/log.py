@@ -20,8 +20,12 @@ from moldau.log.leader_epoch import LeaderEpochCache
 from moldau.log.offset_index import OffsetIndex
 from moldau.log.producer_state import NO_PRODUCER_ID, ProducerBatch, ProducerEntry, ProducerStateManager
 from moldau.log.segment import (
+    CLEANED_SUFFIX,
+    INDEX_SUFFIX,
     INT32_MAX,
     LOG_SUFFIX,
+    SWAP_SUFFIX,
+    TIME_INDEX_SUFFIX,
     LogSegment,
 )
 from moldau.log.time_index import NO_TIMESTAMP, TimeIndex
@@ -34,9 +38,11 @@ from moldau.protocol.records import (
 )
 
 _SEGMENT_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex)$")
+_SWAP_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex)\.swap$")
 _PARTITION_DIR = re.compile(r"^(.+)-([0-9]+)$")
-# Files a crash may leave behind: ours (.tmp) and Kafka's (.deleted).
-_LEFTOVER_SUFFIXES = (".deleted", ".tmp")
+# Files a crash may leave behind: ours (.tmp), Kafka's (.deleted), and a segment the
+# cleaner was writing (.cleaned), never part of the log yet.
+_LEFTOVER_SUFFIXES = (".deleted", ".tmp", CLEANED_SUFFIX)
 DELETE_DIR_SUFFIX = "-delete"
 
 logger = logging.getLogger(__name__)
@@ -106,6 +112,12 @@ class Log:
         self._now_ms = now_ms
         self._last_flush_ms = now_ms
         self._closed = False
+        # The log cleaner's progress (Kafka's cleaner-offset-checkpoint): every record
+        # below it has been compacted; None until this log is cleaned the first time.
+        self.first_dirty_offset: int | None = None
+        # Counts truncations, which change segments in place: a cleaning that started
+        # before one is not swapped in (see replace_segments).
+        self.truncations = 0
         self.producer_state = ProducerStateManager(directory)
         # A segment file may have been created since the last flush: the directory
         # itself needs an fsync too, or the new file may not survive a power loss.
@@ -140,6 +152,7 @@ class Log:
         if not directory.is_dir():
             directory.mkdir(parents=True)
             fsync_directory(directory.parent)
+        _complete_swaps(directory, config)
         base_offsets = _scan_directory(directory)
         segments = [LogSegment(directory, base) for base in base_offsets]
         try:
@@ -199,6 +212,18 @@ class Log:
 
     def segment_base_offsets(self) -> list[int]:
         return list(self._base_offsets)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def segments_in_range(self, from_offset: int, to_offset: int) -> list[LogSegment]:
+        """The segments that may hold offsets in [``from_offset``, ``to_offset``), oldest
+        first (Kafka's logSegments(from, to)); none when the range is empty."""
+        if to_offset <= from_offset:
+            return []
+        first = self._segment_index(from_offset)
+        return [s for s in self._segments[first:] if s.base_offset < to_offset]
 
     def update_config(self, config: LogConfig) -> None:
         self.config = config
@@ -522,6 +547,42 @@ class Log:
         found = segment.first_record_with_timestamp(ts, offset, self.log_start_offset)
         return found if found is not None else (offset, ts)
 
+    # --- compaction -----------------------------------------------------------------
+
+    def replace_segments(self, cleaned: LogSegment, old: Sequence[LogSegment], truncations: int) -> bool:
+        """Swap in a segment the cleaner wrote (``<base>.log.cleaned`` and its indexes,
+        fsynced) for the adjacent segments ``old`` it was cleaned from (Kafka's
+        replaceSegments). Returns False, changing nothing, when the log changed under the
+        cleaner in a way that voids its work: closed or deleted, truncated since
+        ``truncations`` was read, or ``old`` no longer a run of segments before the active
+        one (retention or DeleteRecords removed some); the caller deletes ``cleaned``.
+
+        The steps, each safe to crash after (``_complete_swaps`` and ``_scan_directory``
+        finish or undo them when the log is opened again):
+        1. rename the cleaned files to ``.swap``, the ``.log`` last, and fsync the
+           directory: from here on the swap is decided;
+        2. replace the old segments in the segment list and delete their files;
+        3. rename the ``.swap`` files to their final names and fsync the directory."""
+        if self._closed or truncations != self.truncations or not old:
+            return False
+        first = next((i for i, s in enumerate(self._segments) if s is old[0]), None)
+        if (
+            first is None
+            or first + len(old) >= len(self._segments)
+            or any(a is not b for a, b in zip(self._segments[first : first + len(old)], old, strict=True))
+            or cleaned.base_offset != old[0].base_offset
+        ):
+            return False
+        cleaned.change_suffix(SWAP_SUFFIX)
+        fsync_directory(self.directory)
+        self._segments[first : first + len(old)] = [cleaned]
+        self._base_offsets[first : first + len(old)] = [cleaned.base_offset]
+        for segment in old:
+            segment.delete()
+        cleaned.change_suffix("")
+        fsync_directory(self.directory)
+        return True
+
     # --- retention, deletion, truncation --------------------------------------------
 
     def delete_old_segments(self, now_ms: int) -> int:
@@ -531,9 +592,7 @@ class Log:
             lambda _, nxt: nxt is not None and nxt.base_offset <= self.log_start_offset, now_ms
         )
         config = self.config
-        policies = {p.strip() for p in config.cleanup_policy.split(",")}
-        # Compaction is not implemented yet: a compact-only topic keeps everything.
-        if "delete" not in policies:
+        if not config.delete:  # compact only: the cleaner removes what is obsolete
             return deleted
         if config.retention_ms >= 0:
             retention_ms = config.retention_ms
@@ -615,6 +674,9 @@ class Log:
         lowered to it if above."""
         if offset < 0:
             raise LogError(f"cannot truncate to negative offset {offset}")
+        self.truncations += 1
+        if self.first_dirty_offset is not None:
+            self.first_dirty_offset = min(self.first_dirty_offset, offset)
         if offset >= self.log_end_offset:
             # An epoch entry may start at the log end with nothing written in it (an
             # assignment whose append failed): drop it, as Kafka does.
@@ -701,6 +763,46 @@ class Log:
             f"Log({self.topic}-{self.partition}, start={self.log_start_offset}, "
             f"end={self.log_end_offset}, segments={len(self._segments)})"
         )
+
+
+def _complete_swaps(directory: Path, config: LogConfig) -> None:
+    """Finish the swaps of cleaned segments a crash interrupted (Kafka's rules for
+    ``.swap`` files): a ``<base>.log.swap`` is a cleaned segment whose swap was decided.
+    It is re-read (its indexes rebuilt), every other segment file with a base offset in
+    [base, the swap's next offset) is one it replaces and is deleted, and it takes its
+    final name. ``.swap`` index files without their ``.log.swap`` belong to a swap that
+    was not decided (or whose log already has its final name) and are deleted; the
+    index files of the final segment are then rebuilt from it."""
+    swaps: list[int] = []
+    for path in directory.iterdir():
+        match = _SWAP_FILE.match(path.name)
+        if match is None:
+            continue
+        if match.group(2) == LOG_SUFFIX:
+            swaps.append(int(match.group(1)))
+        elif not (directory / (match.group(1) + LOG_SUFFIX + SWAP_SUFFIX)).exists():
+            path.unlink()
+            # The .log may already have its final name: its indexes are rebuilt.
+            for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
+                (directory / (match.group(1) + suffix)).unlink(missing_ok=True)
+    for base in sorted(swaps):
+        segment = LogSegment(directory, base, suffix=SWAP_SUFFIX)
+        try:
+            segment.recover(config.index_interval_bytes, config.segment_index_bytes)
+            end = max(segment.next_offset, base + 1)
+            for path in directory.iterdir():
+                match = _SEGMENT_FILE.match(path.name)
+                if match is not None and base <= int(match.group(1)) < end:
+                    logger.info("%s: deleting %s, replaced by a cleaned segment", directory, path.name)
+                    path.unlink()
+            segment.seal()
+            segment.flush()
+            segment.change_suffix("")
+        finally:
+            segment.close()
+        logger.info("%s: completed the swap of the cleaned segment %d", directory, base)
+    if swaps:
+        fsync_directory(directory)
 
 
 def _scan_directory(directory: Path) -> list[int]:

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moldau.log.checkpoint import (
+    CLEANER_OFFSET_CHECKPOINT,
     LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT,
     REPLICATION_OFFSET_CHECKPOINT,
     OffsetCheckpointFile,
     fsync_directory,
 )
+from moldau.log.cleaner_manager import LogToClean, filthiest_log
 from moldau.log.config import LogConfig
 from moldau.log.errors import CheckpointError, LogDirLockedError, LogError
 from moldau.log.log import DELETE_DIR_SUFFIX, Log, parse_partition_dir
@@ -94,6 +96,7 @@ class LogManager:
         recovery_points = _read_checkpoint(log_dir.path / RECOVERY_POINT_CHECKPOINT)
         log_start_offsets = _read_checkpoint(log_dir.path / LOG_START_OFFSET_CHECKPOINT)
         high_watermarks = _read_checkpoint(log_dir.path / REPLICATION_OFFSET_CHECKPOINT)
+        first_dirty_offsets = _read_checkpoint(log_dir.path / CLEANER_OFFSET_CHECKPOINT)
         if not clean:
             logger.info("%s was not shut down cleanly: recovering its logs", log_dir.path)
         for child in sorted(log_dir.path.iterdir()):
@@ -119,6 +122,7 @@ class LogManager:
                 recover=not clean,
                 high_watermark=high_watermarks.get(parsed, 0),
             )
+            log.first_dirty_offset = first_dirty_offsets.get(parsed)
             self._logs[parsed] = log
             self._log_dir_of[parsed] = log_dir
         if clean:
@@ -194,6 +198,26 @@ class LogManager:
 
     # --- periodic work --------------------------------------------------------------
 
+    def filthiest_log(self, now_ms: int, skip: set[tuple[str, int]] | frozenset[tuple[str, int]] = frozenset()
+                      ) -> LogToClean | None:
+        """The compacted log the cleaner should clean next (see cleaner_manager)."""
+        return filthiest_log((log for key, log in self._logs.items() if key not in skip), now_ms)
+
+    def checkpoint_cleaner_offsets(self, log: Log) -> None:
+        """Write the ``cleaner-offset-checkpoint`` of the dir holding ``log`` (after a
+        cleaning moved its first dirty offset)."""
+        log_dir = self._log_dir_of.get((log.topic, log.partition))
+        if log_dir is not None and self._logs.get((log.topic, log.partition)) is log:
+            self._write_cleaner_checkpoint(log_dir)
+
+    def _write_cleaner_checkpoint(self, log_dir: _LogDir) -> None:
+        offsets = {
+            key: log.first_dirty_offset
+            for key, log in self._logs.items()
+            if self._log_dir_of[key] is log_dir and log.first_dirty_offset is not None
+        }
+        OffsetCheckpointFile(log_dir.path / CLEANER_OFFSET_CHECKPOINT).write(offsets)
+
     def run_retention(self, now_ms: int) -> int:
         return sum(log.delete_old_segments(now_ms) for log in self._logs.values())
 
@@ -214,6 +238,7 @@ class LogManager:
             )
             for name, offsets in files:
                 OffsetCheckpointFile(log_dir.path / name).write(offsets)
+            self._write_cleaner_checkpoint(log_dir)
 
 
 def _read_checkpoint(path: Path) -> dict[tuple[str, int], int]:

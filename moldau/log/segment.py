@@ -22,6 +22,12 @@ from moldau.protocol.records import (
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
+# Kafka's suffixes for a segment the cleaner is writing (.cleaned: not yet part of the log,
+# deleted when found at startup) and one being swapped in (.swap: it replaces the segments
+# in its offset range; startup completes the swap). They follow the file's own suffix:
+# 00000000000000000000.log.cleaned.
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
 MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
 INT32_MAX = 2**31 - 1
 _RECOVERY_CHUNK = 1 << 20
@@ -55,6 +61,30 @@ class _Reader:
         return self._buf[offset : offset + size]
 
 
+def read_batches_from_file(path: Path, position: int, end: int) -> Iterator[tuple[BatchHeader, memoryview]]:
+    """Each batch of a ``.log`` file from ``position`` to ``end`` with its bytes, read
+    through a file descriptor of its own (the log cleaner's worker thread reads this
+    way, never through a segment the event loop uses). A batch that is torn, has the
+    wrong magic or fails its CRC raises LogError: the cleaner never copies one."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        reader = _Reader(fd, end, _RECOVERY_CHUNK)
+        while position < end:
+            if end - position < HEADER_SIZE:
+                raise LogError(f"{path}: partial batch header at position {position}")
+            header = read_header(reader.read(position, HEADER_SIZE))
+            size = header.size
+            if header.batch_length < MIN_BATCH_LENGTH or size > end - position or header.magic != MAGIC:
+                raise LogError(f"{path}: bad batch at position {position}")
+            batch = reader.read(position, size)
+            if crc_of(batch, 0, size) != header.crc:
+                raise LogError(f"{path}: batch at position {position} fails its CRC")
+            yield header, batch
+            position += size
+    finally:
+        os.close(fd)
+
+
 class LogSegment:
     """One segment of a partition's log: ``<base offset>.log`` holds record batches byte
     for byte as appended, ``.index`` and ``.timeindex`` index them sparsely.
@@ -65,12 +95,13 @@ class LogSegment:
     for its last segment, where it is the log end offset.
     """
 
-    def __init__(self, directory: Path, base_offset: int, *, fresh: bool = False) -> None:
+    def __init__(self, directory: Path, base_offset: int, *, fresh: bool = False, suffix: str = "") -> None:
         self.directory = directory
         self.base_offset = base_offset
-        self.log_path = directory / segment_file_name(base_offset, LOG_SUFFIX)
-        index_path = directory / segment_file_name(base_offset, INDEX_SUFFIX)
-        time_index_path = directory / segment_file_name(base_offset, TIME_INDEX_SUFFIX)
+        self.suffix = suffix
+        self.log_path = directory / (segment_file_name(base_offset, LOG_SUFFIX) + suffix)
+        index_path = directory / (segment_file_name(base_offset, INDEX_SUFFIX) + suffix)
+        time_index_path = directory / (segment_file_name(base_offset, TIME_INDEX_SUFFIX) + suffix)
         if fresh:
             for path in (self.log_path, index_path, time_index_path):
                 path.unlink(missing_ok=True)
@@ -87,9 +118,9 @@ class LogSegment:
         self.dirty = fresh
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int) -> LogSegment:
-        """A new empty segment; leftover files with the same base offset are replaced."""
-        return cls(directory, base_offset, fresh=True)
+    def create(cls, directory: Path, base_offset: int, suffix: str = "") -> LogSegment:
+        """A new empty segment; leftover files with the same names are replaced."""
+        return cls(directory, base_offset, fresh=True, suffix=suffix)
 
     # --- state ----------------------------------------------------------------------
 
@@ -102,7 +133,23 @@ class LogSegment:
         (Kafka's rule for time-based retention)."""
         if self.max_timestamp > NO_TIMESTAMP:
             return self.max_timestamp
+        return self.last_modified_ms()
+
+    def last_modified_ms(self) -> int:
+        """The ``.log`` file's mtime: when it was last appended to, or, for a segment
+        the cleaner wrote, when the newest segment it was cleaned from was (the
+        cleaner's tombstone horizon counts from it, as in Kafka)."""
         return os.stat(self.log_path).st_mtime_ns // 1_000_000
+
+    def set_last_modified_ms(self, ms: int) -> None:
+        os.utime(self.log_path, ns=(ms * 1_000_000, ms * 1_000_000))
+
+    def first_batch_timestamp(self) -> int:
+        """The max timestamp of the first batch (Kafka's rule for max.compaction.lag.ms),
+        -1 when the segment is empty."""
+        if self.size < HEADER_SIZE:
+            return NO_TIMESTAMP
+        return read_header(os.pread(self._fd, HEADER_SIZE, 0)).max_timestamp
 
     def _bytes_after_last_index_entry(self) -> int:
         if self.offset_index.entries == 0:
@@ -458,6 +505,21 @@ class LogSegment:
             self._fd = -1
         self.offset_index.close()
         self.time_index.close()
+
+    def change_suffix(self, suffix: str) -> None:
+        """Rename the three files to end in ``suffix`` instead of the current one (the
+        indexes first: the ``.log`` name is what loading goes by). Open files stay open."""
+        renames = [
+            (index, index.path.with_name(index.path.name[: len(index.path.name) - len(self.suffix)] + suffix))
+            for index in (self.offset_index, self.time_index)
+        ]
+        for index, target in renames:
+            os.rename(index.path, target)
+            index.path = target
+        target = self.log_path.with_name(self.log_path.name[: len(self.log_path.name) - len(self.suffix)] + suffix)
+        os.rename(self.log_path, target)
+        self.log_path = target
+        self.suffix = suffix
 
     def delete(self) -> None:
         """Close and remove the files; the .log goes first, so a crash in between

@@ -461,23 +461,27 @@ def has_keyless_record(batch: bytes | bytearray | memoryview) -> bool:
 
 
 def filter_batch(
-    batch: bytes | bytearray | memoryview, keep: Callable[[RawRecord], bool]
+    batch: bytes | bytearray | memoryview, keep: Callable[[RawRecord], bool], *, keep_empty: bool = False
 ) -> bytes | bytearray | memoryview | None:
     """The batch with only the records ``keep`` accepts, as Kafka's cleaner writes it:
-    ``batch`` itself when every record is kept, None when none is, otherwise a new
-    batch with the same base offset, last offset delta (so the same last offset),
-    partition leader epoch, attributes, producer fields and compression codec. Kept
-    records keep their offsets and timestamps: the base timestamp becomes the first
-    kept record's, and their timestamp deltas follow it. The CRC is recomputed."""
+    ``batch`` itself when every record is kept, None when none is (unless
+    ``keep_empty``: then a batch with no records, uncompressed, its timestamps the
+    batch's max timestamp, which keeps an idempotent producer's last sequence in the
+    log), otherwise a new batch with the same base offset, last offset delta (so the
+    same last offset), partition leader epoch, attributes, producer fields and
+    compression codec. Kept records keep their offsets and timestamps: the base
+    timestamp becomes the first kept record's, and their timestamp deltas follow it.
+    The CRC is recomputed."""
     header = read_header(batch, 0)
     records = list(iter_raw_records(batch))
     kept = [record for record in records if keep(record)]
     if len(kept) == len(records):
         return batch
-    if not kept:
+    if not kept and not keep_empty:
         return None
-    base_timestamp = header.base_timestamp + kept[0].timestamp_delta
-    max_timestamp = NO_TIMESTAMP
+    attributes = header.attributes if kept else header.attributes & ~COMPRESSION_MASK
+    base_timestamp = header.base_timestamp + kept[0].timestamp_delta if kept else header.max_timestamp
+    max_timestamp = NO_TIMESTAMP if kept else header.max_timestamp
     body = bytearray()
     for record in kept:
         timestamp = header.base_timestamp + record.timestamp_delta
@@ -489,7 +493,7 @@ def filter_batch(
         body += encoded
     if header.is_log_append_time:
         max_timestamp = header.max_timestamp  # the append time, which consumers read
-    if header.compression != Compression.NONE:
+    if kept and header.compression != Compression.NONE:
         from moldau.protocol import compression as codecs
 
         body = bytearray(codecs.compress(header.compression, bytes(body)))
@@ -502,7 +506,7 @@ def filter_batch(
         header.partition_leader_epoch,
         MAGIC,
         0,
-        header.attributes,
+        attributes,
         header.last_offset_delta,
         base_timestamp,
         max_timestamp,

@@ -115,3 +115,16 @@ def test_filtering_keeps_exactly_the_chosen_records(
     assert header.last_offset == base + len(spec) - 1
     assert list(iter_records(filtered)) == expected
     assert header.max_timestamp == max(r.timestamp for r in expected)
+
+
+def test_an_empty_batch_can_be_kept_for_its_producer_fields() -> None:
+    batch = sample(Compression.GZIP)
+    empty = filter_batch(batch, lambda r: False, keep_empty=True)
+    assert empty is not None
+    (header,) = validate_batches(empty, from_producer=False)
+    before = read_header(batch)
+    assert (header.base_offset, header.last_offset, header.records_count) == (100, 107, 0)
+    assert (header.producer_id, header.producer_epoch, header.base_sequence) == (42, 3, 9)
+    assert header.compression == Compression.NONE
+    assert header.base_timestamp == header.max_timestamp == before.max_timestamp
+    assert list(iter_records(empty)) == []
