@@ -19,6 +19,7 @@ from typing import Any
 from moldau.controller.embedded import TopicState
 from moldau.groups.config import GroupConfig
 from moldau.groups.coordinator import CoordinatorAppendError, GroupCoordinator
+from moldau.log.cleaner import CleaningRound, offset_map_capacity
 from moldau.log.config import TOPIC_CONFIGS, LogConfig
 from moldau.log.errors import LogError, RecordTooLargeError
 from moldau.log.log import Log
@@ -77,6 +78,8 @@ class Broker:
         self.servers: list[asyncio.Server] = []
         self.bound: list[Listener] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._log_cleaner: asyncio.Task[None] | None = None
+        self._uncleanable: dict[tuple[str, int], Log] = {}  # logs the cleaner failed on
         self._data_waiters: dict[tuple[str, int], set[asyncio.Future[None]]] = {}
         self._stopped = asyncio.Event()
         self._dispatcher: object | None = None
@@ -107,6 +110,58 @@ class Broker:
 
     def _flush(self) -> None:
         self.logs.flush_due(self.clock())
+        if self._log_cleaner is None and self.config["log.cleaner.enable"]:
+            # Started by the first of these periodic calls, so that it runs on the
+            # broker's loop and is cancelled with the other background tasks.
+            self._log_cleaner = asyncio.get_running_loop().create_task(self._run_log_cleaner())
+            self._tasks.append(self._log_cleaner)
+
+    async def _run_log_cleaner(self) -> None:
+        """Kafka's cleaner thread: clean the filthiest compacted log; look again at once
+        when that made progress, else after ``log.cleaner.backoff.ms``."""
+        while True:
+            try:
+                progressed = await self._clean_filthiest_log()
+            except Exception:
+                log.exception("log cleaner failed")
+                progressed = False
+            if not progressed:
+                await asyncio.sleep(int(self.config["log.cleaner.backoff.ms"]) / 1000)
+
+    async def _clean_filthiest_log(self) -> bool:
+        """One cleaning round (see moldau/log/cleaner.py): the offset map and the cleaned
+        segments are built in a worker thread while this loop keeps serving the log; each
+        swap runs here. Returns whether the log's first dirty offset moved."""
+        skip = {key for key, plog in self._uncleanable.items() if self.logs.get(*key) is plog}
+        todo = self.logs.filthiest_log(self.clock(), skip)
+        if todo is None:
+            return False
+        plog, key = todo.log, (todo.log.topic, todo.log.partition)
+        v = self.config.values
+        capacity = offset_map_capacity(v["log.cleaner.dedupe.buffer.size"], v["log.cleaner.io.buffer.load.factor"])
+        cleaning = CleaningRound(plog, todo.first_dirty_offset, todo.first_uncleanable_offset, capacity)
+        started, size_before = time.monotonic(), plog.size_in_bytes
+        try:
+            offset_map = await asyncio.to_thread(cleaning.build_offset_map)
+            for group in cleaning.groups(offset_map):
+                cleaned = await asyncio.to_thread(cleaning.clean_group, group, offset_map)
+                if not cleaning.swap(cleaned, group):
+                    log.info("log cleaner: %s-%d changed while it was cleaned; will retry", *key)
+                    return False
+        except asyncio.CancelledError:
+            cleaning.abort()
+            raise
+        except LogError as exc:
+            # Kafka marks such a partition uncleanable rather than failing on it forever.
+            self._uncleanable[key] = plog
+            log.error("log cleaner: %s-%d is not cleanable: %s", key[0], key[1], exc)
+            return False
+        plog.first_dirty_offset = offset_map.end_offset
+        self.logs.checkpoint_cleaner_offsets(plog)
+        log.info("log cleaner: cleaned %s-%d up to offset %d (dirty from %d) in %.3f s: %d -> %d bytes, "
+                 "%d segment(s)", key[0], key[1], offset_map.end_offset, todo.first_dirty_offset,
+                 time.monotonic() - started, size_before, plog.size_in_bytes, len(plog.segment_base_offsets()))
+        return offset_map.end_offset > todo.first_dirty_offset
 
     async def _every(self, interval_ms: int, fn: Callable[[], None]) -> None:
         while True:
