@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 LONG_MAX = 9223372036854775807
 
@@ -45,7 +46,7 @@ class LogConfig:
 
     def with_overrides(self, overrides: Mapping[str, str]) -> LogConfig:
         """This config with topic-level settings (Kafka names) applied."""
-        changes: dict[str, object] = {}
+        changes: dict[str, Any] = {}
         for name, value in overrides.items():
             spec = TOPIC_CONFIGS.get(name)
             if spec is None or spec.field is None:

@@ -368,11 +368,7 @@ def iter_batches(buf: bytes | bytearray | memoryview) -> Iterator[tuple[BatchHea
 def iter_records(batch: bytes | memoryview) -> Iterator[Record]:
     """Decode the records of one batch (decompressing it when needed)."""
     header = read_header(batch, 0)
-    body: bytes | memoryview = memoryview(batch)[HEADER_SIZE : header.size]
-    if header.compression != Compression.NONE:
-        from moldau.protocol import compression as codecs
-
-        body = codecs.decompress(header.compression, bytes(body))
+    body = records_section(batch)
     pos = 0
     for _ in range(header.records_count):
         length, pos = read_varint(body, pos)
