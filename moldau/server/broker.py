@@ -156,6 +156,10 @@ class Broker:
             self._uncleanable[key] = plog
             log.error("log cleaner: %s-%d is not cleanable: %s", key[0], key[1], exc)
             return False
+        except OSError as exc:
+            # Most likely a segment deleted by retention, or the log deleted, meanwhile.
+            log.warning("log cleaner: cleaning %s-%d failed, will retry: %s", key[0], key[1], exc)
+            return False
         plog.first_dirty_offset = offset_map.end_offset
         self.logs.checkpoint_cleaner_offsets(plog)
         log.info("log cleaner: cleaned %s-%d up to offset %d (dirty from %d) in %.3f s: %d -> %d bytes, "
