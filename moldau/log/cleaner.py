@@ -213,6 +213,17 @@ class CleaningRound:
             producer_id: entry.last_offset for producer_id, entry in log.producer_state.producers.items()
         }
         self._aborted = threading.Event()
+        self._swapped: set[int] = set()  # id() of the segments this round replaced
+
+    def log_changed(self) -> bool:
+        """Whether the log was closed, truncated, or lost one of the segments this round
+        reads since it began (what would make its reads fail or its work void)."""
+        log = self.log
+        if log.closed or log.truncations != self.truncations:
+            return True
+        current = {id(s) for s in log.segments_in_range(0, self.first_uncleanable_offset)}
+        return any(id(snap.segment) not in current and id(snap.segment) not in self._swapped
+                   for snap in self.segments)
 
     def abort(self) -> None:
         """Make the worker thread stop at its next batch (the broker is stopping)."""
@@ -297,6 +308,7 @@ class CleaningRound:
         """Swap ``cleaned`` in for ``group``; when the log changed meanwhile, delete it and
         return False."""
         if self.log.replace_segments(cleaned, [snap.segment for snap in group], self.truncations):
+            self._swapped.update(id(snap.segment) for snap in group)
             return True
         cleaned.delete()
         return False

@@ -110,9 +110,11 @@ class Broker:
 
     def _flush(self) -> None:
         self.logs.flush_due(self.clock())
+
+    def _start_log_cleaner(self) -> None:
+        """Start the cleaner (with log.cleaner.enable) on the running loop, as one of the
+        background tasks cancelled at shutdown."""
         if self._log_cleaner is None and self.config["log.cleaner.enable"]:
-            # Started by the first of these periodic calls, so that it runs on the
-            # broker's loop and is cancelled with the other background tasks.
             self._log_cleaner = asyncio.get_running_loop().create_task(self._run_log_cleaner())
             self._tasks.append(self._log_cleaner)
 
@@ -152,6 +154,10 @@ class Broker:
             cleaning.abort()
             raise
         except LogError as exc:
+            if cleaning.log_changed():
+                # A truncation or deletion under the reader explains a torn batch: retry.
+                log.warning("log cleaner: %s-%d changed while it was read; will retry: %s", key[0], key[1], exc)
+                return False
             # Kafka marks such a partition uncleanable rather than failing on it forever.
             self._uncleanable[key] = plog
             log.error("log cleaner: %s-%d is not cleanable: %s", key[0], key[1], exc)

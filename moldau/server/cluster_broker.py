@@ -174,6 +174,7 @@ class ClusterBroker(Broker):
         self._tasks.append(loop.create_task(self._every(
             int(self.config["log.flush.offset.checkpoint.interval.ms"]) or 60000, self.logs.checkpoint)))
         self._tasks.append(loop.create_task(self._every(1000, self._flush)))
+        self._start_log_cleaner()
         self._tasks.append(loop.create_task(self._every(100, self._tick_groups)))
         self._tasks.append(loop.create_task(self._every(
             int(self.config["producer.id.expiration.check.interval.ms"]), self._expire_producers)))
