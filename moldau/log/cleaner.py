@@ -33,6 +33,7 @@ from moldau.log.checkpoint import fsync_directory
 from moldau.log.errors import LogError
 from moldau.log.log import Log
 from moldau.log.segment import CLEANED_SUFFIX, INT32_MAX, LogSegment, read_batches_from_file
+from moldau.log.throttler import Throttler
 from moldau.protocol.records import BatchHeader, RawRecord, filter_batch, iter_raw_records, read_header
 
 # Kafka's SkimpyOffsetMap stores a 16-byte MD5 of the key and an 8-byte offset per entry;
@@ -188,8 +189,11 @@ class CleaningRound:
     """One cleaning of one log: built on the event loop from the log's state, then
     ``build_offset_map`` and ``clean_group`` (worker thread) and ``swap`` (event loop)."""
 
-    def __init__(self, log: Log, first_dirty_offset: int, first_uncleanable_offset: int, map_capacity: int) -> None:
+    def __init__(self, log: Log, first_dirty_offset: int, first_uncleanable_offset: int, map_capacity: int,
+                 throttler: Throttler | None = None) -> None:
         self.log = log
+        # log.cleaner.io.max.bytes.per.second: shared by the rounds of one broker.
+        self._throttle = throttler.observe if throttler is not None else (lambda _n: None)
         self.directory = log.directory
         self.config = log.config
         self.first_dirty_offset = first_dirty_offset
@@ -246,6 +250,7 @@ class CleaningRound:
             position = self.map_start_position if i == 0 else 0
             for header, batch in read_batches_from_file(snap.path, position, snap.size):
                 self._check_aborted()
+                self._throttle(header.size)
                 if header.last_offset < self.first_dirty_offset:
                     continue
                 if not offset_map.add_batch(batch, header, end):
@@ -279,6 +284,7 @@ class CleaningRound:
                 for header, batch in read_batches_from_file(snap.path, 0, snap.size):
                     self._check_aborted()
                     kept = clean_batch(batch, header, offset_map, retain_deletes, self.producer_last_offsets)
+                    self._throttle(header.size + (len(kept) if kept is not None else 0))  # read + written
                     if kept is None:
                         continue
                     pending += kept

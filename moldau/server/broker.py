@@ -25,6 +25,7 @@ from moldau.log.errors import LogError, RecordTooLargeError
 from moldau.log.log import Log
 from moldau.log.manager import LogManager
 from moldau.log.producer_state import ProducerStateError
+from moldau.log.throttler import Throttler
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.records import (
     BatchHeader,
@@ -80,6 +81,7 @@ class Broker:
         self._tasks: list[asyncio.Task[None]] = []
         self._log_cleaner: asyncio.Task[None] | None = None
         self._uncleanable: dict[tuple[str, int], Log] = {}  # logs the cleaner failed on
+        self._cleaner_throttler: Throttler | None = None
         self._data_waiters: dict[tuple[str, int], set[asyncio.Future[None]]] = {}
         self._stopped = asyncio.Event()
         self._dispatcher: object | None = None
@@ -141,7 +143,11 @@ class Broker:
         plog, key = todo.log, (todo.log.topic, todo.log.partition)
         v = self.config.values
         capacity = offset_map_capacity(v["log.cleaner.dedupe.buffer.size"], v["log.cleaner.io.buffer.load.factor"])
-        cleaning = CleaningRound(plog, todo.first_dirty_offset, todo.first_uncleanable_offset, capacity)
+        rate = float(v["log.cleaner.io.max.bytes.per.second"])
+        if self._cleaner_throttler is None or self._cleaner_throttler.max_bytes_per_s != rate:
+            self._cleaner_throttler = Throttler(rate)
+        cleaning = CleaningRound(plog, todo.first_dirty_offset, todo.first_uncleanable_offset, capacity,
+                                 self._cleaner_throttler)
         started, size_before = time.monotonic(), plog.size_in_bytes
         try:
             offset_map = await asyncio.to_thread(cleaning.build_offset_map)

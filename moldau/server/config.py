@@ -9,6 +9,7 @@ Kafka operator's file still loads.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,7 @@ PROPERTIES: dict[str, Prop] = {
         _p("log.cleaner.max.compaction.lag.ms", "long", LONG_MAX, minimum=1, dynamic=True),
         _p("log.cleaner.dedupe.buffer.size", "long", 134217728, minimum=1, dynamic=True),
         _p("log.cleaner.io.buffer.load.factor", "double", 0.9, minimum=0, maximum=1.0, dynamic=True),
+        _p("log.cleaner.io.max.bytes.per.second", "double", 1.7976931348623157e308, minimum=1, dynamic=True),
         _p("message.max.bytes", "int", 1048588, minimum=0, dynamic=True),
         _p("socket.request.max.bytes", "int", 104857600, minimum=1),
         _p("min.insync.replicas", "int", 1, minimum=1, dynamic=True),
@@ -128,7 +130,6 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
         "background.threads",
         "log.cleaner.threads",
         "log.cleaner.io.buffer.size",
-        "log.cleaner.io.max.bytes.per.second",
         "log.preallocate",
         "replica.fetch.max.bytes",
         "replica.socket.timeout.ms",
@@ -157,6 +158,8 @@ def parse_value(prop: Prop, raw: str) -> Any:
             x = float(value)
         except ValueError:
             raise ConfigError(f"{prop.name}: {raw!r} is not a number") from None
+        if math.isnan(x):
+            raise ConfigError(f"{prop.name}: {raw!r} is not a number")
         if (prop.minimum is not None and x < prop.minimum) or (prop.maximum is not None and x > prop.maximum):
             raise ConfigError(f"{prop.name}: {x} is outside [{prop.minimum}, {prop.maximum}]")
         return x

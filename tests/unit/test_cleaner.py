@@ -582,3 +582,31 @@ def test_the_last_batch_of_a_live_idempotent_producer_is_kept_empty(tmp_path: Pa
         snapshot.unlink()  # the producer state must come back from the log alone
     reopened = Log.open(tmp_path / "t-0", COMPACT, now_ms=0, recover=True)
     assert reopened.producer_state.producers[7].last_sequence == 1
+
+
+def test_cleaning_io_goes_through_the_throttler(tmp_path: Path) -> None:
+    from moldau.log.throttler import Throttler
+
+    log, latest = updates_log(tmp_path / "t-0")
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    def clock() -> float:
+        now[0] += 0.001  # every batch "takes" 1 ms
+        return now[0]
+
+    throttler = Throttler(50_000.0, clock=clock, sleep=sleep, period_s=0.01)
+    todo = log_to_clean(log, T0)
+    size = log.size_in_bytes
+    cleaning = CleaningRound(log, todo.first_dirty_offset, todo.first_uncleanable_offset, 10**6, throttler)
+    offset_map = cleaning.build_offset_map()
+    for group in cleaning.groups(offset_map):
+        assert cleaning.swap(cleaning.clean_group(group, offset_map), group)
+    assert slept, "reading and writing the log faster than 50 kB/s must sleep"
+    assert now[0] >= size / 50_000 * 0.9  # at least the dirty bytes read, at the rate
+    assert last_values(read_all(log)) == latest
+
