@@ -21,6 +21,7 @@ from moldau.protocol.framing import (
     parse_request_header,
 )
 from moldau.server.handlers import (
+    alter_configs,
     alter_partition,
     api_versions,
     controlled_shutdown,
@@ -95,6 +96,7 @@ HANDLERS: dict[int, HandlerFn] = {
     ApiKey.OFFSET_FOR_LEADER_EPOCH: offset_for_leader_epoch.handle,
     ApiKey.ALTER_PARTITION: alter_partition.handle,
     ApiKey.INIT_PRODUCER_ID: init_producer_id.handle,
+    ApiKey.ALTER_CONFIGS: alter_configs.handle,
 }
 assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
 

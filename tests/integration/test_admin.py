@@ -195,3 +195,42 @@ def test_log_append_time(admin: AdminClient, broker: BrokerProcess) -> None:
     assert kind == TIMESTAMP_LOG_APPEND_TIME
     assert before - 1000 <= ts <= after + 1000
     assert datetime.datetime.fromtimestamp(ts / 1000).year >= 2024
+
+
+def alter_configs(broker: BrokerProcess, resource_type: int, resource: str, configs: dict[str, str],
+                  validate_only: bool = False) -> tuple[int, str | None]:
+    """A raw AlterConfigs v2 request for one resource: (error code, message)."""
+    t = __import__("kio.schema.alter_configs.v2.request", fromlist=["x"])
+    request = t.AlterConfigsRequest(validate_only=validate_only, resources=(t.AlterConfigsResource(
+        resource_type=resource_type, resource_name=resource,
+        configs=tuple(t.AlterableConfig(name=k, value=v) for k, v in configs.items())),))
+    with connect(broker) as s:
+        s.sendall(encode(33, 2, request))
+        response = decode(33, 2, recv_frame(s))
+    res = response.responses[0]  # type: ignore[attr-defined]
+    return res.error_code, res.error_message
+
+
+def test_legacy_alter_configs_replaces_the_whole_set(broker: BrokerProcess, admin: AdminClient) -> None:
+    """AlterConfigs (not incremental): the given configs become the resource's whole set;
+    the ones left out return to their defaults."""
+    t = name()
+    admin.create_topics([NewTopic(t, 1, 1, config={"retention.ms": "3600000", "cleanup.policy": "compact"})])[
+        t].result(10)
+    res = ConfigResource(ConfigResource.Type.TOPIC, t)
+    assert alter_configs(broker, 2, t, {"segment.ms": "600000"}, validate_only=True)[0] == 0
+    assert admin.describe_configs([res])[res].result(10)["retention.ms"].value == "3600000"  # validate only
+    assert alter_configs(broker, 2, t, {"segment.ms": "600000"}) == (0, None)
+    configs = admin.describe_configs([res])[res].result(10)
+    assert configs["segment.ms"].value == "600000"
+    assert configs["retention.ms"].value == "604800000"  # left out: back to the default
+    assert configs["cleanup.policy"].value == "delete"
+    assert alter_configs(broker, 2, t, {"segment.ms": "soon"})[0] == 40  # INVALID_CONFIG
+    assert admin.describe_configs([res])[res].result(10)["segment.ms"].value == "600000"  # nothing changed
+    assert alter_configs(broker, 2, name(), {"segment.ms": "1"})[0] == 3  # UNKNOWN_TOPIC_OR_PARTITION
+    assert alter_configs(broker, 4, "", {"log.retention.bytes": "123456789"}) == (0, None)
+    b = ConfigResource(ConfigResource.Type.BROKER, "0")
+    assert admin.describe_configs([b])[b].result(10)["log.retention.bytes"].value == "123456789"
+    assert alter_configs(broker, 4, "", {"broker.id": "7"})[0] == 40  # not dynamic
+    assert alter_configs(broker, 4, "", {}) == (0, None)
+    assert admin.describe_configs([b])[b].result(10)["log.retention.bytes"].value == "-1"

@@ -5,7 +5,6 @@ none.
 """
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -14,11 +13,9 @@ from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.server.broker import Broker, TopicError
-from moldau.server.config import PROPERTIES, ConfigError, parse_value
+from moldau.server.handlers._alter_configs import BROKER, TOPIC, alter_broker, alter_topic, check_unique
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
-TOPIC = 2
-BROKER = 4
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
@@ -64,43 +61,17 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
     for res in request.resources:
         code, message = ErrorCode.none, None
         try:
-            names = [c.name for c in res.configs]
-            if len(set(names)) != len(names):
-                raise TopicError(ErrorCode.invalid_request, "Duplicate config keys in one resource.")
+            check_unique([c.name for c in res.configs])
             if res.resource_type == TOPIC:
-                state = broker.metadata.topics.get(res.resource_name)
-                if state is None:
-                    raise TopicError(ErrorCode.unknown_topic_or_partition,
-                                     f"Topic {res.resource_name} does not exist.")
-                kinds = {n: s.kind for n, s in TOPIC_CONFIGS.items()}
-                new = _apply(state.configs, res.configs, kinds, lambda n: _topic_default(broker, n))
-                broker.validate_topic_configs(dict(new))
-                if not request.validate_only:
-                    await broker.set_topic_configs(res.resource_name, new)
+                await alter_topic(broker, res.resource_name,
+                                  lambda current, kinds, ops=res.configs: _apply(
+                                      current, ops, kinds, lambda n: _topic_default(broker, n)),
+                                  request.validate_only)
             elif res.resource_type == BROKER:
-                if res.resource_name not in ("", str(broker.broker_id)):
-                    raise TopicError(ErrorCode.invalid_request,
-                                     f"Unexpected broker id {res.resource_name}")
-                kinds = {n: p.kind for n, p in PROPERTIES.items()}
-                new = _apply(broker.metadata.broker_configs, res.configs, kinds,
-                             lambda n: broker.config.describe().get(n))
-                for name, value in new.items():
-                    prop = PROPERTIES.get(name)
-                    if prop is None or not prop.dynamic:
-                        raise TopicError(ErrorCode.invalid_config,
-                                         f"Cannot update {name} dynamically" if prop else f"Unknown config {name}")
-                    try:
-                        parse_value(prop, value)
-                    except ConfigError as exc:
-                        raise TopicError(ErrorCode.invalid_config, str(exc)) from None
-                if not request.validate_only:
-                    await asyncio.to_thread(broker.metadata.save, new)  # stored first, then applied
-                    for name in set(broker.metadata.broker_configs) - set(new):
-                        broker.config.set_dynamic(name, None)
-                    for name, value in new.items():
-                        broker.config.set_dynamic(name, value)
-                    broker.metadata.broker_configs = new
-                    broker.refresh_log_configs()
+                await alter_broker(broker, res.resource_name,
+                                   lambda current, kinds, ops=res.configs: _apply(
+                                       current, ops, kinds, lambda n: broker.config.describe().get(n)),
+                                   request.validate_only)
             else:
                 raise TopicError(ErrorCode.invalid_request, f"Unsupported resource type {res.resource_type}")
         except TopicError as exc:
