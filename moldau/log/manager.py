@@ -155,6 +155,13 @@ class LogManager:
 
     # --- logs -----------------------------------------------------------------------
 
+    def log_dirs(self) -> dict[Path, list[Log]]:
+        """Each log dir with the logs it holds (DescribeLogDirs)."""
+        out: dict[Path, list[Log]] = {d.path: [] for d in self._dirs}
+        for key, log in self._logs.items():
+            out[self._log_dir_of[key].path].append(log)
+        return out
+
     def get(self, topic: str, partition: int) -> Log | None:
         return self._logs.get((topic, partition))
 

@@ -33,6 +33,7 @@ from moldau.server.handlers import (
     describe_cluster,
     describe_configs,
     describe_groups,
+    describe_log_dirs,
     elect_leaders,
     fetch,
     find_coordinator,
@@ -97,6 +98,7 @@ HANDLERS: dict[int, HandlerFn] = {
     ApiKey.ALTER_PARTITION: alter_partition.handle,
     ApiKey.INIT_PRODUCER_ID: init_producer_id.handle,
     ApiKey.ALTER_CONFIGS: alter_configs.handle,
+    ApiKey.DESCRIBE_LOG_DIRS: describe_log_dirs.handle,
 }
 assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
 

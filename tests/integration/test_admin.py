@@ -234,3 +234,40 @@ def test_legacy_alter_configs_replaces_the_whole_set(broker: BrokerProcess, admi
     assert alter_configs(broker, 4, "", {"broker.id": "7"})[0] == 40  # not dynamic
     assert alter_configs(broker, 4, "", {}) == (0, None)
     assert admin.describe_configs([b])[b].result(10)["log.retention.bytes"].value == "-1"
+
+
+def test_describe_log_dirs_with_kafka_python(broker: BrokerProcess, admin: AdminClient) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    t = name()
+    admin.create_topics([NewTopic(t, 2, 1)])[t].result(10)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for _ in range(100):
+        p.produce(t, b"x" * 100, partition=1)
+    assert p.flush(10) == 0
+    kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        everything = kp.describe_log_dirs()
+        only = kp.describe_log_dirs({t: [1]})
+    finally:
+        kp.close()
+
+    def partitions(result: list[dict]) -> dict[tuple[str, int], dict]:  # type: ignore[type-arg]
+        """kafka-python's answer: [{"broker": id, "log_dirs": [{...}]}]."""
+        out = {}
+        assert [r["broker"] for r in result] == [0]
+        for d in result[0]["log_dirs"]:
+            assert d["error_code"] == 0
+            assert d["log_dir"].endswith("logs")
+            assert d["total_bytes"] > 0 and 0 <= d["usable_bytes"] <= d["total_bytes"]
+            for topic in d["topics"]:
+                for part in topic["partitions"]:
+                    out[(topic["name"], part["partition_index"])] = part
+        return out
+
+    all_parts = partitions(everything)
+    assert (t, 0) in all_parts and (t, 1) in all_parts
+    assert all_parts[(t, 0)]["partition_size"] == 0
+    assert all_parts[(t, 1)]["partition_size"] > 100 * 100
+    assert all_parts[(t, 1)]["offset_lag"] == 0
+    assert set(partitions(only)) == {(t, 1)}
