@@ -34,6 +34,7 @@ from moldau.server.handlers import (
     describe_configs,
     describe_groups,
     describe_log_dirs,
+    describe_producers,
     elect_leaders,
     fetch,
     find_coordinator,
@@ -99,6 +100,7 @@ HANDLERS: dict[int, HandlerFn] = {
     ApiKey.INIT_PRODUCER_ID: init_producer_id.handle,
     ApiKey.ALTER_CONFIGS: alter_configs.handle,
     ApiKey.DESCRIBE_LOG_DIRS: describe_log_dirs.handle,
+    ApiKey.DESCRIBE_PRODUCERS: describe_producers.handle,
 }
 assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
 

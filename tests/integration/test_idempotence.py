@@ -51,7 +51,8 @@ class RawProducer:
     def send(self, values: list[bytes], sequence: int, epoch: int | None = None) -> tuple[int, int]:
         """(error code, base offset) of a produce of one batch."""
         batch = build_batch([RecordInput(v) for v in values], producer_id=self.producer_id,
-                            producer_epoch=self.epoch if epoch is None else epoch, base_sequence=sequence)
+                            producer_epoch=self.epoch if epoch is None else epoch, base_sequence=sequence,
+                            timestamp=int(time.time() * 1000))
         with connect(self.broker) as s:
             s.sendall(encode(0, 8, produce_request(self.topic, 0, batch, acks=-1)))
             frame = recv_frame(s)
@@ -210,3 +211,27 @@ def test_kcat_idempotent_producer(broker: BrokerProcess) -> None:
                           input=lines.encode(), capture_output=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert [v for _, v in read_all(broker, topic)] == [b"kc%d" % i for i in range(50)]
+
+
+def test_describe_producers_with_kafka_python(broker: BrokerProcess) -> None:
+    from kafka import TopicPartition as KpPartition
+    from kafka.admin import KafkaAdminClient
+
+    topic = new_topic(broker, partitions=2)
+    a = RawProducer(broker, topic, init_producer_id(broker).producer_id, epoch=3)
+    b = RawProducer(broker, topic, init_producer_id(broker).producer_id)
+    assert a.send([b"a0", b"a1"], 0)[0] == 0
+    assert a.send([b"a2"], 2)[0] == 0
+    assert b.send([b"b0"], 0)[0] == 0
+    kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        states = kp.describe_producers([KpPartition(topic, 0), KpPartition(topic, 1)])
+    finally:
+        kp.close()
+    text = repr(states)
+    active = {p.producer_id: p for p in states[KpPartition(topic, 0)].active_producers}
+    assert set(active) == {a.producer_id, b.producer_id}, text
+    assert (active[a.producer_id].producer_epoch, active[a.producer_id].last_sequence) == (3, 2)
+    assert (active[b.producer_id].producer_epoch, active[b.producer_id].last_sequence) == (0, 0)
+    assert active[a.producer_id].last_timestamp > 0
+    assert list(states[KpPartition(topic, 1)].active_producers) == []

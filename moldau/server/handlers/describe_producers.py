@@ -1,0 +1,37 @@
+"""DescribeProducers (v0): the idempotent producers a partition's leader tracks, with
+each one's epoch, last sequence and last timestamp (Kafka's producer state; there are
+no transactions, so no transaction start offsets). Sent to the partition's leader; other
+brokers answer NOT_LEADER_OR_FOLLOWER, as for produce."""
+from __future__ import annotations
+
+from typing import Any
+
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import RequestHeader, build
+from moldau.server.broker import Broker
+from moldau.server.handlers._common import NO_THROTTLE, response_types
+
+
+def _partition(broker: Broker, t: Any, topic: str, index: int) -> Any:
+    plog = broker.partition_log(topic, index)
+    if plog is None:
+        code = broker.partition_error(topic, index)
+        return build(t.PartitionResponse, partition_index=index, error_code=code, error_message=None,
+                     active_producers=())
+    producers = tuple(
+        build(t.ProducerState, producer_id=pid, producer_epoch=entry.producer_epoch,
+              last_sequence=entry.last_sequence, last_timestamp=entry.last_timestamp,
+              coordinator_epoch=entry.coordinator_epoch, current_txn_start_offset=-1)
+        for pid, entry in sorted(plog.producer_state.producers.items()))
+    return build(t.PartitionResponse, partition_index=index, error_code=ErrorCode.none, error_message=None,
+                 active_producers=producers)
+
+
+async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+    t = response_types(ApiKey.DESCRIBE_PRODUCERS, header.api_version)
+    topics = tuple(
+        build(t.TopicResponse, name=topic.name,
+              partitions=tuple(_partition(broker, t, topic.name, i) for i in topic.partition_indexes))
+        for topic in request.topics)
+    return build(t.DescribeProducersResponse, throttle_time=NO_THROTTLE, topics=topics)
