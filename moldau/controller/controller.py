@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from moldau.controller import election, preferred
+from moldau.controller import election, preferred, reassignment
 from moldau.controller.coordination import (
     BadVersionError,
     BrokerInfo,
@@ -25,8 +25,10 @@ from moldau.controller.coordination import (
     NotControllerError,
     TopicAssignment,
 )
+from moldau.controller.reassignment import ReassignmentError, ReplicaAssignment
 from moldau.protocol import interbroker as ib
 from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
 from moldau.server.broker_client import BrokerConnection
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,22 @@ class PreferredElection:
 class AlterPartition:
     request: Any
     done: asyncio.Future[Any]
+
+
+@dataclass
+class Reassign:
+    """AlterPartitionReassignments: partition -> target replicas (None: cancel)."""
+
+    partitions: dict[TopicPartition, list[int] | None]
+    done: asyncio.Future[dict[TopicPartition, tuple[ErrorCode, str | None]]]
+
+
+@dataclass
+class ListReassignments:
+    """ListPartitionReassignments: the partitions (None: all) whose reassignment is in progress."""
+
+    partitions: list[TopicPartition] | None
+    done: asyncio.Future[dict[TopicPartition, ReplicaAssignment]]
 
 
 @dataclass
@@ -216,6 +234,10 @@ class Controller:
         elif isinstance(event, AlterPartition):
             response = self._on_alter_partition(event.request)
             self._resolve(event.done, response)
+        elif isinstance(event, Reassign):
+            self._resolve(event.done, self._on_reassign(event.partitions))
+        elif isinstance(event, ListReassignments):
+            self._resolve(event.done, self._reassignments(event.partitions))
         elif event == "auto_rebalance":
             self._on_auto_rebalance()
 
@@ -248,6 +270,9 @@ class Controller:
         self._send_update_metadata(set(s.live))
         if c.pending_topic_deletions():
             self._on_topic_deletion()
+        for tp in self._all_partitions():  # reassignments a previous controller left unfinished
+            if tp in s.states and self._replica_assignment(tp).is_reassigning:
+                self._reassign_step(tp)
         del changed
 
     def _on_broker_change(self) -> None:
@@ -399,10 +424,120 @@ class Controller:
             topics_out.append(resp.TopicData(topic_id=topic.topic_id, partitions=tuple(parts_out)))
         if changed:
             self._send_update_metadata(set(s.live))
+        for tp in changed:  # a new replica that joined the ISR may complete a reassignment
+            if self._replica_assignment(tp).is_reassigning:
+                self._reassign_step(tp)
         from moldau.server.handlers._common import NO_THROTTLE
 
         return resp.AlterPartitionResponse(throttle_time=NO_THROTTLE, error_code=ErrorCode.none,
                                            topics=tuple(topics_out))
+
+    # --- partition reassignment (KIP-455; decisions in reassignment.py) ---------------------
+
+    async def submit_reassignment(
+        self, partitions: dict[TopicPartition, list[int] | None]
+    ) -> dict[TopicPartition, tuple[ErrorCode, str | None]]:
+        fut: asyncio.Future[dict[TopicPartition, tuple[ErrorCode, str | None]]] = (
+            asyncio.get_running_loop().create_future())
+        self.enqueue(Reassign(partitions, fut))
+        return await fut
+
+    async def list_reassignments(self, partitions: list[TopicPartition] | None) -> dict[
+            TopicPartition, ReplicaAssignment]:
+        fut: asyncio.Future[dict[TopicPartition, ReplicaAssignment]] = asyncio.get_running_loop().create_future()
+        self.enqueue(ListReassignments(partitions, fut))
+        return await fut
+
+    def _replica_assignment(self, tp: TopicPartition) -> ReplicaAssignment:
+        topic = self.state.topics[tp[0]]
+        return ReplicaAssignment(tuple(topic.partitions.get(tp[1], ())), tuple(topic.adding.get(tp[1], ())),
+                                 tuple(topic.removing.get(tp[1], ())))
+
+    def _write_assignment(self, tp: TopicPartition, ra: ReplicaAssignment) -> None:
+        topic = self.state.topics[tp[0]]
+        partitions, adding, removing = dict(topic.partitions), dict(topic.adding), dict(topic.removing)
+        partitions[tp[1]] = list(ra.replicas)
+        for marks, replicas in ((adding, ra.adding), (removing, ra.removing)):
+            if replicas:
+                marks[tp[1]] = list(replicas)
+            else:
+                marks.pop(tp[1], None)
+        new = TopicAssignment(topic.name, topic.topic_id, partitions, adding, removing)
+        self.coordination.set_assignment(new)
+        self.state.topics[tp[0]] = new
+
+    def _reassignments(self, partitions: list[TopicPartition] | None) -> dict[TopicPartition, ReplicaAssignment]:
+        wanted = partitions if partitions is not None else self._all_partitions()
+        out: dict[TopicPartition, ReplicaAssignment] = {}
+        for tp in wanted:
+            if tp[0] in self.state.topics and tp[1] in self.state.topics[tp[0]].partitions:
+                ra = self._replica_assignment(tp)
+                if ra.is_reassigning:
+                    out[tp] = ra
+        return out
+
+    def _on_reassign(
+        self, requested: dict[TopicPartition, list[int] | None]
+    ) -> dict[TopicPartition, tuple[ErrorCode, str | None]]:
+        s = self.state
+        results: dict[TopicPartition, tuple[ErrorCode, str | None]] = {}
+        for tp, target in requested.items():
+            if tp[0] not in s.topics or tp[1] not in s.topics[tp[0]].partitions or tp not in s.states:
+                results[tp] = (ErrorCode.unknown_topic_or_partition, f"Partition {tp[0]}-{tp[1]} does not exist.")
+                continue
+            if tp[0] in s.deleting:
+                results[tp] = (ErrorCode.unknown_topic_or_partition, f"Topic {tp[0]} is being deleted.")
+                continue
+            current = self._replica_assignment(tp)
+            try:
+                new = reassignment.plan(current, target, set(s.live))
+            except ReassignmentError as exc:
+                results[tp] = (exc.code, exc.message)
+                continue
+            dropped = [b for b in current.replicas if b not in new.replicas]
+            self._write_assignment(tp, new)
+            log.info("controller %d: reassigning %s-%d: %s -> %s (adding %s, removing %s)", self.broker_id,
+                     tp[0], tp[1], list(current.replicas), list(new.target), list(new.adding), list(new.removing))
+            if dropped:  # replaced or cancelled: replicas that were being added go again
+                state, version = s.states[tp]
+                if set(dropped) & set(state.isr) or state.leader in dropped:
+                    self._write_state(tp, reassignment.completed_state(
+                        ReplicaAssignment(new.replicas), state, set(s.live) - s.shutting_down, self.epoch), version)
+                self._stop_replicas(tp, dropped)
+            self._reassign_step(tp)
+            results[tp] = (ErrorCode.none, None)
+        self._send_update_metadata(set(s.live))
+        return results
+
+    def _reassign_step(self, tp: TopicPartition) -> None:
+        """Complete the partition's reassignment if every target replica is in sync, else
+        (re)start it: a new leader epoch, and LeaderAndIsr to every old and new replica."""
+        s = self.state
+        ra = self._replica_assignment(tp)
+        current, version = s.states[tp]
+        if ra.is_reassigning and reassignment.is_complete(ra, current.isr):
+            done = reassignment.completed_state(ra, current, set(s.live) - s.shutting_down, self.epoch)
+            if not self._write_state(tp, done, version):
+                return  # the state moved: the event that moved it comes next
+            self._write_assignment(tp, ReplicaAssignment(ra.target))
+            self._send_leader_and_isr([tp], brokers=set(ra.target))
+            self._stop_replicas(tp, list(ra.removing))
+            self._send_update_metadata(set(s.live))
+            log.info("controller %d: reassignment of %s-%d complete: replicas %s, leader %d", self.broker_id,
+                     tp[0], tp[1], list(ra.target), done.leader)
+            return
+        if self._write_state(tp, reassignment.in_progress_state(current, self.epoch), version):
+            self._send_leader_and_isr([tp], brokers=set(ra.replicas))
+
+    def _stop_replicas(self, tp: TopicPartition, brokers: Iterable[int]) -> None:
+        """StopReplica with deletion: these brokers no longer hold the partition."""
+        for b in brokers:
+            if b in self.state.live:
+                self.channels.send(b, ApiKey.STOP_REPLICA, ib.StopReplicaRequest(
+                    controller_id=self.broker_id, controller_epoch=self.epoch, broker_epoch=-1,
+                    topic_states=(ib.StopReplicaTopicState(topic_name=tp[0], partition_states=(
+                        ib.StopReplicaPartitionState(partition_index=tp[1], leader_epoch=-2,
+                                                     delete_partition=True),)),)))
 
     def _on_auto_rebalance(self) -> None:
         """auto.leader.rebalance.enable: move leaders back to preferred replicas on brokers
@@ -522,11 +657,13 @@ class Controller:
             if tp not in s.states or tp[0] not in s.topics:
                 continue
             state, version = s.states[tp]
-            replicas = s.topics[tp[0]].partitions[tp[1]]
+            topic = s.topics[tp[0]]
+            replicas = topic.partitions[tp[1]]
             ps = ib.LeaderAndIsrPartitionState(
                 partition_index=tp[1], controller_epoch=state.controller_epoch, leader=state.leader,
                 leader_epoch=state.leader_epoch, isr=tuple(state.isr), zk_version=version,
-                replicas=tuple(replicas), adding_replicas=(), removing_replicas=(), is_new=False)
+                replicas=tuple(replicas), adding_replicas=tuple(topic.adding.get(tp[1], ())),
+                removing_replicas=tuple(topic.removing.get(tp[1], ())), is_new=False)
             for b in replicas:
                 if b in brokers and b in s.live:
                     per_broker.setdefault(b, {}).setdefault(tp[0], []).append(ps)

@@ -78,6 +78,9 @@ class TopicAssignment:
     name: str
     topic_id: uuid.UUID
     partitions: dict[int, list[int]] = field(default_factory=dict)  # partition -> replicas
+    # A reassignment in progress (KIP-455): partition -> replicas being added / removed.
+    adding: dict[int, list[int]] = field(default_factory=dict)
+    removing: dict[int, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,8 @@ class EmbeddedCoordination:
                 name,
                 uuid.UUID(t["topic_id"]),
                 {int(p): [int(r) for r in replicas] for p, replicas in t["partitions"].items()},
+                {int(p): [int(r) for r in rs] for p, rs in t.get("adding", {}).items()},
+                {int(p): [int(r) for r in rs] for p, rs in t.get("removing", {}).items()},
             )
             for name, t in raw.get("topics", {}).items()
         }
@@ -127,6 +129,8 @@ class EmbeddedCoordination:
                 name: {
                     "topic_id": str(t.topic_id),
                     "partitions": {str(p): list(r) for p, r in sorted(t.partitions.items())},
+                    "adding": {str(p): list(r) for p, r in sorted(t.adding.items()) if r},
+                    "removing": {str(p): list(r) for p, r in sorted(t.removing.items()) if r},
                 }
                 for name, t in sorted(self._topics.items())
             },

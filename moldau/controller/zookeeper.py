@@ -201,8 +201,8 @@ def encode_topic(assignment: TopicAssignment) -> bytes:
             "version": 3,
             "topic_id": encode_topic_id(assignment.topic_id),
             "partitions": {str(p): list(r) for p, r in sorted(assignment.partitions.items())},
-            "adding_replicas": {},
-            "removing_replicas": {},
+            "adding_replicas": {str(p): list(r) for p, r in sorted(assignment.adding.items()) if r},
+            "removing_replicas": {str(p): list(r) for p, r in sorted(assignment.removing.items()) if r},
         }
     )
 
@@ -213,7 +213,9 @@ def decode_topic(name: str, data: bytes | None) -> TopicAssignment | None:
         return None
     topic_id = decode_topic_id(js["topic_id"]) if js.get("topic_id") else uuid.UUID(int=0)
     partitions = {int(p): [int(r) for r in replicas] for p, replicas in (js.get("partitions") or {}).items()}
-    return TopicAssignment(name, topic_id, dict(sorted(partitions.items())))
+    adding = {int(p): [int(r) for r in rs] for p, rs in (js.get("adding_replicas") or {}).items() if rs}
+    removing = {int(p): [int(r) for r in rs] for p, rs in (js.get("removing_replicas") or {}).items() if rs}
+    return TopicAssignment(name, topic_id, dict(sorted(partitions.items())), adding, removing)
 
 
 def encode_partition_state(state: LeaderAndIsr) -> bytes:

@@ -5,6 +5,7 @@ import datetime
 import sys
 from functools import cache
 from types import ModuleType
+from typing import Any
 
 from moldau.protocol.apis import response_type
 
@@ -22,3 +23,15 @@ def timestamp_field(ms: int) -> datetime.datetime | None:
     if ms < 0:
         return None
     return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+
+
+def timeout_seconds(timeout: datetime.timedelta | int) -> float:
+    """A request's timeout field (kio gives a timedelta) in seconds, at least a second."""
+    seconds = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else timeout / 1000
+    return max(seconds, 1.0)
+
+
+def active_controller(broker: object) -> Any:
+    """This broker's controller if it is the active one, else None (NOT_CONTROLLER)."""
+    controller = getattr(broker, "controller", None)
+    return controller if controller is not None and controller.active else None

@@ -1,0 +1,133 @@
+"""Partition reassignment with a real ZooKeeper, three brokers and kafka-python's admin
+client: a partition moves to other brokers with its data, its replication factor grows
+and shrinks, removed replicas delete their copy, and the move shows in ZooKeeper and in
+ListPartitionReassignments while it is in progress."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+from kafka import TopicPartition as KpPartition
+from kafka.admin import KafkaAdminClient
+from kazoo.client import KazooClient  # type: ignore[import-untyped]
+
+from tests.cluster.test_cluster import Cluster, wait_for
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, 3, {"replica.lag.time.max.ms": "2000"})
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop_all()
+        if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+            print(c.logs())
+
+
+def replicas_and_isr(cluster: Cluster, topic: str) -> tuple[list[int], list[int]]:
+    p = cluster.admin().list_topics(topic, timeout=5).topics[topic].partitions[0]
+    return list(p.replicas), sorted(p.isrs)
+
+
+def produce(cluster: Cluster, topic: str, values: list[bytes]) -> None:
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for v in values:
+        p.produce(topic, v, partition=0)
+    assert p.flush(30) == 0
+
+
+def consume_all(cluster: Cluster, topic: str, n: int) -> list[bytes]:
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "r", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got: list[bytes] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(got) < n and time.monotonic() < deadline:
+            for m in c.consume(1000, 0.5):
+                if not m.error():
+                    got.append(m.value())
+    finally:
+        c.close()
+    return got
+
+
+def test_move_grow_and_shrink_a_partition(cluster: Cluster) -> None:
+    topic = f"re-{uuid.uuid4().hex[:8]}"
+    admin = cluster.admin()
+    admin.create_topics([NewTopic(topic, 1, replica_assignment=[[0]])])[topic].result(20)
+    wait_for(lambda: replicas_and_isr(cluster, topic) == ([0], [0]), 15, "the topic on broker 0")
+    values = [b"v%04d" % i for i in range(500)]
+    produce(cluster, topic, values)
+    kp = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=20000)
+    zk = KazooClient(hosts=cluster.zk.connect)
+    zk.start()
+    try:
+        # Move: broker 0 -> brokers 1 and 2 (RF 1 -> 2, leader moves away from 0).
+        assert kp.alter_partition_reassignments({KpPartition(topic, 0): [1, 2]}) == {KpPartition(topic, 0): None}
+        wait_for(lambda: replicas_and_isr(cluster, topic) == ([1, 2], [1, 2]), 30, "the move to complete")
+        assert cluster.leader(topic, 0) == 1
+        znode = json.loads(zk.get(f"/brokers/topics/{topic}")[0])
+        assert znode["partitions"] == {"0": [1, 2]}
+        assert not znode["adding_replicas"] and not znode["removing_replicas"]
+        assert kp.list_partition_reassignments() == {}
+        wait_for(lambda: not (cluster.brokers[0].data_dir / "logs" / f"{topic}-0").exists(), 15,
+                 "broker 0 to delete its copy")
+        assert consume_all(cluster, topic, len(values)) == values
+        # Grow to all three, then shrink back to one replica on broker 2.
+        kp.alter_partition_reassignments({KpPartition(topic, 0): [2, 1, 0]})
+        wait_for(lambda: replicas_and_isr(cluster, topic) == ([2, 1, 0], [0, 1, 2]), 30, "RF 3")
+        more = [b"w%04d" % i for i in range(100)]
+        produce(cluster, topic, more)
+        kp.alter_partition_reassignments({KpPartition(topic, 0): [2]})
+        wait_for(lambda: replicas_and_isr(cluster, topic) == ([2], [2]), 30, "RF 1 on broker 2")
+        assert cluster.leader(topic, 0) == 2
+        assert consume_all(cluster, topic, len(values) + len(more)) == values + more
+        files = [(b.data_dir / "logs" / f"{topic}-0").exists() for b in cluster.brokers]
+        wait_for(lambda: [(b.data_dir / "logs" / f"{topic}-0").exists() for b in cluster.brokers]
+                 == [False, False, True], 15, f"only broker 2 to keep a copy (now {files})")
+    finally:
+        kp.close()
+        zk.stop()
+        zk.close()
+
+
+def test_an_unfinished_move_is_listed_and_can_be_cancelled(cluster: Cluster) -> None:
+    topic = f"re-{uuid.uuid4().hex[:8]}"
+    admin = cluster.admin()
+    admin.create_topics([NewTopic(topic, 1, replica_assignment=[[0, 1]])])[topic].result(20)
+    wait_for(lambda: replicas_and_isr(cluster, topic) == ([0, 1], [0, 1]), 15, "the topic on brokers 0 and 1")
+    produce(cluster, topic, [b"x%d" % i for i in range(50)])
+    cluster.brokers[2].kill()  # the target broker is down: the move cannot complete
+    wait_for(lambda: 2 not in {b.id for b in cluster.admin().list_topics(timeout=5).brokers.values()}, 30,
+             "broker 2 to be gone")
+    kp = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=20000)
+    try:
+        # Broker 2 is not alive: a target that adds it is refused...
+        result = kp.alter_partition_reassignments({KpPartition(topic, 0): [1, 2]})
+        assert result[KpPartition(topic, 0)].errno == 39, result  # INVALID_REPLICA_ASSIGNMENT
+        cluster.brokers[2].start()
+        wait_for(lambda: 2 in {b.id for b in cluster.admin().list_topics(timeout=5).brokers.values()}, 30,
+                 "broker 2 back")
+        cluster.brokers[2].proc.send_signal(19)  # SIGSTOP: alive in ZooKeeper for now, cannot catch up
+        kp.alter_partition_reassignments({KpPartition(topic, 0): [1, 2]})
+        ongoing = kp.list_partition_reassignments()
+        assert KpPartition(topic, 0) in ongoing, ongoing
+        entry = ongoing[KpPartition(topic, 0)]
+        assert (sorted(entry["replicas"]), entry["adding_replicas"], entry["removing_replicas"]) == (
+            [0, 1, 2], [2], [0])
+        assert kp.alter_partition_reassignments({KpPartition(topic, 0): None}) == {KpPartition(topic, 0): None}
+        wait_for(lambda: replicas_and_isr(cluster, topic)[0] in ([0, 1], [1, 0]), 15, "the original replicas")
+        assert kp.list_partition_reassignments() == {}
+        bad = kp.alter_partition_reassignments({KpPartition(topic, 0): None})  # nothing left to cancel
+        assert bad[KpPartition(topic, 0)].errno == 85, bad  # NO_REASSIGNMENT_IN_PROGRESS
+    finally:
+        cluster.brokers[2].proc.send_signal(18)  # SIGCONT
+        kp.close()
