@@ -131,3 +131,28 @@ def test_an_unfinished_move_is_listed_and_can_be_cancelled(cluster: Cluster) -> 
     finally:
         cluster.brokers[2].proc.send_signal(18)  # SIGCONT
         kp.close()
+
+
+def test_a_new_controller_finishes_a_move_the_old_one_started(cluster: Cluster) -> None:
+    topic = f"re-{uuid.uuid4().hex[:8]}"
+    controller = cluster.controller_id()
+    others = [b for b in range(3) if b != controller]
+    source, target = others[0], others[1]
+    admin = cluster.admin()
+    admin.create_topics([NewTopic(topic, 1, replica_assignment=[[source]])])[topic].result(20)
+    wait_for(lambda: replicas_and_isr(cluster, topic) == ([source], [source]), 15, "the topic")
+    values = [b"c%03d" % i for i in range(200)]
+    produce(cluster, topic, values)
+    target_proc = cluster.brokers[target].proc
+    assert target_proc is not None
+    target_proc.send_signal(19)  # SIGSTOP: the new replica cannot catch up yet
+    kp = KafkaAdminClient(bootstrap_servers=cluster.brokers[source].bootstrap, request_timeout_ms=20000)
+    try:
+        assert kp.alter_partition_reassignments({KpPartition(topic, 0): [target]}) == {KpPartition(topic, 0): None}
+    finally:
+        kp.close()
+    cluster.brokers[controller].kill()
+    wait_for(lambda: cluster.controller_id() not in (controller, -1), 30, "a new controller")
+    target_proc.send_signal(18)  # SIGCONT: the new replica catches up under the new controller
+    wait_for(lambda: replicas_and_isr(cluster, topic) == ([target], [target]), 40, "the move to complete")
+    assert consume_all(cluster, topic, len(values)) == values
