@@ -5,6 +5,8 @@ ListPartitionReassignments while it is in progress."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from kafka.admin import KafkaAdminClient
 from kazoo.client import KazooClient  # type: ignore[import-untyped]
 
 from tests.cluster.test_cluster import Cluster, wait_for
+from tests.helpers import env_with_repo_on_path
 
 
 @pytest.fixture
@@ -156,3 +159,31 @@ def test_a_new_controller_finishes_a_move_the_old_one_started(cluster: Cluster) 
     target_proc.send_signal(18)  # SIGCONT: the new replica catches up under the new controller
     wait_for(lambda: replicas_and_isr(cluster, topic) == ([target], [target]), 40, "the move to complete")
     assert consume_all(cluster, topic, len(values)) == values
+
+
+def moldau(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "moldau.cli.main", *args], capture_output=True, text=True,
+                          timeout=120, env=env_with_repo_on_path())
+
+
+def test_the_reassign_command(cluster: Cluster) -> None:
+    topic = f"re-{uuid.uuid4().hex[:8]}"
+    cluster.admin().create_topics([NewTopic(topic, 2, replica_assignment=[[0], [1]])])[topic].result(20)
+    wait_for(lambda: replicas_and_isr(cluster, topic) == ([0], [0]), 15, "the topic")
+    produce(cluster, topic, [b"q%d" % i for i in range(100)])
+    b = ["--bootstrap-server", cluster.bootstrap, "--timeout", "10"]
+    done = moldau("reassign", *b, f"{topic}:0=2,1", f"{topic}:1=0", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "started 2 of 2 reassignment(s)" in done.stdout and "all done" in done.stdout
+    assert replicas_and_isr(cluster, topic) == ([2, 1], [1, 2])
+    listed = moldau("reassign", *b, "--list")
+    assert listed.returncode == 0 and "no reassignments in progress" in listed.stdout
+    refused = moldau("reassign", *b, f"{topic}:0=7", f"{topic}:9=1", "--cancel", f"{topic}:1")
+    assert refused.returncode == 1
+    assert f"{topic}:0: INVALID_REPLICA_ASSIGNMENT" in refused.stdout
+    assert f"{topic}:9: UNKNOWN_TOPIC_OR_PARTITION" in refused.stdout
+    assert f"{topic}:1: NO_REASSIGNMENT_IN_PROGRESS" in refused.stdout
+    bad = moldau("reassign", *b, f"{topic}:0=1,1")
+    assert bad.returncode == 2 and "distinct" in bad.stderr
+    nobody = moldau("reassign", "--bootstrap-server", "127.0.0.1:1", "--timeout", "2", "--list")
+    assert nobody.returncode != 0 and nobody.stderr.startswith("moldau: error:") and "Traceback" not in nobody.stderr
