@@ -97,6 +97,8 @@ PROPERTIES: dict[str, Prop] = {
         _p("offsets.topic.replication.factor", "int", 3, minimum=1),
         _p("offsets.topic.segment.bytes", "int", 104857600, minimum=14),
         _p("producer.id.expiration.ms", "int", 86400000, minimum=1, dynamic=True),
+        _p("max.incremental.fetch.session.cache.slots", "int", 1000, minimum=0),
+        _p("min.incremental.fetch.session.eviction.ms", "int", 120000, minimum=0),
         _p("producer.id.expiration.check.interval.ms", "int", 600000, minimum=1),
         _p("offsets.retention.minutes", "int", 10080, minimum=1),
         _p("offsets.retention.check.interval.ms", "long", 600000, minimum=1),
