@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from moldau import __version__
-from moldau.cli import cluster, consume, groups, produce, reassign, topics
+from moldau.cli import cluster, consume, groups, produce, reassign, topics, users
 from moldau.cli.common import CliError, exception_text, kafka_error, resolve_topic, warn
 
 Command = Callable[[argparse.Namespace], int]
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_parsers(subparsers)
     groups.add_parsers(subparsers)
     cluster.add_parsers(subparsers)
+    users.add_parsers(subparsers)
     reassign.add_parsers(subparsers)
     return parser
 

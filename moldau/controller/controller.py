@@ -14,13 +14,14 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moldau.controller import election, preferred, reassignment
 from moldau.controller.coordination import (
     BadVersionError,
     BrokerInfo,
     Coordination,
+    Endpoint,
     LeaderAndIsr,
     NotControllerError,
     TopicAssignment,
@@ -30,6 +31,9 @@ from moldau.protocol import interbroker as ib
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.server.broker_client import BrokerConnection
+
+if TYPE_CHECKING:
+    from moldau.server.security.listener import InterBrokerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,19 @@ class ControllerState:
     deleting: set[str] = field(default_factory=set)
 
 
+# Kafka's SecurityProtocol ids, as UpdateMetadata carries them.
+SECURITY_PROTOCOL_IDS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
+
+
+def inter_broker_endpoint(info: BrokerInfo, listener: str | None) -> Endpoint:
+    """Where other brokers reach `info`: its endpoint on the inter-broker listener (its
+    first endpoint if it has none by that name: a broker of an older configuration)."""
+    for ep in info.endpoints:
+        if ep.listener == listener:
+            return ep
+    return info.endpoints[0]
+
+
 class ChannelManager:
     """One ordered sender per broker (Kafka's ControllerChannelManager).
 
@@ -86,9 +103,11 @@ class ChannelManager:
     hand their work to the event loop in call order, so sends stay ordered per broker.
     """
 
-    def __init__(self, controller_id: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, controller_id: int, loop: asyncio.AbstractEventLoop,
+                 inter_broker: InterBrokerSecurity | None = None) -> None:
         self.controller_id = controller_id
         self._loop = loop
+        self.inter_broker = inter_broker
         self._queues: dict[int, asyncio.Queue[tuple[int, Any]]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._endpoints: dict[int, tuple[str, int]] = {}
@@ -103,7 +122,7 @@ class ChannelManager:
         self._loop.call_soon_threadsafe(self._send, broker_id, api_key, request)
 
     def _add_broker(self, info: BrokerInfo) -> None:
-        ep = info.endpoints[0]
+        ep = inter_broker_endpoint(info, self.inter_broker.listener if self.inter_broker else None)
         if self._endpoints.get(info.broker_id) == (ep.host, ep.port) and info.broker_id in self._tasks:
             return
         self._remove_broker(info.broker_id)
@@ -126,7 +145,7 @@ class ChannelManager:
             queue.put_nowait((api_key, request))
 
     async def _sender(self, broker_id: int, host: str, port: int, queue: asyncio.Queue[tuple[int, Any]]) -> None:
-        conn = BrokerConnection(host, port, f"controller-{self.controller_id}")
+        conn = BrokerConnection(host, port, f"controller-{self.controller_id}", self.inter_broker)
         try:
             while True:
                 api_key, request = await queue.get()
@@ -158,6 +177,7 @@ class Controller:
         *,
         unclean_leader_election: Callable[[str], bool],
         imbalance_percentage: int = 10,
+        inter_broker: InterBrokerSecurity | None = None,
     ) -> None:
         self.imbalance_percentage = imbalance_percentage
         self.broker_id = broker_id
@@ -167,7 +187,8 @@ class Controller:
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.state = ControllerState()
         self._loop = asyncio.get_running_loop()
-        self.channels = ChannelManager(broker_id, self._loop)
+        self.inter_broker_listener = inter_broker.listener if inter_broker else None
+        self.channels = ChannelManager(broker_id, self._loop, inter_broker)
         self._task: asyncio.Task[None] | None = None
         self.active = True
 
@@ -668,9 +689,9 @@ class Controller:
                 if b in brokers and b in s.live:
                     per_broker.setdefault(b, {}).setdefault(tp[0], []).append(ps)
         leaders = {st.leader for st, _ in s.states.values() if st.leader in s.live}
+        endpoints = {b: inter_broker_endpoint(s.live[b], self.inter_broker_listener) for b in leaders}
         live_leaders = tuple(
-            ib.LeaderAndIsrLiveLeader(broker_id=b, host_name=s.live[b].endpoints[0].host,
-                                      port=s.live[b].endpoints[0].port)
+            ib.LeaderAndIsrLiveLeader(broker_id=b, host_name=endpoints[b].host, port=endpoints[b].port)
             for b in sorted(leaders))
         for b, topics in per_broker.items():
             self.channels.send(b, ApiKey.LEADER_AND_ISR, ib.LeaderAndIsrRequest(
@@ -700,8 +721,9 @@ class Controller:
         brokers = tuple(
             ib.UpdateMetadataBroker(
                 id=info.broker_id,
-                endpoints=tuple(ib.UpdateMetadataEndpoint(port=e.port, host=e.host, listener=e.listener,
-                                                          security_protocol=0) for e in info.endpoints),
+                endpoints=tuple(ib.UpdateMetadataEndpoint(
+                    port=e.port, host=e.host, listener=e.listener,
+                    security_protocol=SECURITY_PROTOCOL_IDS.get(e.security_protocol, 0)) for e in info.endpoints),
                 rack=info.rack)
             for info in sorted(s.live.values(), key=lambda i: i.broker_id))
         return ib.UpdateMetadataRequest(controller_id=self.broker_id, controller_epoch=self.epoch, broker_epoch=-1,

@@ -19,6 +19,8 @@ Kafka's znode layout, which the ZooKeeper backend follows exactly::
                                                    "controller_epoch":C,"isr":[..]}
     /config/topics/<topic>                        {"version":1,"config":{"k":"v"}}
     /config/brokers/<default>                     {"version":1,"config":{"k":"v"}}
+    /config/users/<user, URL-encoded>             {"version":1,"config":{"SCRAM-SHA-256":
+                                                   "salt=..,stored_key=..,server_key=..,iterations=4096"}}
     /config/changes/config_change_<seq>           (sequential) {"version":2,"entity_path":"topics/<t>"}
     /admin/delete_topics/<topic>                  (empty)
 
@@ -164,6 +166,17 @@ class Coordination(Protocol):
 
     def set_broker_configs(self, configs: dict[str, str]) -> None:
         """Write /config/brokers/<default> and a /config/changes notification."""
+
+    # --- SCRAM credentials (Kafka's /config/users/<user>) -------------------------------
+    def user_scram_credentials(self, user: str) -> dict[str, str]:
+        """The user's SCRAM credentials: mechanism name -> Kafka's credential string."""
+
+    def set_user_scram_credentials(self, user: str, credentials: dict[str, str]) -> None:
+        """Replace the user's SCRAM credentials (other user configs, e.g. quotas, stay);
+        an empty dict removes them. Writes a /config/changes notification."""
+
+    def scram_users(self) -> dict[str, dict[str, str]]:
+        """Every user with at least one SCRAM credential, with its credentials."""
 
     # --- producer ids ---------------------------------------------------------------------
     def allocate_producer_ids(self, broker_id: int, count: int) -> tuple[int, int]:

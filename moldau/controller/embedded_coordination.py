@@ -23,7 +23,8 @@ File format (version 1)::
      "topic_configs": {"<t>": {"k": "v"}},
      "partition_states": {"<t>": {"0": {"leader": 1, "leader_epoch": 0, "isr": [1],
                                         "controller_epoch": 3, "version": 0}}},
-     "pending_deletions": ["<t>"]}
+     "pending_deletions": ["<t>"],
+     "user_configs": {"<user>": {"SCRAM-SHA-256": "salt=..,stored_key=..,server_key=..,iterations=4096"}}}
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class EmbeddedCoordination:
         self._topics: dict[str, TopicAssignment] = {}
         self._topic_configs: dict[str, dict[str, str]] = {}
         self._broker_configs: dict[str, str] = {}
+        self._user_configs: dict[str, dict[str, str]] = {}  # SCRAM credentials by user
         self._next_producer_id = 0
         self._partition_states: dict[str, dict[int, tuple[LeaderAndIsr, int]]] = {}
         self._pending_deletions: list[str] = []
@@ -107,6 +109,7 @@ class EmbeddedCoordination:
         }
         self._topic_configs = {name: dict(c) for name, c in raw.get("topic_configs", {}).items()}
         self._broker_configs = dict(raw.get("broker_configs", {}))
+        self._user_configs = {name: dict(c) for name, c in raw.get("user_configs", {}).items()}
         self._next_producer_id = int(raw.get("next_producer_id", 0))
         self._partition_states = {
             name: {
@@ -136,6 +139,7 @@ class EmbeddedCoordination:
             },
             "topic_configs": {name: dict(c) for name, c in sorted(self._topic_configs.items())},
             "broker_configs": dict(sorted(self._broker_configs.items())),
+            "user_configs": {name: dict(c) for name, c in sorted(self._user_configs.items())},
             "partition_states": {
                 name: {
                     str(p): {
@@ -348,6 +352,26 @@ class EmbeddedCoordination:
             self._broker_configs = dict(configs)
             self._persist()
         self._notify(self._config_watches)
+
+    def user_scram_credentials(self, user: str) -> dict[str, str]:
+        with self._lock:
+            self._require_open()
+            return dict(self._user_configs.get(user, {}))
+
+    def set_user_scram_credentials(self, user: str, credentials: dict[str, str]) -> None:
+        with self._lock:
+            self._require_open()
+            if credentials:
+                self._user_configs[user] = dict(credentials)
+            else:
+                self._user_configs.pop(user, None)
+            self._persist()
+        self._notify(self._config_watches)
+
+    def scram_users(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            self._require_open()
+            return {name: dict(c) for name, c in self._user_configs.items() if c}
 
     def watch_config_changes(self, callback: EventCallback) -> None:
         with self._lock:

@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote, unquote
 
 from kazoo.client import KazooClient, TransactionRequest  # type: ignore[import-untyped]
 from kazoo.exceptions import (  # type: ignore[import-untyped]
@@ -77,6 +78,8 @@ TOPICS = "/brokers/topics"
 CONFIG_TOPICS = "/config/topics"
 CONFIG_CHANGES = "/config/changes"
 CONFIG_BROKER_DEFAULT = "/config/brokers/<default>"
+CONFIG_USERS = "/config/users"
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 CONFIG_CHANGE_PREFIX = "config_change_"
 DELETE_TOPICS = "/admin/delete_topics"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
@@ -246,6 +249,16 @@ def decode_topic_config(data: bytes | None) -> dict[str, str]:
 
 def encode_config_change(topic: str) -> bytes:
     return _dumps({"version": 2, "entity_path": f"topics/{topic}"})
+
+
+def sanitize_user(user: str) -> str:
+    """Kafka's `Sanitizer.sanitize`: URL-encoding (as Java's URLEncoder, which leaves only
+    letters, digits and `.-_*` alone), with `*` as %2A and a space as %20."""
+    return quote(user, safe="").replace("~", "%7E").replace("*", "%2A")
+
+
+def user_config_path(user: str) -> str:
+    return f"{CONFIG_USERS}/{sanitize_user(user)}"
 
 
 def split_chroot(connect: str) -> tuple[str, str]:
@@ -706,6 +719,48 @@ class ZooKeeperCoordination:
             else:
                 raise CoordinationError("set broker configs: kept racing with another writer")
             self._purge_config_changes()
+
+    def user_scram_credentials(self, user: str) -> dict[str, str]:
+        with self._errors(f"credentials of {user}"):
+            got = self._get(user_config_path(user))
+            configs = {} if got is None else decode_topic_config(got[0])
+            return {k: v for k, v in configs.items() if k in SCRAM_MECHANISMS}
+
+    def set_user_scram_credentials(self, user: str, credentials: dict[str, str]) -> None:
+        path = user_config_path(user)
+        with self._errors(f"set credentials of {user}"):
+            self._client.ensure_path(CONFIG_USERS)
+            for _ in range(5):
+                got = self._get(path)
+                configs = {} if got is None else decode_topic_config(got[0])
+                configs = {k: v for k, v in configs.items() if k not in SCRAM_MECHANISMS} | credentials
+                tx = self._client.transaction()
+                if got is None:
+                    tx.create(path, encode_topic_config(configs))
+                else:
+                    tx.set_data(path, encode_topic_config(configs), version=got[1].version)
+                tx.create(f"{CONFIG_CHANGES}/{CONFIG_CHANGE_PREFIX}",
+                          _dumps({"version": 2, "entity_path": f"users/{sanitize_user(user)}"}), sequence=True)
+                error = self._first_error(self._commit(tx))
+                if error is None:
+                    break
+                if not isinstance(error, NodeExistsError | NoNodeError | ZkBadVersionError):
+                    raise error
+            else:
+                raise CoordinationError(f"set credentials of {user}: kept racing with another writer")
+            self._purge_config_changes()
+
+    def scram_users(self) -> dict[str, dict[str, str]]:
+        with self._errors("SCRAM users"):
+            names = self._children(CONFIG_USERS)
+            found = self._get_many([f"{CONFIG_USERS}/{n}" for n in names])
+            out: dict[str, dict[str, str]] = {}
+            for name, got in zip(names, found, strict=True):
+                configs = {} if got is None else decode_topic_config(got[0])
+                credentials = {k: v for k, v in configs.items() if k in SCRAM_MECHANISMS}
+                if credentials:
+                    out[unquote(name)] = credentials
+            return out
 
     def _purge_config_changes(self) -> None:
         changes = self._children(CONFIG_CHANGES)

@@ -45,6 +45,7 @@ class RequestHeader(NamedTuple):
     correlation_id: int
     client_id: str | None
     client_host: str = ""  # filled in by the server: the peer's address
+    listener: str = ""  # filled in by the server: the listener the client connected to
 
 
 class FrameDecoder:

@@ -45,7 +45,8 @@ class ReplicaFetcher:
         self.partitions: dict[TopicPartition, FollowedPartition] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._conn = BrokerConnection(host, port, f"replica-fetcher-{broker.broker_id}-{leader_id}")
+        self._conn = BrokerConnection(host, port, f"replica-fetcher-{broker.broker_id}-{leader_id}",
+                                      broker.inter_broker)
         self._failures = 0
 
     def start(self) -> None:

@@ -206,7 +206,8 @@ class ReplicaManager:
         if self._controller_conn is None or self._controller_addr != addr:
             if self._controller_conn is not None:
                 self._controller_conn.close()
-            self._controller_conn = BrokerConnection(addr[0], addr[1], f"broker-{broker.broker_id}")
+            self._controller_conn = BrokerConnection(addr[0], addr[1], f"broker-{broker.broker_id}",
+                                                     broker.inter_broker)
             self._controller_addr = addr
         return await self._controller_conn.request(api_key, version, request, timeout=10.0)
 

@@ -250,8 +250,21 @@ class Broker:
     async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         raise NotImplementedError
 
-    async def group_coordinator_node(self, group_id: str) -> tuple[int, str, int] | None:
-        """(broker id, host, port) of the coordinator of a group, or None while unknown."""
+    async def group_coordinator_node(self, group_id: str, listener: str = "") -> tuple[int, str, int] | None:
+        """(broker id, host, port) of the coordinator of a group on `listener` (default:
+        the inter-broker listener), or None while unknown."""
+        raise NotImplementedError
+
+    # --- SCRAM credentials (blocking: handlers call these in a thread) ----------------
+
+    def scram_users(self) -> dict[str, dict[str, str]]:
+        """user -> {mechanism: Kafka's credential string}; TopicError if unavailable."""
+        raise NotImplementedError
+
+    def scram_credentials(self, user: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def set_scram_credentials(self, user: str, credentials: dict[str, str]) -> None:
         raise NotImplementedError
 
     async def start(self) -> None:
@@ -293,8 +306,9 @@ class Broker:
         """Why partition_log gave nothing: unknown partition, no leader, or not the leader."""
         raise NotImplementedError
 
-    def live_brokers(self) -> list[tuple[int, str, int, str | None]]:
-        """(id, host, port, rack) of every live broker, for Metadata and DescribeCluster."""
+    def live_brokers(self, listener: str = "") -> list[tuple[int, str, int, str | None]]:
+        """(id, host, port, rack) of every live broker on `listener` (the one the client
+        connected to; default: the inter-broker listener), for Metadata and DescribeCluster."""
         raise NotImplementedError
 
     def controller_id(self) -> int:

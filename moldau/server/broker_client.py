@@ -1,5 +1,8 @@
-"""Outgoing Kafka connections from one broker to another (controller requests now,
-replica fetchers later): requests are pipelined and answers matched in order."""
+"""Outgoing Kafka connections from one broker to another (the controller's requests, the
+replica fetchers, AlterPartition and ControlledShutdown): requests are pipelined and
+answers matched in order. They use the inter-broker listener's security: TLS with its
+trust store (and its key store as client certificate), then SASL (SaslHandshake v1 and
+SaslAuthenticate v2, as a Kafka client does) with the broker's own JAAS credentials."""
 from __future__ import annotations
 
 import asyncio
@@ -9,11 +12,16 @@ import logging
 import struct
 from collections import deque
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kio.serial import entity_reader, entity_writer
 
 from moldau.protocol.apis import ApiKey, is_flexible, request_type, response_type
+from moldau.server.security.errors import SaslError
+from moldau.server.security.scram import MECHANISMS, ScramClient
+
+if TYPE_CHECKING:
+    from moldau.server.security.listener import InterBrokerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +57,9 @@ def decode_response(api_key: int, version: int, frame: bytes) -> tuple[int, Any]
 
 
 class BrokerConnection:
-    def __init__(self, host: str, port: int, client_id: str) -> None:
+    def __init__(self, host: str, port: int, client_id: str, security: InterBrokerSecurity | None = None) -> None:
         self.host, self.port, self.client_id = host, port, client_id
+        self.security = security
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: deque[tuple[int, int, int, asyncio.Future[Any]]] = deque()
@@ -59,9 +68,53 @@ class BrokerConnection:
         self._lock = asyncio.Lock()
 
     async def _connect(self, timeout: float) -> None:
-        self._reader, self._writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port), timeout)
+        security = self.security
+        context = security.ssl_context if security is not None else None
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            self.host, self.port, ssl=context, server_hostname=self.host if context is not None else None), timeout)
+        if security is not None and security.sasl:
+            try:
+                await asyncio.wait_for(self._authenticate(reader, writer, security), timeout)
+            except BaseException:
+                writer.close()
+                raise
+        self._reader, self._writer = reader, writer
         self._read_task = asyncio.get_running_loop().create_task(self._read_loop())
+
+    async def _authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            security: InterBrokerSecurity) -> None:
+        where = f"{self.host}:{self.port}"
+
+        async def round_trip(api_key: int, version: int, request: Any) -> Any:
+            correlation_id = next(self._ids)
+            writer.write(encode_request(api_key, version, correlation_id, self.client_id, request))
+            size = struct.unpack(">i", await reader.readexactly(4))[0]
+            got_id, response = decode_response(api_key, version, await reader.readexactly(size))
+            if got_id != correlation_id:
+                raise ConnectionError(f"{where}: correlation id {got_id} != {correlation_id}")
+            return response
+
+        async def authenticate(token: bytes) -> bytes:
+            request = request_type(ApiKey.SASL_AUTHENTICATE, 2)(auth_bytes=token)
+            response = await round_trip(ApiKey.SASL_AUTHENTICATE, 2, request)
+            if response.error_code != 0:
+                raise ConnectionError(f"SASL {mechanism} authentication to {where} failed: {response.error_message}")
+            return bytes(response.auth_bytes)
+
+        mechanism, username, password = security.mechanism, security.username or "", security.password or ""
+        handshake = await round_trip(ApiKey.SASL_HANDSHAKE, 1, request_type(ApiKey.SASL_HANDSHAKE, 1)(
+            mechanism=mechanism))
+        if handshake.error_code != 0:
+            raise ConnectionError(f"{where} does not accept SASL {mechanism} (enabled: "
+                                  f"{', '.join(handshake.mechanisms)})")
+        if mechanism == "PLAIN":
+            await authenticate(f"\x00{username}\x00{password}".encode())
+            return
+        client = ScramClient(MECHANISMS[str(mechanism)], username, password)
+        try:
+            client.verify(await authenticate(client.final(await authenticate(client.first()))))
+        except SaslError as exc:
+            raise ConnectionError(f"SASL {mechanism} authentication to {where} failed: {exc}") from None
 
     async def _read_loop(self) -> None:
         assert self._reader is not None

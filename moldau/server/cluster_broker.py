@@ -34,8 +34,12 @@ from moldau.protocol.errors import ErrorCode
 from moldau.replication.replica_manager import ReplicaManager
 from moldau.server.broker import OFFSETS_TOPIC, Broker, TopicError, _new_cluster_id, _replay
 from moldau.server.broker_client import BrokerConnection
-from moldau.server.config import BrokerConfig
+from moldau.server.config import BrokerConfig, Listener
+from moldau.server.network import Handler, KafkaConnection
 from moldau.server.producer_ids import ProducerIdManager
+from moldau.server.security.authenticator import SaslServerAuthenticator
+from moldau.server.security.listener import ListenerSecurity
+from moldau.server.security.scram import ScramCredential
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +59,19 @@ def _coordination_errors_as_topic_errors(method: Callable[..., Any]) -> Callable
 
 class MetadataCache:
     """What the controller last told this broker (UpdateMetadata), in the shape the
-    request handlers read: topics, topic ids, cluster id."""
+    request handlers read: topics, topic ids, cluster id, and every live broker's endpoint
+    per listener (a client is told the endpoints of the listener it connected to)."""
 
-    def __init__(self) -> None:
+    def __init__(self, inter_broker_listener: str = "PLAINTEXT") -> None:
         self.cluster_id = ""
         self.topics: dict[str, TopicState] = {}
         self.topics_by_id: dict[uuid.UUID, TopicState] = {}
+        self.inter_broker_listener = inter_broker_listener
+        # broker id -> (host, port, rack) on the inter-broker listener: where this broker
+        # reaches the others.
         self.brokers: dict[int, tuple[str, int, str | None]] = {}
+        self.endpoints: dict[int, dict[str, tuple[str, int]]] = {}  # broker id -> listener -> (host, port)
+        self.racks: dict[int, str | None] = {}
         self.controller_id = -1
         self.broker_configs: dict[str, str] = {}
         self.on_save: Any = None
@@ -85,8 +95,17 @@ class MetadataCache:
             topics[topic.name] = topic
         self.topics = topics
         self.topics_by_id = {t.topic_id: t for t in topics.values()}
-        self.brokers = {b.id: (b.endpoints[0].host, b.endpoints[0].port, b.rack) for b in request.live_brokers}
+        self.endpoints = {b.id: {e.listener: (e.host, e.port) for e in b.endpoints} for b in request.live_brokers}
+        self.racks = {b.id: b.rack for b in request.live_brokers}
+        listener = self.inter_broker_listener
+        self.brokers = {b: (*eps[listener], self.racks[b]) for b, eps in self.endpoints.items() if listener in eps}
         self.controller_id = request.controller_id
+
+    def listener_brokers(self, listener: str) -> list[tuple[int, str, int, str | None]]:
+        """(id, host, port, rack) of the live brokers that have `listener`, as Kafka's
+        Metadata answers a client connected to that listener."""
+        return [(b, *eps[listener], self.racks.get(b)) for b, eps in sorted(self.endpoints.items())
+                if listener in eps]
 
 
 class ClusterBroker(Broker):
@@ -101,7 +120,8 @@ class ClusterBroker(Broker):
                 connection_timeout_ms=config["zookeeper.connection.timeout.ms"],
             )
         self.coordination = coordination
-        self.metadata = MetadataCache()  # type: ignore[assignment]
+        self.inter_broker = config.security.inter_broker  # how we connect to other brokers
+        self.metadata = MetadataCache(self.inter_broker.listener)  # type: ignore[assignment]
         self.controller: Controller | None = None
         self.controller_epoch_seen = 0
         self.leading: set[tuple[str, int]] = set()
@@ -129,7 +149,6 @@ class ClusterBroker(Broker):
 
     async def start(self) -> None:
         from moldau.server.dispatcher import RequestDispatcher
-        from moldau.server.network import KafkaConnection
 
         self._loop = asyncio.get_running_loop()
         for d in self.log_dirs:
@@ -148,18 +167,18 @@ class ClusterBroker(Broker):
         self.logs.load(self.clock())
         dispatcher = RequestDispatcher(self)
         max_frame = int(self.config["socket.request.max.bytes"])
-        advertised = self.config.advertised_listeners()
-        for i, listener in enumerate(self.config.listeners()):
+        advertised = {lst.name: lst for lst in self.config.advertised_listeners()}
+        for listener in self.config.listeners():
+            security = self.config.security.listeners[listener.name]
             server = await self._loop.create_server(
-                lambda: KafkaConnection(dispatcher.handle, max_frame),
-                host=listener.host or None, port=listener.port, reuse_address=True)
+                self._connection_factory(dispatcher.handle, security, max_frame),
+                host=listener.host or None, port=listener.port, reuse_address=True, ssl=security.ssl_context)
             port = server.sockets[0].getsockname()[1]
             self.servers.append(server)
-            adv = advertised[i] if i < len(advertised) else listener
+            adv = advertised.get(listener.name, listener)
             host = adv.host if adv.host not in ("", "0.0.0.0", "::") else "localhost"
-            from moldau.server.config import Listener
-
             self.bound.append(Listener(adv.name, host, adv.port or port))
+            log.info("listener %s (%s) on %s:%d", listener.name, security.protocol, listener.host or "*", port)
         self.coordination.on_session_lost(lambda: self._threadsafe(self._on_session_lost))
         self.coordination.watch_controller(lambda: self._threadsafe(self._on_controller_change))
         self.coordination.watch_brokers(lambda: self._threadsafe(self._forward, "brokers"))
@@ -186,6 +205,38 @@ class ClusterBroker(Broker):
                 int(self.config["leader.imbalance.check.interval.seconds"]) * 1000, self._auto_rebalance)))
         log.info("broker %d joined cluster %s", self.broker_id, cluster_id)
 
+    def _connection_factory(self, dispatch: Handler, security: ListenerSecurity,
+                            max_frame: int) -> Callable[[], KafkaConnection]:
+        """PLAINTEXT and SSL connections go straight to the dispatcher (TLS is the
+        transport's business); SASL ones first to an authenticator of their own."""
+        name = security.name
+        if not security.sasl:
+            return lambda: KafkaConnection(dispatch, max_frame, name)
+        delay_s = int(self.config["connection.failed.authentication.delay.ms"]) / 1000
+
+        def sasl_connection() -> KafkaConnection:
+            authenticator = SaslServerAuthenticator(security, dispatch, self._scram_credential, delay_s)
+            return KafkaConnection(authenticator.handle, max_frame, name)
+
+        return sasl_connection
+
+    async def _scram_credential(self, mechanism: str, user: str) -> ScramCredential | None:
+        credentials = await asyncio.to_thread(self.coordination.user_scram_credentials, user)
+        text = credentials.get(mechanism)
+        return ScramCredential.from_kafka(text) if text is not None else None
+
+    @_coordination_errors_as_topic_errors
+    def scram_users(self) -> dict[str, dict[str, str]]:
+        return self.coordination.scram_users()
+
+    @_coordination_errors_as_topic_errors
+    def scram_credentials(self, user: str) -> dict[str, str]:
+        return self.coordination.user_scram_credentials(user)
+
+    @_coordination_errors_as_topic_errors
+    def set_scram_credentials(self, user: str, credentials: dict[str, str]) -> None:
+        self.coordination.set_user_scram_credentials(user, credentials)
+
     def _local_cluster_id(self) -> str | None:
         for d in self.log_dirs:
             path = d / "meta.properties"
@@ -198,7 +249,8 @@ class ClusterBroker(Broker):
     def _broker_info(self) -> BrokerInfo:
         return BrokerInfo(
             self.broker_id,
-            tuple(Endpoint(lst.name, lst.host, lst.port) for lst in self.bound),
+            tuple(Endpoint(lst.name, lst.host, lst.port, self.config.security_protocol(lst.name))
+                  for lst in self.bound),
             self.config["broker.rack"],
         )
 
@@ -292,7 +344,8 @@ class ClusterBroker(Broker):
         self.controller = Controller(
             self.broker_id, epoch, self.coordination,
             unclean_leader_election=self._unclean_allowed,
-            imbalance_percentage=int(self.config["leader.imbalance.per.broker.percentage"]))
+            imbalance_percentage=int(self.config["leader.imbalance.per.broker.percentage"]),
+            inter_broker=self.inter_broker)
         self.controller.start()
 
     def _unclean_allowed(self, topic: str) -> bool:
@@ -429,7 +482,7 @@ class ClusterBroker(Broker):
                 if controller is None:
                     await asyncio.sleep(0.2)
                     continue
-                conn = BrokerConnection(controller[0], controller[1], f"broker-{self.broker_id}")
+                conn = BrokerConnection(controller[0], controller[1], f"broker-{self.broker_id}", self.inter_broker)
                 try:
                     response = await conn.request(
                         ApiKey.CONTROLLED_SHUTDOWN, 3,
@@ -464,10 +517,12 @@ class ClusterBroker(Broker):
 
     # --- metadata views --------------------------------------------------------------
 
-    def live_brokers(self) -> list[tuple[int, str, int, str | None]]:
-        if not self.metadata.brokers:
-            return super().live_brokers()
-        return [(b, h, p, r) for b, (h, p, r) in sorted(self.metadata.brokers.items())]
+    def live_brokers(self, listener: str = "") -> list[tuple[int, str, int, str | None]]:
+        listener = listener or self.inter_broker.listener
+        if not self.metadata.endpoints:  # no UpdateMetadata yet: only ourselves
+            return [(self.broker_id, lst.host, lst.port, self.config["broker.rack"])
+                    for lst in self.bound if lst.name == listener]
+        return self.metadata.listener_brokers(listener)
 
     def controller_id(self) -> int:
         return self.metadata.controller_id
@@ -782,7 +837,7 @@ class ClusterBroker(Broker):
         except CoordinationError as exc:
             log.warning("cannot create %s: %s", OFFSETS_TOPIC, exc)
 
-    async def group_coordinator_node(self, group_id: str) -> tuple[int, str, int] | None:
+    async def group_coordinator_node(self, group_id: str, listener: str = "") -> tuple[int, str, int] | None:
         if not await self.ensure_offsets_topic():
             return None
         state = self.metadata.topics.get(OFFSETS_TOPIC)
@@ -790,10 +845,11 @@ class ClusterBroker(Broker):
             return None
         p = self.groups.partition_for(group_id)
         part = state.partitions.get(p)
-        if part is None or part.leader < 0 or part.leader not in self.metadata.brokers:
+        endpoint = self.metadata.endpoints.get(part.leader, {}).get(listener or self.inter_broker.listener) \
+            if part is not None else None
+        if part is None or part.leader < 0 or endpoint is None:
             return None
-        host, port, _rack = self.metadata.brokers[part.leader]
-        return part.leader, host, port
+        return part.leader, endpoint[0], endpoint[1]
 
     def _load_group_partitions(self) -> None:
         """Group partitions are loaded when LeaderAndIsr makes us their leader."""

@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Prop:
     name: str
-    kind: str  # int, long, string, boolean, list, double
+    kind: str  # int, long, string, boolean, list, double, password (a string never shown)
     default: Any
     minimum: int | None = None
     choices: tuple[str, ...] | None = None
@@ -40,6 +40,12 @@ def _p(name: str, kind: str, default: Any, **kw: Any) -> Prop:
     return Prop(name, kind, default, **kw)
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Kafka's default listener.security.protocol.map: each protocol names a listener of its own.
+DEFAULT_PROTOCOL_MAP = {p: p for p in SECURITY_PROTOCOLS}
+LISTENER_PREFIX = "listener.name."
+
 PROPERTIES: dict[str, Prop] = {
     p.name: p
     for p in (
@@ -49,6 +55,27 @@ PROPERTIES: dict[str, Prop] = {
         _p("advertised.listeners", "string", None),
         _p("listener.security.protocol.map", "string", None),
         _p("inter.broker.listener.name", "string", None),
+        _p("security.inter.broker.protocol", "string", None, choices=SECURITY_PROTOCOLS),
+        # Security (TLS, SASL): the ones below may also be set per listener, as
+        # listener.name.<listener>.<property> (see LISTENER_PROPERTIES).
+        _p("sasl.enabled.mechanisms", "list", "PLAIN", choices=SASL_MECHANISMS),  # Kafka: GSSAPI
+        _p("sasl.mechanism.inter.broker.protocol", "string", "PLAIN", choices=SASL_MECHANISMS),  # Kafka: GSSAPI
+        _p("sasl.jaas.config", "password", None),
+        _p("connection.failed.authentication.delay.ms", "int", 100, minimum=0),
+        _p("ssl.keystore.type", "string", "PEM"),  # Kafka: JKS, which Moldau refuses
+        _p("ssl.keystore.location", "string", None),
+        _p("ssl.keystore.password", "password", None),
+        _p("ssl.keystore.certificate.chain", "password", None),
+        _p("ssl.keystore.key", "password", None),
+        _p("ssl.key.password", "password", None),
+        _p("ssl.truststore.type", "string", "PEM"),  # Kafka: JKS
+        _p("ssl.truststore.location", "string", None),
+        _p("ssl.truststore.password", "password", None),
+        _p("ssl.truststore.certificates", "password", None),
+        _p("ssl.client.auth", "string", "none", choices=("none", "requested", "required")),
+        _p("ssl.enabled.protocols", "list", "TLSv1.2,TLSv1.3", choices=("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")),
+        _p("ssl.cipher.suites", "list", None),
+        _p("ssl.endpoint.identification.algorithm", "string", "https"),
         _p("log.dirs", "string", None),
         _p("log.dir", "string", "/tmp/kafka-logs"),
         _p("num.partitions", "int", 1, minimum=1),
@@ -137,9 +164,18 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
         "replica.socket.timeout.ms",
         "request.timeout.ms",
         "group.coordinator.rebalance.protocols",
-        "security.inter.broker.protocol",
+        "ssl.protocol",
+        "ssl.keymanager.algorithm",
+        "ssl.trustmanager.algorithm",
+        "ssl.secure.random.implementation",
+        "connections.max.reauth.ms",  # re-authentication (KIP-368) is not supported
     }
 )
+
+# What listener.name.<listener>.<property> may override; and, per SASL mechanism,
+# listener.name.<listener>.<mechanism, lower case>.sasl.jaas.config.
+LISTENER_PROPERTIES = frozenset(
+    name for name in PROPERTIES if name.startswith("ssl.") or name == "sasl.enabled.mechanisms")
 
 
 def parse_value(prop: Prop, raw: str) -> Any:
@@ -209,8 +245,31 @@ class Listener:
     port: int
 
 
+def parse_protocol_map(value: str | None) -> dict[str, str]:
+    """`listener.security.protocol.map`: NAME:PROTOCOL pairs; Kafka's default when unset."""
+    if value is None:
+        return dict(DEFAULT_PROTOCOL_MAP)
+    out: dict[str, str] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, protocol = item.partition(":")
+        name, protocol = name.strip().upper(), protocol.strip().upper()
+        if not sep or not name:
+            raise ConfigError(f"listener.security.protocol.map: {item!r} is not of the form NAME:PROTOCOL")
+        if protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(f"listener.security.protocol.map: {protocol!r} (for {name}) is not one of "
+                              f"{', '.join(SECURITY_PROTOCOLS)}")
+        if name in out:
+            raise ConfigError(f"listener.security.protocol.map: listener {name} is mapped twice")
+        out[name] = protocol
+    return out
+
+
 def parse_listeners(name: str, value: str) -> list[Listener]:
     out: list[Listener] = []
+    seen: set[str] = set()
     for item in value.split(","):
         item = item.strip()
         if not item:
@@ -226,10 +285,26 @@ def parse_listeners(name: str, value: str) -> list[Listener]:
             raise ConfigError(f"{name}: port {port!r} in {item!r} is not a number") from None
         if not 0 <= port_n <= 65535:
             raise ConfigError(f"{name}: port {port_n} in {item!r} is out of range")
-        out.append(Listener(scheme.upper(), host, port_n))
+        listener_name = scheme.strip().upper()
+        if listener_name in seen:
+            raise ConfigError(f"{name}: each listener must have a different name, {listener_name} is given twice")
+        seen.add(listener_name)
+        out.append(Listener(listener_name, host, port_n))
     if not out:
         raise ConfigError(f"{name}: no listener given")
     return out
+
+
+def _listener_property(key: str) -> tuple[str, str]:
+    """listener.name.<listener>.<property> -> (LISTENER, property), or ConfigError."""
+    listener, _, suffix = key[len(LISTENER_PREFIX):].partition(".")
+    if listener and suffix in LISTENER_PROPERTIES:
+        return listener.upper(), suffix
+    mechanism, _, rest = suffix.partition(".")
+    if listener and rest == "sasl.jaas.config" and mechanism.upper() in SASL_MECHANISMS:
+        return listener.upper(), f"{mechanism.lower()}.sasl.jaas.config"
+    raise ConfigError(f"unknown property {key!r} (listener.name.<listener>. takes ssl.*, sasl.enabled.mechanisms "
+                      "and <mechanism>.sasl.jaas.config)")
 
 
 @dataclass
@@ -238,6 +313,11 @@ class BrokerConfig:
     ignored: list[str] = field(default_factory=list)
     explicit: set[str] = field(default_factory=set)  # set in the file or an override
     dynamic: set[str] = field(default_factory=set)  # set at runtime (IncrementalAlterConfigs)
+    # listener.name.<LISTENER>.<property> overrides, by upper-case listener name.
+    listener_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The listeners' TLS contexts and SASL settings (security/listener.py), built when
+    # the config is read so that a bad key store is a config error.
+    security: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_sources(
@@ -251,7 +331,13 @@ class BrokerConfig:
             raw[key.strip()] = value
         values = {name: prop.default for name, prop in PROPERTIES.items()}
         ignored: list[str] = []
+        listener_values: dict[str, dict[str, Any]] = {}
         for key, value in raw.items():
+            if key.startswith(LISTENER_PREFIX):
+                listener, suffix = _listener_property(key)
+                listener_values.setdefault(listener, {})[suffix] = (
+                    parse_value(PROPERTIES[suffix], value) if suffix in PROPERTIES else value)
+                continue
             prop = PROPERTIES.get(key)
             if prop is None:
                 if key in ACCEPTED_WITHOUT_EFFECT:
@@ -259,9 +345,13 @@ class BrokerConfig:
                     continue
                 raise ConfigError(f"unknown property {key!r}")
             values[key] = parse_value(prop, value)
-        config = cls(values, ignored, {k for k in raw if k in PROPERTIES})
+        config = cls(values, ignored, {k for k in raw if k in PROPERTIES}, listener_values=listener_values)
         config.listeners()  # validate now, not at bind time
         config.advertised_listeners()
+        config.inter_broker_listener_name()
+        from moldau.server.security.listener import build_security
+
+        config.security = build_security(config)
         return config
 
     def __getitem__(self, name: str) -> Any:
@@ -278,15 +368,53 @@ class BrokerConfig:
         return [Path(p.strip()) for p in raw.split(",") if p.strip()]
 
     def listeners(self) -> list[Listener]:
-        return parse_listeners("listeners", self.values["listeners"])
+        listeners = parse_listeners("listeners", self.values["listeners"])
+        protocols = self.protocol_map()
+        for lst in listeners:
+            if lst.name not in protocols:
+                raise ConfigError(f"listeners: no security protocol defined for listener {lst.name} "
+                                  "(add it to listener.security.protocol.map)")
+        return listeners
+
+    def protocol_map(self) -> dict[str, str]:
+        return parse_protocol_map(self.values["listener.security.protocol.map"])
+
+    def security_protocol(self, listener: str) -> str:
+        return self.protocol_map()[listener]
 
     def advertised_listeners(self) -> list[Listener]:
+        """What each listener advertises, in `listeners` order (by name, as Kafka pairs them)."""
         raw = self.values["advertised.listeners"]
-        listeners = parse_listeners("advertised.listeners", raw) if raw else self.listeners()
-        return [
-            Listener(lst.name, lst.host or "localhost", lst.port) if not lst.host else lst
-            for lst in listeners
-        ]
+        listeners = self.listeners()
+        advertised = {lst.name: lst for lst in parse_listeners("advertised.listeners", raw)} if raw else {}
+        unknown = set(advertised) - {lst.name for lst in listeners}
+        if unknown:
+            raise ConfigError(f"advertised.listeners: {', '.join(sorted(unknown))} not among the listeners "
+                              f"({', '.join(lst.name for lst in listeners)})")
+        out = [advertised.get(lst.name, lst) for lst in listeners]
+        return [Listener(lst.name, lst.host or "localhost", lst.port) if not lst.host else lst for lst in out]
+
+    def inter_broker_listener_name(self) -> str:
+        """Kafka's rule: `inter.broker.listener.name`, else the listener named after
+        `security.inter.broker.protocol` (default PLAINTEXT); never both."""
+        name, protocol = self.values["inter.broker.listener.name"], self.values["security.inter.broker.protocol"]
+        if name is not None and protocol is not None:
+            raise ConfigError(
+                "Only one of inter.broker.listener.name and security.inter.broker.protocol should be set.")
+        chosen = name.strip().upper() if name is not None else (protocol or "PLAINTEXT")
+        names = [lst.name for lst in self.listeners()]
+        if chosen not in names:
+            raise ConfigError(f"inter.broker.listener.name must be a listener name defined in advertised.listeners. "
+                              f"The valid options based on currently configured listeners are {','.join(names)}"
+                              f" (the inter-broker listener is {chosen}; set inter.broker.listener.name or "
+                              "security.inter.broker.protocol)")
+        return chosen
+
+    def listener_value(self, listener: str, name: str) -> Any:
+        """A property as listener `listener` sees it: its listener.name override, else the
+        broker-wide value (Kafka's per-key fallback)."""
+        overrides = self.listener_values.get(listener.upper(), {})
+        return overrides[name] if name in overrides else self.values.get(name)
 
     @property
     def retention_ms(self) -> int:
@@ -347,10 +475,10 @@ class BrokerConfig:
             self.dynamic.add(name)
 
     def describe(self) -> dict[str, str | None]:
-        """Every known property as a string (None for unset), for DescribeConfigs."""
+        """Every known property as a string (None for unset and for passwords), for DescribeConfigs."""
         out: dict[str, str | None] = {}
         for name, value in self.values.items():
-            if value is None:
+            if value is None or PROPERTIES[name].kind == "password":
                 out[name] = None
             elif isinstance(value, bool):
                 out[name] = "true" if value else "false"

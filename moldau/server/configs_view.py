@@ -17,7 +17,7 @@ DYNAMIC_BROKER_CONFIG = 2
 DYNAMIC_DEFAULT_BROKER_CONFIG = 3
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
-CONFIG_TYPES = {"boolean": 1, "string": 2, "int": 3, "long": 5, "double": 6, "list": 7}
+CONFIG_TYPES = {"boolean": 1, "string": 2, "int": 3, "long": 5, "double": 6, "list": 7, "password": 9}
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class ConfigEntry:
     read_only: bool
     config_type: int
     synonyms: tuple[tuple[str, str | None, int], ...] = ()
+    sensitive: bool = False  # a password: its value is never shown (Kafka's is_sensitive)
 
 
 def _broker_source(broker: Broker, name: str) -> int:
@@ -94,6 +95,7 @@ def broker_entries(broker: Broker) -> list[ConfigEntry]:
                 not prop.dynamic,
                 CONFIG_TYPES.get(prop.kind, 2),
                 ((name, value, _broker_source(broker, name)),),
+                sensitive=prop.kind == "password",
             )
         )
     return out

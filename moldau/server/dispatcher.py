@@ -24,6 +24,7 @@ from moldau.server.handlers import (
     alter_configs,
     alter_partition,
     alter_partition_reassignments,
+    alter_user_scram_credentials,
     api_versions,
     controlled_shutdown,
     create_partitions,
@@ -36,6 +37,7 @@ from moldau.server.handlers import (
     describe_groups,
     describe_log_dirs,
     describe_producers,
+    describe_user_scram_credentials,
     elect_leaders,
     fetch,
     find_coordinator,
@@ -54,6 +56,8 @@ from moldau.server.handlers import (
     offset_fetch,
     offset_for_leader_epoch,
     produce,
+    sasl_authenticate,
+    sasl_handshake,
     stop_replica,
     sync_group,
     update_metadata,
@@ -105,6 +109,10 @@ HANDLERS: dict[int, HandlerFn] = {
     ApiKey.DESCRIBE_PRODUCERS: describe_producers.handle,
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: alter_partition_reassignments.handle,
     ApiKey.LIST_PARTITION_REASSIGNMENTS: list_partition_reassignments.handle,
+    ApiKey.SASL_HANDSHAKE: sasl_handshake.handle,
+    ApiKey.SASL_AUTHENTICATE: sasl_authenticate.handle,
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: describe_user_scram_credentials.handle,
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: alter_user_scram_credentials.handle,
 }
 assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
 
@@ -121,7 +129,7 @@ class RequestDispatcher:
                 return api_versions.unsupported_version_response(header.correlation_id)
             name = ApiKey(key).name if key in ApiKey._value2member_map_ else f"unknown API {key}"
             raise MalformedRequestError(f"{name} version {version} is not supported")
-        header = header._replace(client_host=conn.peer_host)
+        header = header._replace(client_host=conn.peer_host, listener=conn.listener)
         pos = body_offset(header, pos, frame)
         request = decode_request(key, version, frame, pos)
         response = await HANDLERS[key](self.broker, header, request)

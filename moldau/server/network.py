@@ -40,8 +40,10 @@ class Deferred:
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, handler: Handler, max_frame_size: int) -> None:
+    def __init__(self, handler: Handler, max_frame_size: int, listener: str = "") -> None:
         self._handler = handler
+        self.listener = listener  # the listener name the client connected to
+        self.principal = "User:ANONYMOUS"  # who authenticated (SASL listeners)
         self._decoder = FrameDecoder(max_frame_size)
         self._queue: deque[bytes] = deque()
         self._ready = asyncio.Event()
@@ -95,6 +97,22 @@ class KafkaConnection(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    def set_handler(self, handler: Handler) -> None:
+        """Serve the next frames with `handler` (a SASL connection, once authenticated,
+        switches from its authenticator to the request dispatcher)."""
+        self._handler = handler
+
+    def write_and_close(self, data: bytes, delay_s: float = 0.0) -> None:
+        """Send a last response, then close `delay_s` later (a refused SASL handshake or
+        authentication: Kafka's connection.failed.authentication.delay.ms)."""
+        transport = self._transport
+        if transport is not None:
+            transport.write(data)
+            if delay_s > 0:
+                asyncio.get_running_loop().call_later(delay_s, transport.close)
+            else:
+                transport.close()
 
     def _write_ready(self) -> None:
         """Write the responses at the head of the line that are complete, in order."""

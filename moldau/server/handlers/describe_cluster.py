@@ -21,7 +21,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                      controller_id=-1, brokers=(), cluster_authorized_operations=-2147483648)
     brokers = tuple(
         build(t.DescribeClusterBroker, broker_id=node_id, host=host, port=port, rack=rack)
-        for node_id, host, port, rack in broker.live_brokers()
+        for node_id, host, port, rack in broker.live_brokers(header.listener)
     )
     return build(t.DescribeClusterResponse, throttle_time=NO_THROTTLE, error_code=ErrorCode.none,
                  error_message=None, endpoint_type=1, cluster_id=broker.metadata.cluster_id,

@@ -46,7 +46,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                 value=e.value,
                 read_only=e.read_only,
                 config_source=e.source,
-                is_sensitive=False,
+                is_sensitive=e.sensitive,
                 synonyms=tuple(
                     build(t.DescribeConfigsSynonym, name=n, value=v, source=s)
                     for n, v, s in e.synonyms

@@ -100,7 +100,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
             topics.append(_topic(t, state))
     brokers = tuple(
         build(t.MetadataResponseBroker, node_id=node_id, host=host, port=port, rack=rack)
-        for node_id, host, port, rack in broker.live_brokers()
+        for node_id, host, port, rack in broker.live_brokers(header.listener)
     )
     return build(
         t.MetadataResponse,

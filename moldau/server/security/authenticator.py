@@ -1,0 +1,191 @@
+"""A SASL listener's connections until they are authenticated (Kafka's SaslServerAuthenticator).
+
+Until a connection has authenticated, its frames come here instead of to the request
+dispatcher; once it has, the connection's handler becomes the dispatcher itself, so an
+authenticated connection (and every PLAINTEXT or SSL one) serves requests with no SASL
+code on its path. Every state and what it accepts:
+
+| state          | accepts                                   | then                                  |
+| -------------- | ----------------------------------------- | ------------------------------------- |
+| handshake      | ApiVersions                               | handshake                             |
+|                | SaslHandshake v1, mechanism enabled       | authenticate                          |
+|                | SaslHandshake v0, mechanism enabled       | raw_token (KIP-43: bare SASL tokens)  |
+|                | SaslHandshake, mechanism not enabled      | failed: UNSUPPORTED_SASL_MECHANISM    |
+| authenticate   | SaslAuthenticate, exchange goes on        | authenticate                          |
+|                | SaslAuthenticate, exchange done           | complete (handler = the dispatcher)   |
+|                | SaslAuthenticate, refused                 | failed: SASL_AUTHENTICATION_FAILED    |
+| raw_token      | a size-prefixed token (no Kafka header)   | raw_token, complete, or closed        |
+| failed         | nothing: the answer is sent, and the connection closed after
+|                | connection.failed.authentication.delay.ms (KIP-306; clients read the answer first) |
+
+Any other request closes the connection, as Kafka does ("Unexpected Kafka request of
+type ... during SASL handshake"). Re-authentication (KIP-368, connections.max.reauth.ms)
+is not supported: a session lasts as long as its connection (session_lifetime_ms = 0).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from moldau.protocol.apis import ApiKey, is_supported
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import (
+    MalformedRequestError,
+    body_offset,
+    build,
+    decode_request,
+    encode_response,
+    parse_request_header,
+)
+from moldau.server.handlers._common import response_types
+from moldau.server.security.errors import SaslAuthenticationError, SaslError
+from moldau.server.security.plain import authenticate_plain
+from moldau.server.security.scram import MECHANISMS, ScramCredential, ScramServer
+
+if TYPE_CHECKING:
+    from moldau.server.network import Handler, KafkaConnection
+    from moldau.server.security.listener import ListenerSecurity
+
+log = logging.getLogger(__name__)
+
+# (mechanism name, username) -> the user's credential for that mechanism, or None.
+CredentialLookup = Callable[[str, str], Awaitable[ScramCredential | None]]
+
+
+class _PlainExchange:
+    def __init__(self, users: dict[str, str]) -> None:
+        self._users = users
+        self.username: str | None = None
+
+    async def evaluate(self, token: bytes) -> bytes:
+        self.username = authenticate_plain(token, self._users)
+        return b""
+
+
+class _ScramExchange:
+    def __init__(self, mechanism: str, lookup: CredentialLookup) -> None:
+        self._server = ScramServer(MECHANISMS[mechanism])
+        self._lookup = lookup
+        self.username: str | None = None
+
+    async def evaluate(self, token: bytes) -> bytes:
+        server = self._server
+        if server.state == "client_first":
+            username = server.client_first(token)
+            try:
+                credential = await self._lookup(server.mechanism.name, username)
+            except Exception as exc:  # the coordination service, a corrupt credential
+                raise SaslError(f"Authentication failed: Credentials could not be obtained ({exc})") from None
+            return server.server_first(credential)
+        answer = server.client_final(token)
+        self.username = server.username
+        return answer
+
+
+class SaslServerAuthenticator:
+    """The handler of one connection on a SASL listener while it authenticates."""
+
+    def __init__(self, listener: ListenerSecurity, dispatch: Handler, lookup: CredentialLookup,
+                 failed_close_delay_s: float = 0.1) -> None:
+        self.listener = listener
+        self.failed_close_delay_s = failed_close_delay_s
+        self._dispatch = dispatch
+        self._lookup = lookup
+        self.state = "handshake"
+        self.mechanism = ""
+        self._exchange: _PlainExchange | _ScramExchange | None = None
+
+    async def handle(self, frame: bytes, conn: KafkaConnection) -> bytes | None:
+        if self.state == "handshake":
+            return await self._handshake(frame, conn)
+        if self.state == "authenticate":
+            return await self._authenticate(frame, conn)
+        if self.state == "raw_token":
+            return await self._raw_token(frame, conn)
+        return None  # failed: the connection is closing
+
+    async def _handshake(self, frame: bytes, conn: KafkaConnection) -> bytes | None:
+        header, pos = parse_request_header(frame)
+        key, version = header.api_key, header.api_version
+        if key == ApiKey.API_VERSIONS:
+            return await self._dispatch(frame, conn)  # type: ignore[return-value]
+        if key != ApiKey.SASL_HANDSHAKE:
+            raise MalformedRequestError(f"Unexpected Kafka request of type {_name(key)} during SASL handshake "
+                                        f"on listener {self.listener.name} (wrong security protocol?)")
+        if not is_supported(key, version):
+            raise MalformedRequestError(f"SaslHandshake version {version} is not supported")
+        request = decode_request(key, version, frame, body_offset(header, pos, frame))
+        t = response_types(key, version)
+        mechanisms = self.listener.mechanisms
+        if request.mechanism not in mechanisms:
+            log.info("closing connection from %s: SASL mechanism %r is not enabled on listener %s",
+                     conn.peer, request.mechanism, self.listener.name)
+            self.state = "failed"
+            conn.write_and_close(encode_response(key, version, header.correlation_id, build(
+                t.SaslHandshakeResponse, error_code=ErrorCode.unsupported_sasl_mechanism, mechanisms=mechanisms)),
+                self.failed_close_delay_s)
+            return None
+        self.mechanism = request.mechanism
+        self._exchange = (_PlainExchange(self.listener.plain_users) if self.mechanism == "PLAIN"
+                          else _ScramExchange(self.mechanism, self._lookup))
+        self.state = "authenticate" if version >= 1 else "raw_token"
+        return encode_response(key, version, header.correlation_id, build(
+            t.SaslHandshakeResponse, error_code=ErrorCode.none, mechanisms=mechanisms))
+
+    async def _authenticate(self, frame: bytes, conn: KafkaConnection) -> bytes | None:
+        header, pos = parse_request_header(frame)
+        key, version = header.api_key, header.api_version
+        if key != ApiKey.SASL_AUTHENTICATE:
+            raise MalformedRequestError(f"Unexpected Kafka request of type {_name(key)} during SASL authentication")
+        if not is_supported(key, version):
+            raise MalformedRequestError(f"SaslAuthenticate version {version} is not supported")
+        request = decode_request(key, version, frame, body_offset(header, pos, frame))
+        t = response_types(key, version)
+        try:
+            token = await self._evaluate(bytes(request.auth_bytes), conn)
+        except SaslError as exc:
+            self.state = "failed"
+            conn.write_and_close(encode_response(key, version, header.correlation_id, build(
+                t.SaslAuthenticateResponse, error_code=ErrorCode.sasl_authentication_failed,
+                error_message=self._client_message(exc), auth_bytes=b"")), self.failed_close_delay_s)
+            return None
+        return encode_response(key, version, header.correlation_id, build(
+            t.SaslAuthenticateResponse, error_code=ErrorCode.none, error_message=None, auth_bytes=token))
+
+    async def _raw_token(self, frame: bytes, conn: KafkaConnection) -> bytes | None:
+        try:
+            token = await self._evaluate(frame, conn)
+        except SaslError as exc:
+            self.state = "failed"
+            self._client_message(exc)
+            conn.close()
+            return None
+        return struct.pack(">i", len(token)) + token
+
+    async def _evaluate(self, token: bytes, conn: KafkaConnection) -> bytes:
+        exchange = self._exchange
+        assert exchange is not None
+        answer = await exchange.evaluate(token)
+        if exchange.username is not None:
+            self.state = "complete"
+            conn.principal = f"User:{exchange.username}"
+            conn.set_handler(self._dispatch)
+            log.debug("%s authenticated as %s with %s on listener %s", conn.peer, conn.principal, self.mechanism,
+                      self.listener.name)
+        return answer
+
+    def _client_message(self, exc: SaslError) -> str:
+        """What the client is told (Kafka hides the detail of a plain SaslException)."""
+        log.info("SASL %s authentication failed on listener %s: %s", self.mechanism, self.listener.name, exc)
+        if isinstance(exc, SaslAuthenticationError):
+            return str(exc)
+        return f"Authentication failed during authentication due to invalid credentials with SASL mechanism " \
+               f"{self.mechanism}"
+
+
+def _name(key: int) -> str:
+    return ApiKey(key).name if key in ApiKey._value2member_map_ else f"unknown API {key}"
+

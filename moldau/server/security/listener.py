@@ -1,0 +1,199 @@
+"""What each listener needs for security, and how this broker logs in to the others.
+
+Built once from the broker's properties (`BrokerConfig.from_sources`), so a bad key store
+or JAAS text is a config error at startup, never a failure at the first connection:
+
+- per listener: its security protocol (listener.security.protocol.map), a server TLS
+  context for SSL and SASL_SSL, and for SASL_* the enabled mechanisms and PLAIN's users
+  (the listener's PlainLoginModule `user_<name>` options);
+- for inter-broker connections (the controller's, the replica fetchers'): the
+  inter-broker listener's protocol, a client TLS context from its ssl.* settings, and
+  the mechanism (sasl.mechanism.inter.broker.protocol) with the username and password of
+  that listener's JAAS entry for it, as Kafka's brokers take them.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from moldau.server.security.jaas import (
+    PLAIN_LOGIN_MODULE,
+    SCRAM_LOGIN_MODULE,
+    JaasError,
+    LoginModule,
+    parse_single_module,
+)
+from moldau.server.security.tls import SslSettings, TlsConfigError, client_context, server_context
+
+if TYPE_CHECKING:
+    from moldau.server.config import BrokerConfig
+
+LOGIN_MODULES = {"PLAIN": PLAIN_LOGIN_MODULE, "SCRAM-SHA-256": SCRAM_LOGIN_MODULE,
+                 "SCRAM-SHA-512": SCRAM_LOGIN_MODULE}
+
+
+@dataclass(frozen=True)
+class ListenerSecurity:
+    name: str
+    protocol: str  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+    ssl_context: ssl.SSLContext | None = None
+    mechanisms: tuple[str, ...] = ()  # SASL listeners: the enabled mechanisms
+    plain_users: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+
+@dataclass(frozen=True)
+class InterBrokerSecurity:
+    """How this broker connects to other brokers (and to itself, alone)."""
+
+    listener: str
+    protocol: str
+    ssl_context: ssl.SSLContext | None = None
+    mechanism: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def sasl(self) -> bool:
+        return self.mechanism is not None
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    listeners: dict[str, ListenerSecurity]
+    inter_broker: InterBrokerSecurity
+
+
+def _prefix(listener: str) -> str:
+    return f"listener.name.{listener.lower()}."
+
+
+def ssl_settings(config: BrokerConfig, listener: str) -> SslSettings:
+    def get(name: str) -> object:
+        return config.listener_value(listener, name)
+
+    def as_tuple(value: object) -> tuple[str, ...]:
+        return tuple(p.strip() for p in str(value).split(",") if p.strip()) if value else ()
+
+    return SslSettings(
+        keystore_type=str(get("ssl.keystore.type")),
+        keystore_location=get("ssl.keystore.location"),  # type: ignore[arg-type]
+        keystore_password=get("ssl.keystore.password"),  # type: ignore[arg-type]
+        keystore_certificate_chain=get("ssl.keystore.certificate.chain"),  # type: ignore[arg-type]
+        keystore_key=get("ssl.keystore.key"),  # type: ignore[arg-type]
+        key_password=get("ssl.key.password"),  # type: ignore[arg-type]
+        truststore_type=str(get("ssl.truststore.type")),
+        truststore_location=get("ssl.truststore.location"),  # type: ignore[arg-type]
+        truststore_password=get("ssl.truststore.password"),  # type: ignore[arg-type]
+        truststore_certificates=get("ssl.truststore.certificates"),  # type: ignore[arg-type]
+        client_auth=str(get("ssl.client.auth")),
+        enabled_protocols=as_tuple(get("ssl.enabled.protocols")),
+        cipher_suites=as_tuple(get("ssl.cipher.suites")),
+        endpoint_identification_algorithm=str(get("ssl.endpoint.identification.algorithm") or ""),
+    )
+
+
+def jaas_module(config: BrokerConfig, listener: str, mechanism: str) -> LoginModule | None:
+    """listener.name.<l>.<mechanism>.sasl.jaas.config, else sasl.jaas.config, parsed."""
+    from moldau.server.config import ConfigError
+
+    specific = config.listener_values.get(listener, {}).get(f"{mechanism.lower()}.sasl.jaas.config")
+    name = f"{_prefix(listener)}{mechanism.lower()}.sasl.jaas.config" if specific is not None else "sasl.jaas.config"
+    text = specific if specific is not None else config.values.get("sasl.jaas.config")
+    if text is None:
+        return None
+    try:
+        module = parse_single_module(str(text))
+    except JaasError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    if module.class_name not in LOGIN_MODULES.values():
+        raise ConfigError(f"{name}: login module {module.class_name} is not supported "
+                          f"(use {PLAIN_LOGIN_MODULE} or {SCRAM_LOGIN_MODULE})")
+    if specific is not None and module.class_name != LOGIN_MODULES[mechanism]:
+        raise ConfigError(f"{name}: {mechanism} needs {LOGIN_MODULES[mechanism]}, not {module.class_name}")
+    return module
+
+
+def _mechanisms(config: BrokerConfig, listener: str) -> tuple[str, ...]:
+    raw = config.listener_value(listener, "sasl.enabled.mechanisms") or ""
+    return tuple(dict.fromkeys(m.strip().upper() for m in str(raw).split(",") if m.strip()))
+
+
+def _listener_security(config: BrokerConfig, listener: str, protocol: str) -> ListenerSecurity:
+    from moldau.server.config import ConfigError
+
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        try:
+            context = server_context(ssl_settings(config, listener), _prefix(listener))
+        except TlsConfigError as exc:
+            raise ConfigError(f"listener {listener}: {exc}") from None
+    if not protocol.startswith("SASL_"):
+        return ListenerSecurity(listener, protocol, context)
+    mechanisms = _mechanisms(config, listener)
+    if not mechanisms:
+        raise ConfigError(f"listener {listener}: sasl.enabled.mechanisms is empty")
+    users: dict[str, str] = {}
+    if "PLAIN" in mechanisms:
+        module = jaas_module(config, listener, "PLAIN")
+        if module is None or module.class_name != PLAIN_LOGIN_MODULE:
+            raise ConfigError(
+                f"listener {listener} enables PLAIN but has no PlainLoginModule: set "
+                f"{_prefix(listener)}plain.sasl.jaas.config (or sasl.jaas.config) to "
+                f'{PLAIN_LOGIN_MODULE} required user_<name>="<password>" ...;')
+        users = module.plain_users
+    return ListenerSecurity(listener, protocol, context, mechanisms, users)
+
+
+def _inter_broker(config: BrokerConfig, listener: ListenerSecurity) -> InterBrokerSecurity:
+    from moldau.server.config import ConfigError
+
+    context = None
+    if listener.protocol in ("SSL", "SASL_SSL"):
+        try:
+            context = client_context(ssl_settings(config, listener.name), _prefix(listener.name))
+        except TlsConfigError as exc:
+            raise ConfigError(f"inter-broker listener {listener.name}: {exc}") from None
+    if not listener.sasl:
+        return InterBrokerSecurity(listener.name, listener.protocol, context)
+    mechanism = str(config["sasl.mechanism.inter.broker.protocol"])
+    if mechanism not in listener.mechanisms:
+        raise ConfigError(f"sasl.mechanism.inter.broker.protocol must be included in sasl.enabled.mechanisms "
+                          f"when SASL is used for inter-broker communication ({mechanism} is not enabled on "
+                          f"listener {listener.name})")
+    module = jaas_module(config, listener.name, mechanism)
+    username = module.options.get("username") if module else None
+    password = module.options.get("password") if module else None
+    if not username or password is None:
+        raise ConfigError(f"inter-broker listener {listener.name} uses SASL {mechanism}: its JAAS config "
+                          f"({_prefix(listener.name)}{mechanism.lower()}.sasl.jaas.config or sasl.jaas.config) "
+                          'needs username="..." and password="..." for this broker to log in to the others')
+    return InterBrokerSecurity(listener.name, listener.protocol, context, mechanism, username, password)
+
+
+def _check_store_types(config: BrokerConfig) -> None:
+    """JKS and PKCS12 are refused wherever they are set, used by a listener or not."""
+    from moldau.server.config import ConfigError
+
+    scopes = [("", config.values)] + [(_prefix(name), values) for name, values in config.listener_values.items()]
+    for prefix, values in scopes:
+        for key in ("ssl.keystore.type", "ssl.truststore.type"):
+            value = values.get(key)
+            if value is not None and str(value).upper() != "PEM":
+                raise ConfigError(f"{prefix}{key}={value} is not supported: Moldau reads PEM stores only; "
+                                  f"convert it to PEM and set {prefix}{key}=PEM")
+
+
+def build_security(config: BrokerConfig) -> SecurityConfig:
+    _check_store_types(config)
+    listeners = {
+        lst.name: _listener_security(config, lst.name, config.security_protocol(lst.name))
+        for lst in config.listeners()
+    }
+    inter_broker = _inter_broker(config, listeners[config.inter_broker_listener_name()])
+    return SecurityConfig(listeners, inter_broker)

@@ -1,0 +1,165 @@
+"""Listeners with security protocols, TLS key/trust stores (PEM only) and SASL settings, as
+broker properties: Kafka's names, its rules, and errors that name the property."""
+import ssl
+from pathlib import Path
+
+import pytest
+
+from moldau.server.config import BrokerConfig, ConfigError, parse_protocol_map
+from moldau.server.security.tls import SslSettings, TlsConfigError, client_context, pem_blocks, server_context
+from tests.certs import Pki, make_pki
+
+PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+              'password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";')
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def test_protocol_map_default_and_custom() -> None:
+    assert parse_protocol_map(None)["SASL_SSL"] == "SASL_SSL"
+    assert parse_protocol_map("internal:sasl_plaintext, EXTERNAL:SSL") == {"INTERNAL": "SASL_PLAINTEXT",
+                                                                           "EXTERNAL": "SSL"}
+    for bad, needle in (("INTERNAL", "NAME:PROTOCOL"), ("A:TLS", "'TLS'"), ("A:SSL,A:SSL", "mapped twice")):
+        with pytest.raises(ConfigError, match=needle):
+            parse_protocol_map(bad)
+
+
+def test_listeners_protocols_and_inter_broker_listener() -> None:
+    c = BrokerConfig.from_sources({
+        "listeners": "INTERNAL://:9094,EXTERNAL://:9092",
+        "advertised.listeners": "EXTERNAL://kafka.example.com:19092",
+        "listener.security.protocol.map": "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT",
+        "inter.broker.listener.name": "internal"})
+    assert c.inter_broker_listener_name() == "INTERNAL"
+    assert [(lst.name, lst.host, lst.port) for lst in c.advertised_listeners()] == [
+        ("INTERNAL", "localhost", 9094), ("EXTERNAL", "kafka.example.com", 19092)]
+    assert c.security.inter_broker.protocol == "PLAINTEXT" and not c.security.inter_broker.sasl
+    c = BrokerConfig.from_sources({"listeners": "PLAINTEXT://:9092,SASL_PLAINTEXT://:9094",
+                                   "security.inter.broker.protocol": "SASL_PLAINTEXT", "sasl.jaas.config": PLAIN_JAAS})
+    assert c.inter_broker_listener_name() == "SASL_PLAINTEXT"
+    assert (c.security.inter_broker.mechanism, c.security.inter_broker.username) == ("PLAIN", "admin")
+
+
+@pytest.mark.parametrize(
+    "props,needle",
+    [
+        ({"listeners": "INTERNAL://:9092"}, "no security protocol defined for listener INTERNAL"),
+        ({"listeners": "PLAINTEXT://:9092,PLAINTEXT://:9093"}, "PLAINTEXT is given twice"),
+        ({"listeners": "PLAINTEXT://:9092", "advertised.listeners": "SSL://h:1"}, "SSL not among the listeners"),
+        ({"listeners": "SSL://:9093"}, "inter.broker.listener.name must be a listener name"),
+        ({"inter.broker.listener.name": "PLAINTEXT", "security.inter.broker.protocol": "PLAINTEXT"},
+         "Only one of inter.broker.listener.name and security.inter.broker.protocol"),
+        ({"security.inter.broker.protocol": "TLS"}, "security.inter.broker.protocol"),
+        ({"ssl.keystore.type": "JKS"}, "ssl.keystore.type=JKS is not supported.*PEM"),
+        ({"listener.name.ssl.ssl.truststore.type": "PKCS12"},
+         "listener.name.ssl.ssl.truststore.type=PKCS12 is not supported.*PEM"),
+        ({"listener.name.ssl.ssl.nonsense": "1"}, "unknown property 'listener.name.ssl.ssl.nonsense'"),
+        ({"listener.name.ssl.gssapi.sasl.jaas.config": "x"}, "unknown property"),
+        ({"sasl.enabled.mechanisms": "GSSAPI"}, "'GSSAPI' is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+        ({"listeners": "SASL_PLAINTEXT://:9094", "security.inter.broker.protocol": "SASL_PLAINTEXT"},
+         "listener SASL_PLAINTEXT enables PLAIN but has no PlainLoginModule"),
+        ({"listeners": "SASL_PLAINTEXT://:9094", "security.inter.broker.protocol": "SASL_PLAINTEXT",
+          "sasl.jaas.config": "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\""},
+         "sasl.jaas.config: login module .*missing ';'"),
+        ({"listeners": "SASL_PLAINTEXT://:9094", "security.inter.broker.protocol": "SASL_PLAINTEXT",
+          "sasl.jaas.config": 'com.example.MyModule required user_a="b";'}, "MyModule is not supported"),
+        ({"listeners": "PLAINTEXT://:9092,SASL_PLAINTEXT://:9094",
+          "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+              'org.apache.kafka.common.security.scram.ScramLoginModule required;'},
+         "PLAIN needs .*PlainLoginModule"),
+        ({"listeners": "SASL_PLAINTEXT://:9094", "security.inter.broker.protocol": "SASL_PLAINTEXT",
+          "sasl.jaas.config": 'org.apache.kafka.common.security.plain.PlainLoginModule required user_a="b";'},
+         'needs username="..." and password="..."'),
+        ({"listeners": "SASL_PLAINTEXT://:9094", "security.inter.broker.protocol": "SASL_PLAINTEXT",
+          "sasl.enabled.mechanisms": "SCRAM-SHA-256", "sasl.mechanism.inter.broker.protocol": "PLAIN"},
+         "sasl.mechanism.inter.broker.protocol must be included in sasl.enabled.mechanisms"),
+        ({"listeners": "PLAINTEXT://:9092,SSL://:9093"}, "listener SSL: an SSL listener needs a key"),
+    ],
+)
+def test_bad_security_settings_name_the_property(props: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        BrokerConfig.from_sources(props)
+
+
+def test_sasl_listener_settings_with_listener_prefixes() -> None:
+    c = BrokerConfig.from_sources({
+        "listeners": "PLAINTEXT://:9092,INTERNAL://:9094,SASL_SSL_LESS://:9095",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT,SASL_SSL_LESS:SASL_PLAINTEXT",
+        "inter.broker.listener.name": "INTERNAL",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        "listener.name.internal.sasl.enabled.mechanisms": "SCRAM-SHA-512,PLAIN",
+        "listener.name.internal.scram-sha-512.sasl.jaas.config":
+            'org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="pw";',
+        "listener.name.internal.plain.sasl.jaas.config": PLAIN_JAAS,
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.jaas.config": PLAIN_JAAS.replace("user_alice", "user_carol"),
+    })
+    internal = c.security.listeners["INTERNAL"]
+    assert internal.mechanisms == ("SCRAM-SHA-512", "PLAIN") and internal.sasl
+    assert internal.plain_users == {"admin": "admin-secret", "alice": "alice-secret"}
+    other = c.security.listeners["SASL_SSL_LESS"]
+    assert other.mechanisms == ("PLAIN",) and set(other.plain_users) == {"admin", "carol"}
+    ib = c.security.inter_broker
+    assert (ib.listener, ib.mechanism, ib.username, ib.password) == ("INTERNAL", "SCRAM-SHA-512", "broker", "pw")
+    assert not c.security.listeners["PLAINTEXT"].sasl
+    # Passwords never show in DescribeConfigs.
+    assert c.describe()["sasl.jaas.config"] is None
+
+
+def test_ssl_listener_context(pki: Pki) -> None:
+    c = BrokerConfig.from_sources({
+        "listeners": "PLAINTEXT://:9092,SSL://:9093",
+        "ssl.keystore.location": str(pki.server),
+        "listener.name.ssl.ssl.client.auth": "required",
+        "listener.name.ssl.ssl.truststore.location": str(pki.ca),
+        "ssl.enabled.protocols": "TLSv1.3",
+    })
+    context = c.security.listeners["SSL"].ssl_context
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.minimum_version == context.maximum_version == ssl.TLSVersion.TLSv1_3
+    assert c.security.inter_broker.ssl_context is None
+
+
+def test_pem_inline_on_one_line_and_encrypted_key(pki: Pki) -> None:
+    chain = pki.server_cert.read_text().replace("\n", " ")  # a properties file may hold it on one line
+    key = pki.server_key.read_text().replace("\n", " ")
+    assert server_context(SslSettings(keystore_certificate_chain=chain, keystore_key=key))
+    assert server_context(SslSettings(keystore_location=str(pki.encrypted_server), key_password="key-secret"))
+    context = client_context(SslSettings(truststore_certificates=pki.ca.read_text(), keystore_location=str(pki.client)))
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    assert not client_context(SslSettings(endpoint_identification_algorithm="")).check_hostname
+
+
+def test_pem_loading_errors(pki: Pki, tmp_path: Path) -> None:
+    def refused(needle: str, **kw: object) -> None:
+        with pytest.raises(TlsConfigError, match=needle):
+            server_context(SslSettings(**kw))  # type: ignore[arg-type]
+
+    refused("cannot read .*nope.pem", keystore_location=str(tmp_path / "nope.pem"))
+    refused("no certificate", keystore_location=str(pki.server_key))
+    refused("expected one private key .* found 0", keystore_location=str(pki.server_cert))
+    refused("encrypted but ssl.key.password is not set", keystore_location=str(pki.encrypted_server))
+    refused("ssl.key.password cannot decrypt", keystore_location=str(pki.encrypted_server), key_password="wrong")
+    mismatched = tmp_path / "mismatched.pem"
+    mismatched.write_text(pki.client_key.read_text() + pki.server_cert.read_text())
+    refused("does not match the certificate", keystore_location=str(mismatched))
+    refused("must be given together", keystore_certificate_chain=pki.server_cert.read_text())
+    refused("cannot be combined", keystore_location=str(pki.server), keystore_key=pki.server_key.read_text())
+    refused("keystore.password cannot be specified with PEM", keystore_location=str(pki.server),
+            keystore_password="x")
+    refused("JKS is not supported", keystore_type="JKS", keystore_location=str(pki.server))
+    refused("ssl.enabled.protocols: SSLv3", keystore_location=str(pki.server), enabled_protocols=("SSLv3",))
+    refused("ssl.cipher.suites: OpenSSL knows none", keystore_location=str(pki.server), cipher_suites=("BOGUS",))
+    refused("ssl.truststore.location .*no certificate", keystore_location=str(pki.server),
+            client_auth="required", truststore_location=str(pki.server_key))
+    bad = tmp_path / "bad.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\n!!!notbase64\n-----END CERTIFICATE-----\n")
+    refused("not valid base64", keystore_location=str(bad))
+    legacy = ("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: x\n\nAAAA\n"
+              "-----END RSA PRIVATE KEY-----")
+    with pytest.raises(TlsConfigError, match="legacy OpenSSL format"):
+        pem_blocks(legacy, "key")
