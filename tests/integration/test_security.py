@@ -14,6 +14,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -420,3 +421,23 @@ def test_passwords_are_sensitive_in_describe_configs(secure: SecureBroker) -> No
     assert entries["sasl.jaas.config"].is_sensitive and entries["sasl.jaas.config"].value is None
     assert not entries["ssl.keystore.location"].is_sensitive
     assert entries["ssl.keystore.location"].value == str(secure.pki.server)
+
+
+def test_users_cli_through_a_broker(secure: SecureBroker) -> None:
+    from tests.helpers import env_with_repo_on_path
+
+    def users(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "moldau.cli.main", "users", *args, "--bootstrap-server",
+                               f"127.0.0.1:{secure.ports['PLAINTEXT']}", "--timeout", "10"], input=stdin,
+                              capture_output=True, text=True, timeout=60, env=env_with_repo_on_path())
+
+    added = users("add", "dan", "--mechanism", "SCRAM-SHA-512", "--iterations", "5000", stdin="dan-pw\n")
+    assert added.returncode == 0, added.stderr
+    assert "dan\tSCRAM-SHA-512 (iterations 5000)" in users("list").stdout
+    conf = secure.conf("SASL_SSL", "SCRAM-SHA-512", "dan", "dan-pw")
+    assert AdminClient(conf).list_topics(timeout=10).brokers
+    assert users("delete", "dan").returncode == 0
+    assert "dan\t" not in users("list").stdout
+    refused = users("delete", "dan")
+    assert refused.returncode == 1 and "RESOURCE_NOT_FOUND" in refused.stderr, refused.stderr
+    assert users("add", "x", "--password", "p", "--iterations", "100").returncode == 1
