@@ -49,16 +49,21 @@ class RawProducer:
         self.broker, self.topic, self.producer_id, self.epoch = broker, topic, producer_id, epoch
 
     def send(self, values: list[bytes], sequence: int, epoch: int | None = None) -> tuple[int, int]:
-        """(error code, base offset) of a produce of one batch."""
+        """(error code, base offset) of a produce of one batch. NOT_LEADER_OR_FOLLOWER (a
+        broker just restarted, not yet told it leads) writes nothing: tried again."""
         batch = build_batch([RecordInput(v) for v in values], producer_id=self.producer_id,
                             producer_epoch=self.epoch if epoch is None else epoch, base_sequence=sequence,
                             timestamp=int(time.time() * 1000))
-        with connect(self.broker) as s:
-            s.sendall(encode(0, 8, produce_request(self.topic, 0, batch, acks=-1)))
-            frame = recv_frame(s)
-        assert frame is not None
-        part = decode(0, 8, frame).responses[0].partition_responses[0]  # type: ignore[attr-defined]
-        return part.error_code, part.base_offset
+        deadline = time.monotonic() + 15
+        while True:
+            with connect(self.broker) as s:
+                s.sendall(encode(0, 8, produce_request(self.topic, 0, batch, acks=-1)))
+                frame = recv_frame(s)
+            assert frame is not None
+            part = decode(0, 8, frame).responses[0].partition_responses[0]  # type: ignore[attr-defined]
+            if part.error_code != 6 or time.monotonic() > deadline:
+                return part.error_code, part.base_offset
+            time.sleep(0.1)
 
 
 def read_all(broker: BrokerProcess, topic: str, partition: int = 0) -> list[tuple[int, bytes]]:
