@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.cluster.zookeeper_server import ZooKeeperServer
@@ -216,7 +216,24 @@ def test_zookeeper_restart_cluster_recovers(cluster: Cluster) -> None:
     wait_for(lambda: cluster.controller_id() in (0, 1, 2), 20, "a controller after ZooKeeper restarts")
     acked = produce_some(cluster.bootstrap, topic, [f"z{i}" for i in range(10)])
     assert len(acked) == 10
-    topic2 = create(cluster, partitions=2)
+    # Until a broker's ZooKeeper session is back, its admin requests fail with a
+    # retriable answer (UNKNOWN_SERVER_ERROR naming ZooKeeper); a client tries again.
+    topic2 = f"c-{uuid.uuid4().hex[:8]}"
+
+    def created() -> bool:
+        admin = cluster.admin()  # must outlive its futures
+        result = admin.create_topics([NewTopic(topic2, 2, 3)])[topic2]
+        try:
+            result.result(20)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return True  # an earlier try got through after all
+            if exc.args[0].code() in (KafkaError.UNKNOWN, KafkaError.REQUEST_TIMED_OUT):
+                return False
+            raise
+        return True
+
+    wait_for(created, 40, "CreateTopics to succeed once ZooKeeper is back")
     assert len(produce_some(cluster.bootstrap, topic2, ["x"])) == 1
 
 
