@@ -9,11 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+# One allocator for every port a test process hands out (brokers and ZooKeeper alike).
+from moldau.cluster.zookeeper_process import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["BrokerProcess", "free_port", "env_with_repo_on_path"]
 
 
 class BrokerProcess:

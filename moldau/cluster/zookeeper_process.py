@@ -18,6 +18,7 @@ Where ZooKeeper comes from, first match wins:
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -60,8 +61,27 @@ class ZooKeeperStartError(RuntimeError):
         self.log = log
 
 
+_random = random.Random()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port to listen on, chosen below Linux's ephemeral range (32768-60999): a port the
+    kernel hands out for ``bind(0)`` may be taken again by some outgoing connection before
+    the process it is meant for binds it (seen in CI as "address already in use"). Never
+    the same port twice in one process."""
+    for _ in range(1000):
+        port = _random.randrange(20000, 32768)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # the low range is crowded: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
