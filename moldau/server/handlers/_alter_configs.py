@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from moldau.log.config import TOPIC_CONFIGS
 from moldau.protocol.errors import ErrorCode
+from moldau.protocol.framing import build
 from moldau.server.broker import Broker, TopicError
 from moldau.server.config import PROPERTIES, ConfigError, parse_value
 
@@ -16,6 +18,37 @@ TOPIC = 2
 BROKER = 4
 
 NewConfigs = Callable[[dict[str, str], dict[str, str]], dict[str, str]]  # (current, kinds) -> new
+Default = Callable[[str], "str | None"]  # a config's default for the resource
+
+
+def topic_default(broker: Broker, name: str) -> str | None:
+    from moldau.server.configs_view import broker_default_of
+
+    return broker_default_of(broker, name) if name in TOPIC_CONFIGS else None
+
+
+async def alter_resources(broker: Broker, t: Any, request: Any,
+                          new_configs: Callable[[Any, Default], NewConfigs]) -> tuple[Any, ...]:
+    """Both APIs' loop: each resource validated and stored on its own, its error (or none)
+    in the answer. ``new_configs(resource, default)`` says how a resource's configs change."""
+    results = []
+    for res in request.resources:
+        code, message = ErrorCode.none, None
+        try:
+            check_unique([c.name for c in res.configs])
+            if res.resource_type == TOPIC:
+                await alter_topic(broker, res.resource_name,
+                                  new_configs(res, lambda n: topic_default(broker, n)), request.validate_only)
+            elif res.resource_type == BROKER:
+                await alter_broker(broker, res.resource_name,
+                                   new_configs(res, lambda n: broker.config.describe().get(n)), request.validate_only)
+            else:
+                raise TopicError(ErrorCode.invalid_request, f"Unsupported resource type {res.resource_type}")
+        except TopicError as exc:
+            code, message = exc.code, exc.message
+        results.append(build(t.AlterConfigsResourceResponse, error_code=code, error_message=message,
+                             resource_type=res.resource_type, resource_name=res.resource_name))
+    return tuple(results)
 
 
 def check_unique(names: list[str]) -> None:

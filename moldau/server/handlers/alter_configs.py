@@ -10,7 +10,7 @@ from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.server.broker import Broker, TopicError
-from moldau.server.handlers._alter_configs import BROKER, TOPIC, alter_broker, alter_topic, check_unique
+from moldau.server.handlers._alter_configs import alter_resources
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
@@ -23,22 +23,12 @@ def _replacement(configs: Any) -> dict[str, str]:
     return out
 
 
+def _replace_with(res: Any, _default: Any) -> Any:
+    new = _replacement(res.configs)  # TopicError for a null value, inside the resource's try
+    return lambda _current, _kinds: new
+
+
 async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.ALTER_CONFIGS, header.api_version)
-    results = []
-    for res in request.resources:
-        code, message = ErrorCode.none, None
-        try:
-            check_unique([c.name for c in res.configs])
-            new = _replacement(res.configs)
-            if res.resource_type == TOPIC:
-                await alter_topic(broker, res.resource_name, lambda _c, _k, new=new: new, request.validate_only)
-            elif res.resource_type == BROKER:
-                await alter_broker(broker, res.resource_name, lambda _c, _k, new=new: new, request.validate_only)
-            else:
-                raise TopicError(ErrorCode.invalid_request, f"Unsupported resource type {res.resource_type}")
-        except TopicError as exc:
-            code, message = exc.code, exc.message
-        results.append(build(t.AlterConfigsResourceResponse, error_code=code, error_message=message,
-                             resource_type=res.resource_type, resource_name=res.resource_name))
-    return build(t.AlterConfigsResponse, throttle_time=NO_THROTTLE, responses=tuple(results))
+    responses = await alter_resources(broker, t, request, _replace_with)
+    return build(t.AlterConfigsResponse, throttle_time=NO_THROTTLE, responses=responses)

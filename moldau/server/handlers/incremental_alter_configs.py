@@ -8,12 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from moldau.log.config import TOPIC_CONFIGS
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.server.broker import Broker, TopicError
-from moldau.server.handlers._alter_configs import BROKER, TOPIC, alter_broker, alter_topic, check_unique
+from moldau.server.handlers._alter_configs import alter_resources
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -49,33 +48,9 @@ def _apply(
     return out
 
 
-def _topic_default(broker: Broker, name: str) -> str | None:
-    from moldau.server.configs_view import broker_default_of
-
-    return broker_default_of(broker, name) if name in TOPIC_CONFIGS else None
-
-
 async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.INCREMENTAL_ALTER_CONFIGS, header.api_version)
-    results = []
-    for res in request.resources:
-        code, message = ErrorCode.none, None
-        try:
-            check_unique([c.name for c in res.configs])
-            if res.resource_type == TOPIC:
-                await alter_topic(broker, res.resource_name,
-                                  lambda current, kinds, ops=res.configs: _apply(
-                                      current, ops, kinds, lambda n: _topic_default(broker, n)),
-                                  request.validate_only)
-            elif res.resource_type == BROKER:
-                await alter_broker(broker, res.resource_name,
-                                   lambda current, kinds, ops=res.configs: _apply(
-                                       current, ops, kinds, lambda n: broker.config.describe().get(n)),
-                                   request.validate_only)
-            else:
-                raise TopicError(ErrorCode.invalid_request, f"Unsupported resource type {res.resource_type}")
-        except TopicError as exc:
-            code, message = exc.code, exc.message
-        results.append(build(t.AlterConfigsResourceResponse, error_code=code, error_message=message,
-                             resource_type=res.resource_type, resource_name=res.resource_name))
-    return build(t.IncrementalAlterConfigsResponse, throttle_time=NO_THROTTLE, responses=tuple(results))
+    responses = await alter_resources(
+        broker, t, request,
+        lambda res, default: lambda current, kinds: _apply(current, res.configs, kinds, default))
+    return build(t.IncrementalAlterConfigsResponse, throttle_time=NO_THROTTLE, responses=responses)
