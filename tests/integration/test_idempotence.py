@@ -49,8 +49,9 @@ class RawProducer:
         self.broker, self.topic, self.producer_id, self.epoch = broker, topic, producer_id, epoch
 
     def send(self, values: list[bytes], sequence: int, epoch: int | None = None) -> tuple[int, int]:
-        """(error code, base offset) of a produce of one batch. NOT_LEADER_OR_FOLLOWER (a
-        broker just restarted, not yet told it leads) writes nothing: tried again."""
+        """(error code, base offset) of a produce of one batch. UNKNOWN_TOPIC_OR_PARTITION
+        and NOT_LEADER_OR_FOLLOWER (a broker just restarted, not yet told about the topic or
+        that it leads) write nothing and are retriable: tried again, as a client would."""
         batch = build_batch([RecordInput(v) for v in values], producer_id=self.producer_id,
                             producer_epoch=self.epoch if epoch is None else epoch, base_sequence=sequence,
                             timestamp=int(time.time() * 1000))
@@ -61,7 +62,7 @@ class RawProducer:
                 frame = recv_frame(s)
             assert frame is not None
             part = decode(0, 8, frame).responses[0].partition_responses[0]  # type: ignore[attr-defined]
-            if part.error_code != 6 or time.monotonic() > deadline:
+            if part.error_code not in (3, 6) or time.monotonic() > deadline:
                 return part.error_code, part.base_offset
             time.sleep(0.1)
 
