@@ -247,10 +247,6 @@ def decode_topic_config(data: bytes | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in (js.get("config") or {}).items()}
 
 
-def encode_config_change(topic: str) -> bytes:
-    return _dumps({"version": 2, "entity_path": f"topics/{topic}"})
-
-
 def sanitize_user(user: str) -> str:
     """Kafka's `Sanitizer.sanitize`: URL-encoding (as Java's URLEncoder, which leaves only
     letters, digits and `.-_*` alone), with `*` as %2A and a space as %20."""
@@ -659,21 +655,8 @@ class ZooKeeperCoordination:
 
     def set_topic_configs(self, topic: str, configs: dict[str, str]) -> None:
         with self._errors(f"set configs of {topic}"):
-            for _ in range(3):
-                tx = self._client.transaction()
-                if self._exists(topic_config_path(topic)):
-                    tx.set_data(topic_config_path(topic), encode_topic_config(configs))
-                else:
-                    tx.create(topic_config_path(topic), encode_topic_config(configs))
-                tx.create(f"{CONFIG_CHANGES}/{CONFIG_CHANGE_PREFIX}", encode_config_change(topic), sequence=True)
-                error = self._first_error(self._commit(tx))
-                if error is None:
-                    break
-                if not isinstance(error, NodeExistsError | NoNodeError):
-                    raise error
-            else:
-                raise CoordinationError(f"set configs of {topic}: kept racing with another writer")
-            self._purge_config_changes()
+            self._write_entity_config(f"set configs of {topic}", topic_config_path(topic), f"topics/{topic}",
+                                      lambda _current: configs)
 
     def allocate_producer_ids(self, broker_id: int, count: int) -> tuple[int, int]:
         """Kafka's ProducerIdBlockZNode: {"version":1,"broker":b,"block_start":"s",
@@ -703,22 +686,8 @@ class ZooKeeperCoordination:
     def set_broker_configs(self, configs: dict[str, str]) -> None:
         with self._errors("set broker configs"):
             self._client.ensure_path("/config/brokers")
-            for _ in range(3):
-                tx = self._client.transaction()
-                if self._exists(CONFIG_BROKER_DEFAULT):
-                    tx.set_data(CONFIG_BROKER_DEFAULT, encode_topic_config(configs))
-                else:
-                    tx.create(CONFIG_BROKER_DEFAULT, encode_topic_config(configs))
-                tx.create(f"{CONFIG_CHANGES}/{CONFIG_CHANGE_PREFIX}",
-                          _dumps({"version": 2, "entity_path": "brokers/<default>"}), sequence=True)
-                error = self._first_error(self._commit(tx))
-                if error is None:
-                    break
-                if not isinstance(error, NodeExistsError | NoNodeError):
-                    raise error
-            else:
-                raise CoordinationError("set broker configs: kept racing with another writer")
-            self._purge_config_changes()
+            self._write_entity_config("set broker configs", CONFIG_BROKER_DEFAULT, "brokers/<default>",
+                                      lambda _current: configs)
 
     def user_scram_credentials(self, user: str) -> dict[str, str]:
         with self._errors(f"credentials of {user}"):
@@ -727,28 +696,34 @@ class ZooKeeperCoordination:
             return {k: v for k, v in configs.items() if k in SCRAM_MECHANISMS}
 
     def set_user_scram_credentials(self, user: str, credentials: dict[str, str]) -> None:
-        path = user_config_path(user)
         with self._errors(f"set credentials of {user}"):
             self._client.ensure_path(CONFIG_USERS)
-            for _ in range(5):
-                got = self._get(path)
-                configs = {} if got is None else decode_topic_config(got[0])
-                configs = {k: v for k, v in configs.items() if k not in SCRAM_MECHANISMS} | credentials
-                tx = self._client.transaction()
-                if got is None:
-                    tx.create(path, encode_topic_config(configs))
-                else:
-                    tx.set_data(path, encode_topic_config(configs), version=got[1].version)
-                tx.create(f"{CONFIG_CHANGES}/{CONFIG_CHANGE_PREFIX}",
-                          _dumps({"version": 2, "entity_path": f"users/{sanitize_user(user)}"}), sequence=True)
-                error = self._first_error(self._commit(tx))
-                if error is None:
-                    break
-                if not isinstance(error, NodeExistsError | NoNodeError | ZkBadVersionError):
-                    raise error
+            self._write_entity_config(
+                f"set credentials of {user}", user_config_path(user), f"users/{sanitize_user(user)}",
+                lambda current: {k: v for k, v in current.items() if k not in SCRAM_MECHANISMS} | credentials)
+
+    def _write_entity_config(self, what: str, path: str, entity_path: str,
+                             update: Callable[[dict[str, str]], dict[str, str]]) -> None:
+        """Kafka's entity config write: the config znode (compare-and-set on what was read)
+        and a /config/changes notification in one multi-op, so every broker's watch sees it."""
+        for _ in range(5):
+            got = self._get(path)
+            configs = update({} if got is None else decode_topic_config(got[0]))
+            tx = self._client.transaction()
+            if got is None:
+                tx.create(path, encode_topic_config(configs))
             else:
-                raise CoordinationError(f"set credentials of {user}: kept racing with another writer")
-            self._purge_config_changes()
+                tx.set_data(path, encode_topic_config(configs), version=got[1].version)
+            tx.create(f"{CONFIG_CHANGES}/{CONFIG_CHANGE_PREFIX}",
+                      _dumps({"version": 2, "entity_path": entity_path}), sequence=True)
+            error = self._first_error(self._commit(tx))
+            if error is None:
+                break
+            if not isinstance(error, NodeExistsError | NoNodeError | ZkBadVersionError):
+                raise error
+        else:
+            raise CoordinationError(f"{what}: kept racing with another writer")
+        self._purge_config_changes()
 
     def scram_users(self) -> dict[str, dict[str, str]]:
         with self._errors("SCRAM users"):
