@@ -151,7 +151,8 @@ def test_a_new_controller_finishes_a_move_the_old_one_started(cluster: Cluster) 
     target_proc.send_signal(19)  # SIGSTOP: the new replica cannot catch up yet
     kp = KafkaAdminClient(bootstrap_servers=cluster.brokers[source].bootstrap, request_timeout_ms=20000)
     try:
-        assert kp.alter_partition_reassignments({KpPartition(topic, 0): [target]}) == {KpPartition(topic, 0): None}
+        assert kp.alter_partition_reassignments({KpPartition(topic, 0): [target]}, timeout_ms=30000) == {
+            KpPartition(topic, 0): None}
     finally:
         kp.close()
     cluster.brokers[controller].kill()
