@@ -490,9 +490,11 @@ class Log:
                 f"{self.log_end_offset}] of {self.topic}-{self.partition}"
             )
 
-    def read(self, fetch_offset: int, max_bytes: int, *, max_offset: int | None = None) -> bytes:
-        """Whole batches from the one holding ``fetch_offset``: at least one (KIP-74),
-        then as many as fit in ``max_bytes``, none reaching ``max_offset``."""
+    def read(self, fetch_offset: int, max_bytes: int, *, max_offset: int | None = None,
+             min_one: bool = True) -> bytes:
+        """Whole batches from the one holding ``fetch_offset``: at least one (KIP-74)
+        unless ``min_one`` is False, then as many as fit in ``max_bytes``, none reaching
+        ``max_offset``."""
         self._check_fetch_offset(fetch_offset)
         limit = self.log_end_offset if max_offset is None else min(max_offset, self.log_end_offset)
         if fetch_offset >= limit:
@@ -505,7 +507,7 @@ class Log:
             if found is None:
                 continue
             data, next_offset, stopped = segment.read_batches(
-                found[0], remaining, limit, min_one=not parts
+                found[0], remaining, limit, min_one=min_one and not parts
             )
             if data:
                 parts.append(data)

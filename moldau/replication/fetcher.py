@@ -9,25 +9,21 @@ has just started to follow, the fetcher truncates the local log by leader epoch
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from moldau.log.errors import LogError
-from moldau.protocol.apis import ApiKey
+from moldau.log.log import Log
 from moldau.protocol.errors import ErrorCode
-from moldau.protocol.records import CorruptRecordError, InvalidRecordError, validate_batches
-from moldau.server.broker_client import BrokerConnection
+from moldau.protocol.records import CorruptRecordError, InvalidRecordError, iter_batches, validate_batches
+from moldau.replication.seams import FetchPosition, LeaderEndPoint, TopicPartition
 
 if TYPE_CHECKING:
-    from moldau.server.cluster_broker import ClusterBroker
+    from moldau.replication.partition import Partition
 
 log = logging.getLogger(__name__)
-
-FETCH_VERSION = 12
-EPOCH_VERSION = 4
-TopicPartition = tuple[str, int]
 
 
 @dataclass
@@ -38,22 +34,22 @@ class FollowedPartition:
 
 
 class ReplicaFetcher:
-    def __init__(self, broker: ClusterBroker, leader_id: int, host: str, port: int) -> None:
-        self.broker = broker
+    def __init__(self, local_id: int, leader_id: int, address: tuple[str, int], endpoint: LeaderEndPoint,
+                 partition_of: Callable[[TopicPartition], Partition | None]) -> None:
+        self.local_id = local_id
         self.leader_id = leader_id
-        self.host, self.port = host, port
+        self.address = address
+        self.endpoint = endpoint
+        self._partition_of = partition_of
         self.partitions: dict[TopicPartition, FollowedPartition] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._conn = BrokerConnection(host, port, f"replica-fetcher-{broker.broker_id}-{leader_id}",
-                                      broker.inter_broker)
-        self._failures = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run())
 
     def add(self, tp: TopicPartition, leader_epoch: int) -> None:
-        log.info("broker %d follows %s-%d from leader %d (epoch %d)", self.broker.broker_id, tp[0], tp[1],
+        log.info("broker %d follows %s-%d from leader %d (epoch %d)", self.local_id, tp[0], tp[1],
                  self.leader_id, leader_epoch)
         self.partitions[tp] = FollowedPartition(leader_epoch)
         self._wake.set()
@@ -68,155 +64,131 @@ class ReplicaFetcher:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._conn.close()
+        self.endpoint.close()
+
+    def _log(self, tp: TopicPartition) -> Log | None:
+        partition = self._partition_of(tp)
+        return partition.log if partition is not None else None
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 if not self.partitions:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                now = loop.time()
-                untruncated = [tp for tp, s in self.partitions.items() if not s.truncated and s.paused_until <= now]
-                if untruncated:
-                    await self._truncate(untruncated)
-                    continue
-                ready = {tp: s for tp, s in self.partitions.items() if s.paused_until <= now and s.truncated}
-                if not ready:
+                if not await self.do_work(asyncio.get_running_loop().time()):
                     await asyncio.sleep(0.1)
-                    continue
-                await self._fetch(ready)
-                self._failures = 0
             except asyncio.CancelledError:
                 raise
             except (OSError, ConnectionError, TimeoutError) as exc:
-                log.info("fetcher %d<-%d: %s; retrying", self.broker.broker_id, self.leader_id, exc)
-                self._conn.close()
+                log.info("fetcher %d<-%d: %s; retrying", self.local_id, self.leader_id, exc)
+                self.endpoint.close()
                 await asyncio.sleep(0.3)
             except Exception:
-                log.exception("fetcher %d<-%d failed; retrying", self.broker.broker_id, self.leader_id)
+                log.exception("fetcher %d<-%d failed; retrying", self.local_id, self.leader_id)
                 await asyncio.sleep(0.5)
+
+    async def do_work(self, now: float) -> bool:
+        """One round: truncate the partitions that need it, else fetch the ready ones.
+        False if nothing was ready (the caller backs off)."""
+        untruncated = [tp for tp, s in self.partitions.items() if not s.truncated and s.paused_until <= now]
+        if untruncated:
+            await self._truncate(untruncated, now)
+            return True
+        ready = {tp: s for tp, s in self.partitions.items() if s.paused_until <= now and s.truncated}
+        if not ready:
+            return False
+        return await self._fetch(ready, now)
 
     # --- truncation by leader epoch ------------------------------------------------------
 
-    async def _truncate(self, tps: list[TopicPartition]) -> None:
-        from kio.schema.offset_for_leader_epoch.v4 import request as req
-
+    async def _truncate(self, tps: list[TopicPartition], now: float) -> None:
         wanted: dict[TopicPartition, int] = {}
         for tp in tps:
-            plog = self.broker.logs.get(*tp)
+            plog = self._log(tp)
             if plog is None:
                 self.partitions.pop(tp, None)
                 continue
-            latest = _latest_epoch(plog)
-            if latest is None:
+            latest = plog.latest_epoch
+            if latest is None or latest < 0:
                 # No epoch history: fall back to the high watermark (the pre-KIP-101 rule,
                 # used only for logs written before leader epochs were recorded).
-                plog.truncate_to(max(_high_watermark(plog), plog.log_start_offset))
+                plog.truncate_to(max(plog.high_watermark, plog.log_start_offset))
                 self.partitions[tp].truncated = True
                 continue
             wanted[tp] = latest
         if not wanted:
             return
-        by_topic: dict[str, list[Any]] = {}
-        for (topic, p), epoch in wanted.items():
-            by_topic.setdefault(topic, []).append(req.OffsetForLeaderPartition(
-                partition=p, current_leader_epoch=self.partitions[(topic, p)].leader_epoch, leader_epoch=epoch))
-        request = req.OffsetForLeaderEpochRequest(
-            replica_id=self.broker.broker_id,
-            topics=tuple(req.OffsetForLeaderTopic(topic=t, partitions=tuple(ps)) for t, ps in by_topic.items()))
-        response = await self._conn.request(ApiKey.OFFSET_FOR_LEADER_EPOCH, EPOCH_VERSION, request, timeout=10.0)
-        for topic in response.topics:
-            for part in topic.partitions:
-                tp = (topic.topic, part.partition)
-                state = self.partitions.get(tp)
-                plog = self.broker.logs.get(*tp)
-                if state is None or plog is None:
-                    continue
-                if part.error_code != ErrorCode.none:
-                    log.info("broker %d: OffsetForLeaderEpoch %s-%d from %d: %s", self.broker.broker_id, *tp,
-                             self.leader_id, ErrorCode(part.error_code).name)
-                    state.paused_until = asyncio.get_running_loop().time() + 0.2
-                    continue
-                target = plog.log_end_offset
-                if part.end_offset >= 0:
-                    target = min(target, part.end_offset)
-                    if part.leader_epoch != wanted[tp] and part.leader_epoch >= 0:
-                        # The leader's history diverged earlier: cut at the end of that
-                        # epoch in our own log too (KIP-279).
-                        own = _end_offset_for_epoch(plog, part.leader_epoch)
-                        if own is not None and own >= 0:
-                            target = min(target, own)
-                if target < plog.log_end_offset:
-                    log.info("broker %d: truncating %s-%d from %d to %d (leader epoch %d ends at %d)",
-                             self.broker.broker_id, tp[0], tp[1], plog.log_end_offset, target,
-                             part.leader_epoch, part.end_offset)
-                    plog.truncate_to(target)
-                state.truncated = True
+        answers = await self.endpoint.end_offsets_for_epochs(
+            {tp: (self.partitions[tp].leader_epoch, epoch) for tp, epoch in wanted.items() if tp in self.partitions})
+        for tp, part in answers.items():
+            state = self.partitions.get(tp)
+            plog = self._log(tp)
+            if state is None or plog is None or tp not in wanted:
+                continue
+            if part.error != ErrorCode.none:
+                log.info("broker %d: OffsetForLeaderEpoch %s-%d from %d: %s", self.local_id, *tp,
+                         self.leader_id, part.error.name)
+                state.paused_until = now + 0.2
+                continue
+            target = plog.log_end_offset
+            if part.end_offset >= 0:
+                target = min(target, part.end_offset)
+                if part.leader_epoch != wanted[tp] and part.leader_epoch >= 0:
+                    # The leader's history diverged earlier: cut at the end of that
+                    # epoch in our own log too (KIP-279).
+                    _epoch, own = plog.end_offset_for_epoch(part.leader_epoch)
+                    if own >= 0:
+                        target = min(target, own)
+            if target < plog.log_end_offset:
+                log.info("broker %d: truncating %s-%d from %d to %d (leader epoch %d ends at %d)",
+                         self.local_id, tp[0], tp[1], plog.log_end_offset, target,
+                         part.leader_epoch, part.end_offset)
+                plog.truncate_to(target)
+            state.truncated = True
 
     # --- fetching ------------------------------------------------------------------------
 
-    async def _fetch(self, ready: dict[TopicPartition, FollowedPartition]) -> None:
-        from kio.schema.fetch.v12 import request as req
-
-        by_topic: dict[str, list[Any]] = {}
-        for (topic, p), state in ready.items():
-            plog = self.broker.logs.get(topic, p)
-            if plog is None:
+    async def _fetch(self, ready: dict[TopicPartition, FollowedPartition], now: float) -> bool:
+        positions: dict[TopicPartition, FetchPosition] = {}
+        for tp, state in ready.items():
+            plog = self._log(tp)
+            if plog is not None:
+                positions[tp] = FetchPosition(plog.log_end_offset, plog.log_start_offset, state.leader_epoch)
+        if not positions:
+            return False
+        answers = await self.endpoint.fetch(positions)
+        for tp, part in answers.items():
+            state = self.partitions.get(tp)
+            partition = self._partition_of(tp)
+            if state is None or partition is None or tp not in positions:
                 continue
-            by_topic.setdefault(topic, []).append(req.FetchPartition(
-                partition=p, current_leader_epoch=state.leader_epoch, fetch_offset=plog.log_end_offset,
-                last_fetched_epoch=-1, log_start_offset=plog.log_start_offset,
-                partition_max_bytes=1 << 20))
-        if not by_topic:
-            await asyncio.sleep(0.1)
-            return
-        request = req.FetchRequest(
-            cluster_id=None, replica_id=self.broker.broker_id, max_wait=datetime.timedelta(milliseconds=500),
-            min_bytes=1, max_bytes=8 << 20, isolation_level=0, session_id=0, session_epoch=-1,
-            topics=tuple(req.FetchTopic(topic=t, partitions=tuple(ps)) for t, ps in by_topic.items()),
-            forgotten_topics_data=(), rack_id="")
-        response = await self._conn.request(ApiKey.FETCH, FETCH_VERSION, request, timeout=10.0)
-        if response.error_code != ErrorCode.none:
-            await asyncio.sleep(0.2)
-            return
-        loop = asyncio.get_running_loop()
-        for topic in response.responses:
-            for part in topic.partitions:
-                tp = (topic.topic, part.partition_index)
-                state = self.partitions.get(tp)
-                plog = self.broker.logs.get(*tp)
-                if state is None or plog is None:
-                    continue
-                code = part.error_code
-                if code == ErrorCode.none:
-                    data = bytes(part.records or b"")
-                    if data:
-                        self._append(tp, plog, data)
-                    if hasattr(plog, "update_high_watermark"):
-                        plog.update_high_watermark(min(part.high_watermark, plog.log_end_offset))
-                elif code == ErrorCode.offset_out_of_range:
-                    # Below the leader's log start (retention or DeleteRecords moved it):
-                    # start over at the leader's log start.
-                    if 0 <= plog.log_end_offset < part.log_start_offset:
-                        log.info("broker %d: %s-%d restarts at the leader's log start %d",
-                                 self.broker.broker_id, *tp, part.log_start_offset)
-                        plog.truncate_to(part.log_start_offset)
-                    else:
-                        state.truncated = False
-                elif code in (ErrorCode.fenced_leader_epoch, ErrorCode.not_leader_or_follower,
-                              ErrorCode.unknown_topic_or_partition, ErrorCode.unknown_leader_epoch):
-                    state.paused_until = loop.time() + 0.2  # wait for the controller's news
+            plog = partition.log
+            code = part.error
+            if code == ErrorCode.none:
+                if part.records:
+                    self._append(tp, plog, part.records)
+                partition.follower_high_watermark(part.high_watermark)
+            elif code == ErrorCode.offset_out_of_range:
+                # Below the leader's log start (retention or DeleteRecords moved it):
+                # start over at the leader's log start.
+                if 0 <= plog.log_end_offset < part.log_start_offset:
+                    log.info("broker %d: %s-%d restarts at the leader's log start %d",
+                             self.local_id, *tp, part.log_start_offset)
+                    plog.truncate_to(part.log_start_offset)
                 else:
-                    log.info("fetch %s-%d from %d: %s", tp[0], tp[1], self.leader_id, ErrorCode(code).name)
-                    state.paused_until = loop.time() + 0.5
+                    state.truncated = False
+            elif code in (ErrorCode.fenced_leader_epoch, ErrorCode.not_leader_or_follower,
+                          ErrorCode.unknown_topic_or_partition, ErrorCode.unknown_leader_epoch):
+                state.paused_until = now + 0.2  # wait for the controller's news
+            else:
+                log.info("fetch %s-%d from %d: %s", tp[0], tp[1], self.leader_id, code.name)
+                state.paused_until = now + 0.5
+        return True
 
-    def _append(self, tp: TopicPartition, plog: Any, data: bytes) -> None:
+    def _append(self, tp: TopicPartition, plog: Log, data: bytes) -> None:
         # A fetch may end in a partial batch (Kafka allows it); keep whole batches only.
-        from moldau.protocol.records import iter_batches
-
         whole = sum(h.size for h, _ in iter_batches(data))
         data = data[:whole]
         if not data:
@@ -224,7 +196,7 @@ class ReplicaFetcher:
         try:
             headers = validate_batches(data, from_producer=False)
         except (CorruptRecordError, InvalidRecordError) as exc:
-            log.error("broker %d: corrupt data from leader %d for %s-%d: %s", self.broker.broker_id,
+            log.error("broker %d: corrupt data from leader %d for %s-%d: %s", self.local_id,
                       self.leader_id, tp[0], tp[1], exc)
             return
         leo = plog.log_end_offset
@@ -237,7 +209,7 @@ class ReplicaFetcher:
             straddling = next((h for h in headers if h.base_offset < leo <= h.last_offset), None)
             if straddling is not None:
                 log.warning("broker %d: %s-%d ends at %d inside the leader's batch %d-%d; truncating to %d",
-                            self.broker.broker_id, tp[0], tp[1], leo, straddling.base_offset,
+                            self.local_id, tp[0], tp[1], leo, straddling.base_offset,
                             straddling.last_offset, straddling.base_offset)
                 plog.truncate_to(straddling.base_offset)
                 leo = plog.log_end_offset
@@ -255,23 +227,5 @@ class ReplicaFetcher:
         try:
             plog.append_as_follower(data, headers)
         except LogError as exc:
-            log.warning("broker %d: cannot append %s-%d as follower: %s", self.broker.broker_id, *tp, exc)
+            log.warning("broker %d: cannot append %s-%d as follower: %s", self.local_id, *tp, exc)
 
-
-def _latest_epoch(plog: Any) -> int | None:
-    latest = getattr(plog, "latest_epoch", None)
-    if callable(latest):
-        latest = latest()
-    return latest if latest is None or latest >= 0 else None
-
-
-def _high_watermark(plog: Any) -> int:
-    return int(getattr(plog, "high_watermark", 0))
-
-
-def _end_offset_for_epoch(plog: Any, epoch: int) -> int | None:
-    fn = getattr(plog, "end_offset_for_epoch", None)
-    if fn is None:
-        return None
-    _epoch, end = fn(epoch)
-    return int(end)

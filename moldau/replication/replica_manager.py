@@ -1,241 +1,469 @@
-"""The broker's replicas: which partitions it leads (with their followers' progress, high
-watermark and ISR) and which it follows (through replica fetchers).
+"""The broker's replicas (Kafka's ReplicaManager): the `Partition`s it hosts, the two
+entry points of the data path, and what keeps followers in step.
 
-The leader proposes ISR changes to the controller with AlterPartition; the controller
-writes them to ZooKeeper (compare-and-set on the state znode version, the "partition
-epoch"), so the state znode keeps a single writer.
+* `append_records`: a produce, validated and appended by each partition's leader;
+  acks=1 is answered at once, acks=all through a `DelayedProduce` completed when the
+  high watermark passes the batch (or at the request timeout).
+* `fetch_records`: a consumer's or follower's fetch, read from each leader's log (a
+  consumer up to the high watermark, a follower up to the log end, after its fetch
+  offset has been recorded); with less than ``min_bytes`` it becomes a `DelayedFetch`
+  completed by an append, a moved high watermark or ``max_wait_ms``.
+* `become_leader_or_follower` / `stop_replica`: roles from the controller. A follower's
+  partitions are fetched by one `ReplicaFetcher` per leader broker.
+* ISR changes are proposed to the controller through `ControllerChannel`
+  (AlterPartition), one in flight per partition.
+
+Results are delivered through callbacks (Kafka's responseCallback), called once,
+possibly before the call returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
-from moldau.protocol.apis import ApiKey
+from moldau.log.config import LogConfig
+from moldau.log.errors import OffsetOutOfRangeError
+from moldau.log.manager import LogManager
+from moldau.log.validator import RecordError, RecordValidationError
 from moldau.protocol.errors import ErrorCode
 from moldau.replication.fetcher import ReplicaFetcher
-from moldau.replication.partition import PartitionReplication
-from moldau.server.broker_client import BrokerConnection
-
-if TYPE_CHECKING:
-    from moldau.server.cluster_broker import ClusterBroker
+from moldau.replication.leader_state import LeaderState
+from moldau.replication.partition import Partition, PartitionError, RateLimitedWarning
+from moldau.replication.purgatory import DelayedOperation, Purgatory, Scheduler
+from moldau.replication.seams import (
+    ControllerChannel,
+    LeaderAndIsrState,
+    LeaderEndPoints,
+    LeadershipLease,
+    PartitionMetadata,
+    TopicPartition,
+)
 
 log = logging.getLogger(__name__)
 
-TopicPartition = tuple[str, int]
-ALTER_PARTITION_VERSION = 2
+
+# --- typed requests and results --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProducePartitionResult:
+    error: ErrorCode
+    base_offset: int = -1
+    log_append_time: int = -1
+    log_start_offset: int = -1
+    message: str | None = None
+    record_errors: tuple[RecordError, ...] = ()
+    last_offset: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPartitionRequest:
+    fetch_offset: int
+    max_bytes: int
+    current_leader_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class FetchParams:
+    replica_id: int  # a follower's broker id; -1 for consumers
+    max_wait_ms: int
+    min_bytes: int
+    max_bytes: int
+    partitions: tuple[tuple[TopicPartition, FetchPartitionRequest], ...]
+
+    @property
+    def is_follower(self) -> bool:
+        return self.replica_id >= 0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPartitionResult:
+    error: ErrorCode
+    high_watermark: int = -1
+    last_stable_offset: int = -1
+    log_start_offset: int = -1
+    records: bytes = b""
+
+
+ProduceResults = dict[TopicPartition, ProducePartitionResult]
+FetchResults = list[tuple[TopicPartition, FetchPartitionResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaManagerConfig:
+    broker_id: int
+    replica_lag_time_max_ms: int = 30_000
+
+
+# --- delayed operations --------------------------------------------------------------------
+
+
+class DelayedProduce(DelayedOperation):
+    """acks=all: done when every partition's high watermark passed its batch, or a
+    partition can no longer get there (not leader, ISR below min.insync.replicas)."""
+
+    def __init__(self, delay_ms: int, replicas: ReplicaManager, results: ProduceResults,
+                 required: dict[TopicPartition, int], callback: Callable[[ProduceResults], None]) -> None:
+        super().__init__(delay_ms)
+        self._replicas = replicas
+        self._results = results
+        self._required = required  # partitions still waiting -> the offset the HW must reach
+        self._callback = callback
+
+    def try_complete(self) -> bool:
+        for tp, required_offset in list(self._required.items()):
+            partition = self._replicas.partitions.get(tp)
+            code = ErrorCode.not_leader_or_follower if partition is None else \
+                partition.check_enough_replicas_reached(required_offset)
+            if code is None:
+                continue
+            del self._required[tp]
+            if code != ErrorCode.none:
+                self._results[tp] = replace(self._results[tp], error=code, base_offset=-1)
+        return self.force_complete() if not self._required else False
+
+    def on_expiration(self) -> None:
+        for tp in self._required:
+            self._results[tp] = replace(self._results[tp], error=ErrorCode.request_timed_out, base_offset=-1)
+
+    def on_complete(self) -> None:
+        self._callback(self._results)
+
+
+class DelayedFetch(DelayedOperation):
+    """A fetch that waits for ``min_bytes`` (or an error) up to ``max_wait_ms``."""
+
+    def __init__(self, replicas: ReplicaManager, params: FetchParams,
+                 callback: Callable[[FetchResults], None]) -> None:
+        super().__init__(params.max_wait_ms)
+        self._replicas = replicas
+        self._params = params
+        self._callback = callback
+        self._results: FetchResults = []
+
+    def try_complete(self) -> bool:
+        results, total, errors = self._replicas.read_from_local_log(self._params)
+        if errors or total >= max(self._params.min_bytes, 1):
+            self._results = results
+            return self.force_complete()
+        return False
+
+    def on_expiration(self) -> None:
+        self._results = self._replicas.read_from_local_log(self._params)[0]
+
+    def on_complete(self) -> None:
+        self._callback(self._results)
+
+
+# --- the manager ------------------------------------------------------------------------------
 
 
 class ReplicaManager:
-    def __init__(self, broker: ClusterBroker) -> None:
-        self.broker = broker
-        self.leaders: dict[TopicPartition, PartitionReplication] = {}
+    def __init__(self, config: ReplicaManagerConfig, logs: LogManager, clock: Callable[[], int],
+                 scheduler: Scheduler, lease: LeadershipLease, controller: ControllerChannel,
+                 leaders: LeaderEndPoints, metadata: PartitionMetadata,
+                 on_leadership_change: Callable[[TopicPartition, bool], None] | None = None,
+                 run_fetchers: bool = True) -> None:
+        self.config = config
+        self.broker_id = config.broker_id
+        self.logs = logs
+        self.clock = clock
+        self.lease = lease
+        self.controller = controller
+        self.leaders = leaders
+        self.metadata = metadata
+        self.on_leadership_change = on_leadership_change
+        self.run_fetchers = run_fetchers  # False: a simulation drives `ReplicaFetcher.do_work` itself
+        self.partitions: dict[TopicPartition, Partition] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
-        self.following: dict[TopicPartition, int] = {}
-        self.lag_time_max_ms = int(broker.config["replica.lag.time.max.ms"])
-        self._hw_waiters: dict[TopicPartition, set[asyncio.Future[None]]] = {}
-        self._controller_conn: BrokerConnection | None = None
-        self._controller_addr: tuple[str, int] | None = None
+        self.produce_purgatory = Purgatory("Produce", scheduler)
+        self.fetch_purgatory = Purgatory("Fetch", scheduler)
+        self._lease_warning = RateLimitedWarning(log)
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    # --- roles -------------------------------------------------------------------------
+    # --- lookups ----------------------------------------------------------------------
 
-    def become_leader(self, tp: TopicPartition, ps: Any, plog: Any, now_ms: int) -> None:
-        self._stop_following(tp)
-        current = self.leaders.get(tp)
-        if current is not None and current.leader_epoch == ps.leader_epoch:
-            current.isr = set(ps.isr)
-            current.partition_epoch = ps.zk_version
-            current.replicas = list(ps.replicas)
+    def partition_error(self, tp: TopicPartition) -> ErrorCode:
+        """Why this broker cannot serve `tp` as leader, by what the metadata says."""
+        leader = self.metadata.leader_of(tp)
+        if leader is None:
+            return ErrorCode.unknown_topic_or_partition
+        if leader < 0:
+            return ErrorCode.leader_not_available
+        return ErrorCode.not_leader_or_follower
+
+    def leader_partition(self, tp: TopicPartition) -> Partition:
+        """The partition if this broker leads it now (within its lease), else
+        PartitionError with the code a client should see."""
+        partition = self.partitions.get(tp)
+        if partition is None or not partition.is_leader:
+            raise PartitionError(self.partition_error(tp))
+        try:
+            partition.leader_log_or_error()
+        except PartitionError:
+            raise PartitionError(self.partition_error(tp)) from None
+        return partition
+
+    def leader_partition_or_none(self, tp: TopicPartition) -> Partition | None:
+        try:
+            return self.leader_partition(tp)
+        except PartitionError:
+            return None
+
+    def leading(self) -> list[TopicPartition]:
+        return [tp for tp, p in self.partitions.items() if p.is_leader]
+
+    # --- roles --------------------------------------------------------------------------
+
+    def become_leader_or_follower(self, states: Iterable[tuple[TopicPartition, LeaderAndIsrState, LogConfig]],
+                                  now_ms: int) -> list[tuple[TopicPartition, ErrorCode]]:
+        """Apply a LeaderAndIsr request's partition states; an error per partition
+        (STALE_CONTROLLER_EPOCH for a leader epoch older than one already applied)."""
+        out: list[tuple[TopicPartition, ErrorCode]] = []
+        for tp, state, log_config in states:
+            partition = self.partitions.get(tp)
+            if partition is not None and state.leader_epoch < partition.leader_epoch:
+                log.info("broker %d: ignoring LeaderAndIsr for %s-%d at leader epoch %d < %d", self.broker_id,
+                         tp[0], tp[1], state.leader_epoch, partition.leader_epoch)
+                out.append((tp, ErrorCode.stale_controller_epoch))
+                continue
+            plog = self.logs.create(tp[0], tp[1], log_config, now_ms)
+            if partition is None or partition.log is not plog:
+                partition = Partition(tp[0], tp[1], self.broker_id, plog, self.lease,
+                                      self.config.replica_lag_time_max_ms, self._lease_warning)
+                self.partitions[tp] = partition
+            if state.leader == self.broker_id:
+                self._stop_fetching(tp)
+                was_leader = partition.is_leader
+                partition.make_leader(state, now_ms)
+                if not was_leader:
+                    log.info("broker %d leads %s-%d (epoch %d)", self.broker_id, tp[0], tp[1], state.leader_epoch)
+                    self._leadership_changed(tp, True)
+                self._complete_delayed(tp)
+            else:
+                was_leader = partition.is_leader
+                changed = partition.make_follower(state)
+                if was_leader:
+                    log.info("broker %d no longer leads %s-%d", self.broker_id, *tp)
+                    self._leadership_changed(tp, False)
+                self._complete_delayed(tp)
+                self._follow(partition, changed)
+            out.append((tp, ErrorCode.none))
+        return out
+
+    def stop_replica(self, tp: TopicPartition, delete: bool) -> None:
+        """Neither lead nor follow `tp` (StopReplica); delete its log if asked."""
+        self._stop_fetching(tp)
+        partition = self.partitions.pop(tp, None)
+        if partition is not None:
+            if partition.is_leader:
+                log.info("broker %d no longer leads %s-%d", self.broker_id, *tp)
+                partition.make_offline()
+                self._leadership_changed(tp, False)
+            else:
+                partition.make_offline()
+        if delete:
+            self.logs.delete(tp[0], tp[1])
+        self._complete_delayed(tp)
+
+    def resign_leadership(self) -> None:
+        """The coordination session is gone: another broker may lead our partitions now.
+        (Followers go on fetching; the controller's next LeaderAndIsr says more.)"""
+        for tp in self.leading():
+            self.stop_replica(tp, delete=False)
+
+    def _leadership_changed(self, tp: TopicPartition, leader: bool) -> None:
+        if self.on_leadership_change is not None:
+            try:
+                self.on_leadership_change(tp, leader)
+            except Exception:
+                log.exception("leadership change callback failed for %s-%d", *tp)
+
+    def _follow(self, partition: Partition, restart: bool) -> None:
+        tp, leader = partition.tp, partition.leader_id
+        current = next((lid for lid, f in self.fetchers.items() if tp in f.partitions), None)
+        if leader < 0 or leader == self.broker_id:
+            self._stop_fetching(tp)
             return
-        # Kafka's makeLeader: the new epoch starts at our log end now, so OffsetForLeaderEpoch
-        # answers followers correctly even before the first append of this epoch.
-        cache = getattr(plog, "leader_epoch_cache", None)
-        if cache is not None and ps.leader_epoch >= 0:
-            latest = cache.latest_epoch()
-            if latest is None or ps.leader_epoch > latest:
-                cache.assign(ps.leader_epoch, plog.log_end_offset)
-        hw = int(getattr(plog, "high_watermark", plog.log_end_offset))
-        state = PartitionReplication.become_leader(
-            tp[0], tp[1], self.broker.broker_id, ps.leader_epoch, ps.zk_version, list(ps.replicas), list(ps.isr),
-            hw, plog.log_end_offset, self.lag_time_max_ms, now_ms)
-        if current is not None:  # same leader, newer epoch: keep what followers told us
-            for b, f in current.followers.items():
-                if b in state.followers:
-                    state.followers[b] = f
-        self.leaders[tp] = state
-        self._set_hw(tp, plog, state)
-        self.maybe_advance(tp, plog)
-
-    def become_follower(self, tp: TopicPartition, ps: Any, now_ms: int) -> None:
-        if self.leaders.pop(tp, None) is not None:
-            self._wake_hw(tp)
-        leader = ps.leader
-        if leader < 0 or leader == self.broker.broker_id:
-            self._stop_following(tp)
-            return
-        if self.following.get(tp) != leader:
-            self._stop_following(tp)
-        addr = self.broker.metadata.brokers.get(leader)
-        live = {ll.broker_id: (ll.host_name, ll.port) for ll in getattr(ps, "_live_leaders", ())}
-        if addr is None and leader in live:
-            addr = (live[leader][0], live[leader][1], None)
-        if addr is None:
-            log.info("broker %d: leader %d of %s-%d has no known address yet", self.broker.broker_id, leader, *tp)
+        if current is not None and current != leader:
+            self._stop_fetching(tp)
+        address = self.leaders.address(leader)
+        if address is None:
+            log.info("broker %d: leader %d of %s-%d has no known address yet", self.broker_id, leader, *tp)
             return
         fetcher = self.fetchers.get(leader)
-        if fetcher is None or (fetcher.host, fetcher.port) != (addr[0], addr[1]):
+        if fetcher is None or fetcher.address != address:
             if fetcher is not None:
-                asyncio.get_running_loop().create_task(fetcher.stop())
-            fetcher = ReplicaFetcher(self.broker, leader, addr[0], addr[1])
+                self._spawn(fetcher.stop())
+            fetcher = ReplicaFetcher(self.broker_id, leader, address, self.leaders.connect(leader, address),
+                                     self.partitions.get)
             self.fetchers[leader] = fetcher
-            fetcher.start()
-        self.following[tp] = leader
-        fetcher.add(tp, ps.leader_epoch)
+            if self.run_fetchers:
+                fetcher.start()
+        if restart or tp not in fetcher.partitions:
+            fetcher.add(tp, partition.leader_epoch)
 
-    def stop(self, tp: TopicPartition) -> None:
-        self._stop_following(tp)
-        if self.leaders.pop(tp, None) is not None:
-            self._wake_hw(tp)
+    def _stop_fetching(self, tp: TopicPartition) -> None:
+        for fetcher in self.fetchers.values():
+            fetcher.remove(tp)
 
-    def _stop_following(self, tp: TopicPartition) -> None:
-        leader = self.following.pop(tp, None)
-        if leader is not None and leader in self.fetchers:
-            self.fetchers[leader].remove(tp)
-
-    async def close(self) -> None:
-        for f in self.fetchers.values():
-            await f.stop()
+    async def shutdown(self) -> None:
+        for fetcher in self.fetchers.values():
+            await fetcher.stop()
         self.fetchers.clear()
-        if self._controller_conn is not None:
-            self._controller_conn.close()
+        self.produce_purgatory.complete_all()
+        self.fetch_purgatory.complete_all()
+        for task in list(self._tasks):
+            task.cancel()
 
-    # --- the leader's side ---------------------------------------------------------------
+    # --- produce ------------------------------------------------------------------------
 
-    def high_watermark(self, tp: TopicPartition, plog: Any) -> int:
-        state = self.leaders.get(tp)
-        if state is None:
-            return int(getattr(plog, "high_watermark", plog.log_end_offset))
-        return state.high_watermark
-
-    def isr(self, tp: TopicPartition) -> set[int]:
-        state = self.leaders.get(tp)
-        return set(state.isr) if state is not None else set()
-
-    def on_follower_fetch(self, tp: TopicPartition, follower: int, fetch_offset: int, plog: Any, now_ms: int) -> None:
-        state = self.leaders.get(tp)
-        if state is None:
+    def append_records(self, acks: int, timeout_ms: int, entries: Iterable[tuple[TopicPartition, bytes | None]],
+                       callback: Callable[[ProduceResults], None]) -> None:
+        """Append each partition's batches as its leader; `callback` gets a result per
+        partition once acks are satisfied (at once for acks 0 and 1)."""
+        now = self.clock()
+        results: ProduceResults = {}
+        for tp, records in entries:
+            if acks not in (0, 1, -1):
+                results[tp] = ProducePartitionResult(ErrorCode.invalid_required_acks)
+                continue
+            results[tp] = self._append_to_leader(tp, records, acks, now)
+        if acks != -1:
+            callback(results)
             return
-        state.on_follower_fetch(follower, fetch_offset, plog.log_end_offset, now_ms)
-        self.maybe_advance(tp, plog)
-        if follower not in state.isr and follower in state.ready_to_join():
-            self._propose_isr(tp, state, now_ms)
+        required = {tp: r.last_offset + 1 for tp, r in results.items() if r.error == ErrorCode.none}
+        if not required:
+            callback(results)
+            return
+        self.produce_purgatory.try_complete_else_watch(
+            DelayedProduce(timeout_ms, self, results, required, callback), required)
 
-    def maybe_advance(self, tp: TopicPartition, plog: Any) -> None:
-        state = self.leaders.get(tp)
-        if state is not None and state.maybe_advance_high_watermark(plog.log_end_offset):
-            self._set_hw(tp, plog, state)
-            self._wake_hw(tp)
-            self.broker._wake(tp)
+    def _append_to_leader(self, tp: TopicPartition, records: bytes | None, acks: int,
+                          now_ms: int) -> ProducePartitionResult:
+        try:
+            partition = self.leader_partition(tp)
+            hw = partition.high_watermark
+            info = partition.append_records_to_leader(records, acks, now_ms)
+        except PartitionError as exc:
+            return ProducePartitionResult(exc.code, message=exc.message)
+        except RecordValidationError as exc:
+            return ProducePartitionResult(exc.code, message=exc.message, record_errors=exc.record_errors)
+        if not info.duplicate:
+            self.fetch_purgatory.check_and_complete(tp)  # followers waiting for data
+            if partition.high_watermark != hw:
+                self.produce_purgatory.check_and_complete(tp)
+        return ProducePartitionResult(ErrorCode.none, info.first_offset, info.log_append_time, info.log_start_offset,
+                                      last_offset=info.last_offset)
 
-    def _set_hw(self, tp: TopicPartition, plog: Any, state: PartitionReplication) -> None:
-        if hasattr(plog, "update_high_watermark"):
-            plog.update_high_watermark(state.high_watermark)
+    def append_internal(self, tp: TopicPartition, records: bytes, timeout_ms: int,
+                        callback: Callable[[ProducePartitionResult], None]) -> None:
+        """A coordinator's write (group metadata, offsets): acks=all, as Kafka's."""
+        self.append_records(-1, timeout_ms, [(tp, records)], lambda results: callback(results[tp]))
+
+    # --- fetch --------------------------------------------------------------------------
+
+    def fetch_records(self, params: FetchParams, callback: Callable[[FetchResults], None]) -> None:
+        """Serve a fetch now if it has enough (or an error), else when it has or at
+        ``max_wait_ms``. A follower's fetch offsets are recorded first."""
+        if params.is_follower:
+            self._update_follower_fetch_state(params)
+        results, total, errors = self.read_from_local_log(params)
+        if errors or total >= max(params.min_bytes, 1) or params.max_wait_ms <= 0 or not params.partitions:
+            callback(results)
+            return
+        self.fetch_purgatory.try_complete_else_watch(DelayedFetch(self, params, callback),
+                                                     [tp for tp, _ in params.partitions])
+
+    def _update_follower_fetch_state(self, params: FetchParams) -> None:
+        now = self.clock()
+        for tp, request in params.partitions:
+            partition = self.leader_partition_or_none(tp)
+            if partition is None:
+                continue
+            if partition.update_follower_fetch_state(params.replica_id, request.fetch_offset, now):
+                self._complete_delayed(tp)
+            if partition.wants_to_expand(params.replica_id):
+                self._propose_isr(partition, now)
+
+    def read_from_local_log(self, params: FetchParams) -> tuple[FetchResults, int, bool]:
+        """One pass over the requested partitions: (results, bytes read, any error).
+
+        The request's ``max_bytes`` bounds the answer across partitions; only the first
+        partition with data may exceed it, by one whole batch (KIP-74), so a consumer
+        always progresses."""
+        remaining = params.max_bytes if params.max_bytes > 0 else 0x7FFFFFFF
+        total = 0
+        errors = False
+        out: FetchResults = []
+        for tp, request in params.partitions:
+            try:
+                partition = self.leader_partition(tp)
+                partition.check_leader_epoch(request.current_leader_epoch)
+            except PartitionError as exc:
+                out.append((tp, FetchPartitionResult(exc.code)))
+                errors = True
+                continue
+            plog = partition.log
+            hw = partition.high_watermark
+            data = b""
+            code = ErrorCode.none
+            limit = min(request.max_bytes, remaining)
+            if limit > 0 or total == 0:
+                try:
+                    # Followers copy the whole log; consumers see only what is committed.
+                    data = plog.read(request.fetch_offset, max(limit, 1),
+                                     max_offset=None if params.is_follower else hw, min_one=total == 0)
+                except OffsetOutOfRangeError:
+                    code = ErrorCode.offset_out_of_range
+                    errors = True
+            total += len(data)
+            remaining -= len(data)
+            out.append((tp, FetchPartitionResult(code, hw, hw, plog.log_start_offset, data)))
+        return out, total, errors
+
+    # --- the ISR ------------------------------------------------------------------------
 
     def check_isr(self, now_ms: int) -> None:
         """Periodic: shrink the ISR of followers that fell behind."""
-        for tp, state in list(self.leaders.items()):
-            if state.out_of_sync(now_ms):
-                self._propose_isr(tp, state, now_ms)
+        for partition in list(self.partitions.values()):
+            state = partition.leader_state
+            if state is not None and state.out_of_sync(now_ms):
+                self._propose_isr(partition, now_ms)
 
-    def _propose_isr(self, tp: TopicPartition, state: PartitionReplication, now_ms: int) -> None:
-        new = state.proposed_isr(now_ms)
-        if new is None:
+    def _propose_isr(self, partition: Partition, now_ms: int) -> None:
+        state = partition.leader_state
+        new_isr = partition.propose_isr(now_ms)
+        if state is None or new_isr is None:
             return
-        state.pending_isr = new
-        asyncio.get_running_loop().create_task(self._alter_partition(tp, state, new))
+        self._spawn(self._alter_partition(partition, state, new_isr))
 
-    async def _alter_partition(self, tp: TopicPartition, state: PartitionReplication, new_isr: set[int]) -> None:
-        from kio.schema.alter_partition.v2 import request as req
-
-        topic = self.broker.metadata.topics.get(tp[0])
+    async def _alter_partition(self, partition: Partition, state: LeaderState, new_isr: tuple[int, ...]) -> None:
+        tp = partition.tp
+        isr: tuple[int, ...] | None = None
+        leader_epoch = partition_epoch = -1
         try:
-            if topic is None:
-                return
-            request = req.AlterPartitionRequest(
-                broker_id=self.broker.broker_id, broker_epoch=-1,
-                topics=(req.TopicData(topic_id=topic.topic_id, partitions=(req.PartitionData(
-                    partition_index=tp[1], leader_epoch=state.leader_epoch, new_isr=tuple(sorted(new_isr)),
-                    leader_recovery_state=0, partition_epoch=state.partition_epoch),)),))
-            response = await self._send_to_controller(ApiKey.ALTER_PARTITION, ALTER_PARTITION_VERSION, request)
-            if response is None:
-                return
-            if response.error_code != ErrorCode.none:
-                log.info("AlterPartition for %s-%d refused: %s", *tp, ErrorCode(response.error_code).name)
-                return
-            for t in response.topics:
-                for p in t.partitions:
-                    if p.error_code != ErrorCode.none:
-                        log.info("AlterPartition for %s-%d: %s", *tp, ErrorCode(p.error_code).name)
-                        continue
-                    if self.leaders.get(tp) is state and p.leader_epoch == state.leader_epoch:
-                        old = state.isr
-                        state.isr = set(p.isr)
-                        state.partition_epoch = p.partition_epoch
-                        log.info("broker %d: ISR of %s-%d %s -> %s", self.broker.broker_id, *tp,
-                                 sorted(old), sorted(state.isr))
+            result = await self.controller.alter_partition(tp, state.leader_epoch, new_isr, state.partition_epoch)
+            if result is not None and result.error == ErrorCode.none:
+                isr, leader_epoch, partition_epoch = result.isr, result.leader_epoch, result.partition_epoch
+            elif result is not None:
+                log.info("AlterPartition for %s-%d refused: %s", *tp, result.error.name)
         except (OSError, ConnectionError, TimeoutError) as exc:
             log.info("AlterPartition for %s-%d failed: %s", *tp, exc)
         finally:
-            if self.leaders.get(tp) is state:
-                state.pending_isr = None
-                plog = self.broker.logs.get(*tp)
-                if plog is not None:
-                    self.maybe_advance(tp, plog)
-                self._wake_hw(tp)
+            partition.isr_change_done(state, isr, leader_epoch, partition_epoch)
+            self._complete_delayed(tp)
 
-    async def _send_to_controller(self, api_key: int, version: int, request: Any) -> Any:
-        broker = self.broker
-        if broker.controller is not None and broker.controller.active:
-            return await broker.controller.submit_alter_partition(request)
-        controller = broker.metadata.brokers.get(broker.metadata.controller_id)
-        if controller is None:
-            return None
-        addr = (controller[0], controller[1])
-        if self._controller_conn is None or self._controller_addr != addr:
-            if self._controller_conn is not None:
-                self._controller_conn.close()
-            self._controller_conn = BrokerConnection(addr[0], addr[1], f"broker-{broker.broker_id}",
-                                                     broker.inter_broker)
-            self._controller_addr = addr
-        return await self._controller_conn.request(api_key, version, request, timeout=10.0)
+    def _complete_delayed(self, tp: TopicPartition) -> None:
+        """Something about `tp` changed (high watermark, ISR, role): let waiting
+        produces and fetches re-check."""
+        self.produce_purgatory.check_and_complete(tp)
+        self.fetch_purgatory.check_and_complete(tp)
 
-    # --- acks=all ------------------------------------------------------------------------
-
-    def _wake_hw(self, tp: TopicPartition) -> None:
-        for fut in self._hw_waiters.pop(tp, set()):
-            if not fut.done():
-                fut.set_result(None)
-
-    async def wait_for_acks(self, tp: TopicPartition, required_offset: int, timeout_s: float,
-                            min_isr: int) -> ErrorCode:
-        """Until the high watermark passes `required_offset` (every ISR member has it)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            state = self.leaders.get(tp)
-            if state is None:
-                return ErrorCode.not_leader_or_follower
-            if state.high_watermark >= required_offset:
-                if len(state.isr) < min_isr:
-                    return ErrorCode.not_enough_replicas_after_append
-                return ErrorCode.none
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return ErrorCode.request_timed_out
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._hw_waiters.setdefault(tp, set()).add(fut)
-            try:
-                await asyncio.wait_for(fut, left)
-            except TimeoutError:
-                pass
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -13,7 +13,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from moldau.controller.embedded import TopicState
@@ -21,24 +20,20 @@ from moldau.groups.config import GroupConfig
 from moldau.groups.coordinator import CoordinatorAppendError, GroupCoordinator
 from moldau.log.cleaner import CleaningRound, offset_map_capacity
 from moldau.log.config import TOPIC_CONFIGS, LogConfig
-from moldau.log.errors import LogError, RecordTooLargeError
+from moldau.log.errors import LogError
 from moldau.log.log import Log
 from moldau.log.manager import LogManager
-from moldau.log.producer_state import ProducerStateError
 from moldau.log.throttler import Throttler
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.records import (
-    BatchHeader,
-    CorruptRecordError,
-    InvalidRecordError,
     RecordInput,
     build_batch,
-    has_keyless_record,
     iter_batches,
     iter_records,
-    validate_batches,
 )
+from moldau.replication.replica_manager import ProducePartitionResult, ReplicaManager
 from moldau.server.config import BrokerConfig, Listener
+from moldau.server.errors import TopicError
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +44,6 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    error: ErrorCode
-    base_offset: int = -1
-    log_append_time: int = -1
-    log_start_offset: int = -1
-    message: str | None = None
-    last_offset: int = -1
-
-
-class TopicError(Exception):
-    """A topic operation refused with a Kafka error code and a message."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 class Broker:
     def __init__(self, config: BrokerConfig, clock: Callable[[], int] = wall_clock_ms) -> None:
         self.config = config
@@ -76,13 +52,13 @@ class Broker:
         self.log_dirs = config.log_dirs
         self.logs = LogManager(self.log_dirs, config.log_config())
         self.metadata: Any = None  # the subclass's metadata view: topics, topics_by_id, cluster_id
+        self.replicas: ReplicaManager  # built by the subclass, which has what it needs
         self.servers: list[asyncio.Server] = []
         self.bound: list[Listener] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._log_cleaner: asyncio.Task[None] | None = None
         self._uncleanable: dict[tuple[str, int], Log] = {}  # logs the cleaner failed on
         self._cleaner_throttler: Throttler | None = None
-        self._data_waiters: dict[tuple[str, int], set[asyncio.Future[None]]] = {}
         self._stopped = asyncio.Event()
         self._dispatcher: object | None = None
         v = config.values
@@ -230,7 +206,10 @@ class Broker:
         """Write group records to __consumer_offsets (the coordinator's durable state)."""
         now = self.clock()
         batch = build_batch([RecordInput(value, key) for key, value in records], timestamp=now)
-        result = self.append(OFFSETS_TOPIC, partition, batch, now)
+        done: list[ProducePartitionResult] = []
+        self.replicas.append_records(1, 0, [((OFFSETS_TOPIC, partition), batch)],
+                                     lambda results: done.extend(results.values()))
+        result = done[0]
         if result.error != ErrorCode.none:
             raise CoordinatorAppendError(result.error, result.message or "")
 
@@ -292,19 +271,9 @@ class Broker:
         for topic in self.metadata.topics.values():
             self.logs.update_config(topic.name, self.log_config_for(topic))
 
-    # --- the data path ------------------------------------------------------------
-
-    def partition_log(self, topic: str, partition: int) -> Log | None:
-        """The log of a partition this broker leads now, or None."""
-        raise NotImplementedError
-
     def partition_exists(self, topic: str, partition: int) -> bool:
         state = self.metadata.topics.get(topic)
         return state is not None and partition in state.partitions
-
-    def partition_error(self, topic: str, partition: int) -> ErrorCode:
-        """Why partition_log gave nothing: unknown partition, no leader, or not the leader."""
-        raise NotImplementedError
 
     def live_brokers(self, listener: str = "") -> list[tuple[int, str, int, str | None]]:
         """(id, host, port, rack) of every live broker on `listener` (the one the client
@@ -321,126 +290,6 @@ class Broker:
     async def wait_for_partition_count(self, name: str, count: int, timeout_s: float) -> None:
         """Likewise for partitions added by CreatePartitions."""
         raise NotImplementedError
-
-    def append(self, topic: str, partition: int, records: bytes | None, now_ms: int, acks: int = 1) -> AppendResult:
-        plog = self.partition_log(topic, partition)
-        if plog is None:
-            return AppendResult(self.partition_error(topic, partition))
-        if acks == -1:  # min.insync.replicas is checked before the append (Kafka's NOT_ENOUGH_REPLICAS)
-            min_isr = plog.config.min_insync_replicas
-            isr = self.in_sync_replicas(topic, partition)
-            if isr < min_isr:
-                return AppendResult(
-                    ErrorCode.not_enough_replicas,
-                    message=f"The size of the current ISR {isr} is insufficient to satisfy the min.isr "
-                    f"requirement of {min_isr} for partition {topic}-{partition}",
-                )
-        if not records:
-            return AppendResult(ErrorCode.invalid_record, message="produce request without records")
-        buf = bytearray(records)
-        try:
-            headers = validate_batches(buf)
-        except CorruptRecordError as exc:
-            return AppendResult(ErrorCode.corrupt_message, message=str(exc))
-        except InvalidRecordError as exc:
-            return AppendResult(ErrorCode.invalid_record, message=str(exc))
-        config = plog.config
-        for h in headers:
-            if h.size > config.max_message_bytes:
-                return AppendResult(
-                    ErrorCode.message_too_large,
-                    message=f"batch of {h.size} bytes exceeds max.message.bytes {config.max_message_bytes}",
-                )
-        if len(buf) > config.segment_bytes:
-            return AppendResult(
-                ErrorCode.record_list_too_large,
-                message=f"{len(buf)} bytes exceed segment.bytes {config.segment_bytes}",
-            )
-        if config.compact:  # only compacted topics pay for decoding records (Kafka's LogValidator)
-            try:
-                keyless = _has_keyless_record(buf, headers)
-            except CorruptRecordError as exc:
-                return AppendResult(ErrorCode.corrupt_message, message=str(exc))
-            if keyless:
-                return AppendResult(
-                    ErrorCode.invalid_record,
-                    message=f"Compacted topic cannot accept message without key in topic partition "
-                    f"{topic}-{partition}.",
-                )
-        try:
-            info = plog.append(buf, headers, leader_epoch=self.leader_epoch(topic, partition), now_ms=now_ms)
-        except RecordTooLargeError as exc:
-            return AppendResult(ErrorCode.message_too_large, message=str(exc))
-        except ProducerStateError as exc:  # OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH
-            return AppendResult(ErrorCode(exc.error_code), message=str(exc))
-        except LogError as exc:
-            return AppendResult(ErrorCode.invalid_record, message=str(exc))
-        if info.duplicate:  # an idempotent producer's retry: answered with the first write's offsets
-            return AppendResult(ErrorCode.none, info.first_offset, info.log_append_time, info.log_start_offset,
-                                last_offset=info.last_offset)
-        self.after_leader_append(topic, partition, plog)
-        self._wake((topic, partition))
-        return AppendResult(ErrorCode.none, info.first_offset, info.log_append_time, info.log_start_offset,
-                            last_offset=info.last_offset)
-
-    def high_watermark(self, plog: Log) -> int:
-        raise NotImplementedError
-
-    def leader_epoch(self, topic: str, partition: int) -> int:
-        raise NotImplementedError
-
-    def in_sync_replicas(self, topic: str, partition: int) -> int:
-        raise NotImplementedError
-
-    async def wait_for_acks(self, topic: str, partition: int, required_offset: int, timeout_s: float,
-                            min_isr: int) -> ErrorCode:
-        """acks=all: until every in-sync replica has `required_offset`."""
-        raise NotImplementedError
-
-    def on_replica_fetch(self, topic: str, partition: int, replica_id: int, fetch_offset: int, plog: Log) -> None:
-        """A follower fetched from this leader."""
-        raise NotImplementedError
-
-    def after_leader_append(self, topic: str, partition: int, plog: Log) -> None:
-        """Let the high watermark move after an append."""
-        raise NotImplementedError
-
-    # --- delayed fetch --------------------------------------------------------------
-
-    def _wake(self, key: tuple[str, int]) -> None:
-        waiters = self._data_waiters.pop(key, None)
-        if waiters:
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
-
-    async def wait_for_data(self, keys: list[tuple[str, int]], timeout_s: float) -> None:
-        """Return when any of these partitions gets an append, or after the timeout."""
-        if timeout_s <= 0 or not keys:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        for key in keys:
-            self._data_waiters.setdefault(key, set()).add(fut)
-        try:
-            await asyncio.wait_for(fut, timeout_s)
-        except TimeoutError:
-            pass
-        finally:
-            for key in keys:
-                waiters = self._data_waiters.get(key)
-                if waiters is not None:
-                    waiters.discard(fut)
-                    if not waiters:
-                        self._data_waiters.pop(key, None)
-
-
-def _has_keyless_record(buf: bytearray, headers: list[BatchHeader]) -> bool:
-    position = 0
-    for header in headers:
-        if has_keyless_record(memoryview(buf)[position : position + header.size]):
-            return True
-        position += header.size
-    return False
 
 
 def _replay(plog: Log) -> list[tuple[bytes, bytes | None]]:

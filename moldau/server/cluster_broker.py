@@ -28,20 +28,33 @@ from moldau.controller.coordination import (
     TopicExistsError,
 )
 from moldau.controller.embedded import PartitionState, TopicState, topic_name_error
+from moldau.log.config import LogConfig
 from moldau.protocol import interbroker as ib
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
-from moldau.replication.replica_manager import ReplicaManager
-from moldau.server.broker import OFFSETS_TOPIC, Broker, TopicError, _new_cluster_id, _replay
+from moldau.replication.replica_manager import ReplicaManager, ReplicaManagerConfig
+from moldau.replication.seams import LeaderAndIsrState
+from moldau.server.broker import OFFSETS_TOPIC, Broker, _new_cluster_id, _replay
 from moldau.server.broker_client import BrokerConnection
 from moldau.server.config import BrokerConfig, Listener
+from moldau.server.errors import TopicError
+from moldau.server.metadata_cache import MetadataCache
 from moldau.server.network import Handler, KafkaConnection
 from moldau.server.producer_ids import ProducerIdManager
+from moldau.server.replication_links import (
+    BrokerLeaderEndPoints,
+    BrokerLease,
+    ControllerLink,
+    LoopScheduler,
+    MetadataLeaders,
+)
 from moldau.server.security.authenticator import SaslServerAuthenticator
 from moldau.server.security.listener import ListenerSecurity
 from moldau.server.security.scram import ScramCredential
 
 log = logging.getLogger(__name__)
+
+OFFSETS_TOPIC_WAIT_S = 5.0
 
 
 def _coordination_errors_as_topic_errors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,57 +68,6 @@ def _coordination_errors_as_topic_errors(method: Callable[..., Any]) -> Callable
             raise TopicError(ErrorCode.unknown_server_error, f"ZooKeeper unavailable: {exc}") from None
 
     return functools.wraps(method)(wrapper)
-
-
-class MetadataCache:
-    """What the controller last told this broker (UpdateMetadata), in the shape the
-    request handlers read: topics, topic ids, cluster id, and every live broker's endpoint
-    per listener (a client is told the endpoints of the listener it connected to)."""
-
-    def __init__(self, inter_broker_listener: str = "PLAINTEXT") -> None:
-        self.cluster_id = ""
-        self.topics: dict[str, TopicState] = {}
-        self.topics_by_id: dict[uuid.UUID, TopicState] = {}
-        self.inter_broker_listener = inter_broker_listener
-        # broker id -> (host, port, rack) on the inter-broker listener: where this broker
-        # reaches the others.
-        self.brokers: dict[int, tuple[str, int, str | None]] = {}
-        self.endpoints: dict[int, dict[str, tuple[str, int]]] = {}  # broker id -> listener -> (host, port)
-        self.racks: dict[int, str | None] = {}
-        self.controller_id = -1
-        self.broker_configs: dict[str, str] = {}
-        self.on_save: Any = None
-
-    def save(self, broker_configs: dict[str, str]) -> None:
-        """Store dynamic broker configs through `on_save` (the coordination service);
-        TopicError if it cannot."""
-        if self.on_save is not None:
-            try:
-                self.on_save(dict(broker_configs))
-            except CoordinationError as exc:
-                raise TopicError(ErrorCode.unknown_server_error, f"ZooKeeper unavailable: {exc}") from None
-
-    def apply(self, request: Any) -> None:
-        topics: dict[str, TopicState] = {}
-        for ts in request.topic_states:
-            topic = TopicState(ts.topic_name, ts.topic_id or uuid.UUID(int=0), {}, {})
-            for ps in ts.partition_states:
-                topic.partitions[ps.partition_index] = PartitionState(
-                    ps.leader, ps.leader_epoch, list(ps.replicas), list(ps.isr))
-            topics[topic.name] = topic
-        self.topics = topics
-        self.topics_by_id = {t.topic_id: t for t in topics.values()}
-        self.endpoints = {b.id: {e.listener: (e.host, e.port) for e in b.endpoints} for b in request.live_brokers}
-        self.racks = {b.id: b.rack for b in request.live_brokers}
-        listener = self.inter_broker_listener
-        self.brokers = {b: (*eps[listener], self.racks[b]) for b, eps in self.endpoints.items() if listener in eps}
-        self.controller_id = request.controller_id
-
-    def listener_brokers(self, listener: str) -> list[tuple[int, str, int, str | None]]:
-        """(id, host, port, rack) of the live brokers that have `listener`, as Kafka's
-        Metadata answers a client connected to that listener."""
-        return [(b, *eps[listener], self.racks.get(b)) for b, eps in sorted(self.endpoints.items())
-                if listener in eps]
 
 
 class ClusterBroker(Broker):
@@ -124,17 +86,21 @@ class ClusterBroker(Broker):
         self.metadata = MetadataCache(self.inter_broker.listener)  # type: ignore[assignment]
         self.controller: Controller | None = None
         self.controller_epoch_seen = 0
-        self.leading: set[tuple[str, int]] = set()
-        self.partition_epochs: dict[tuple[str, int], int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._registered = False
         self._stopping = False
         # Leadership lease: a leader serves only while a recent round trip to ZooKeeper,
         # in the session it registered with, proves the session cannot have expired.
         self._session_s = int(config["zookeeper.session.timeout.ms"]) / 1000
-        self._lease_until = 0.0
+        self.lease = BrokerLease(self._session_s)
         self._registered_session: int | None = None
-        self.replicas = ReplicaManager(self)
+        self.controller_link = ControllerLink(self.broker_id, self.metadata, self.inter_broker,
+                                              lambda: self.controller)
+        self.replicas = ReplicaManager(
+            ReplicaManagerConfig(self.broker_id, int(config["replica.lag.time.max.ms"])),
+            self.logs, self.clock, LoopScheduler(), self.lease, self.controller_link,
+            BrokerLeaderEndPoints(self.broker_id, self.metadata, self.inter_broker), MetadataLeaders(self.metadata),
+            self._on_leadership_change)
         self.producer_ids = ProducerIdManager(self.broker_id, self.coordination.allocate_producer_ids)
         self._stray_logs_checked = False
         self._configs_loaded: set[str] = set()
@@ -271,7 +237,7 @@ class ClusterBroker(Broker):
                 await asyncio.sleep(0.25)
         self._registered = True
         self._registered_session = getattr(self.coordination, "session_id", None)
-        self._lease_until = started + self._session_s * 0.75
+        self.lease.renew(started)
 
     async def _renew_lease(self) -> None:
         while not self._stopping:
@@ -284,14 +250,14 @@ class ClusterBroker(Broker):
             except CoordinationError:
                 continue
             if getattr(self.coordination, "session_id", None) == self._registered_session and self._registered:
-                self._lease_until = started + self._session_s * 0.75
+                self.lease.renew(started)
 
     def _check_isr(self) -> None:
         if self.lease_valid():
             self.replicas.check_isr(self.clock())
 
     def lease_valid(self) -> bool:
-        return time.monotonic() < self._lease_until
+        return self.lease.valid()
 
     def _threadsafe(self, fn: Any, *args: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -360,10 +326,7 @@ class ClusterBroker(Broker):
     def _on_session_lost(self) -> None:
         """Our ZooKeeper session expired: another broker may lead our partitions now."""
         log.warning("broker %d: ZooKeeper session lost; giving up leadership until re-registered", self.broker_id)
-        for tp in list(self.leading):
-            self._become_follower(tp)
-            self.replicas.stop(tp)
-            self.partition_epochs.pop(tp, None)
+        self.replicas.resign_leadership()
         if self.controller is not None:
             self._loop.create_task(self.controller.stop())  # type: ignore[union-attr]
             self.controller = None
@@ -442,7 +405,8 @@ class ClusterBroker(Broker):
             await self._controlled_shutdown()
         for server in self.servers:
             server.close()
-        await self.replicas.close()
+        await self.replicas.shutdown()
+        self.controller_link.close()
         if self._election is not None:
             try:
                 await self._election  # a round in flight finishes (it sees _stopping after)
@@ -576,7 +540,7 @@ class ClusterBroker(Broker):
         """Logs of topics the cluster no longer has (deleted while this broker was down):
         the first full UpdateMetadata after start says which topics exist."""
         for topic, partition in list(self.logs.all_logs()):
-            if topic not in self.metadata.topics and (topic, partition) not in self.partition_epochs:
+            if topic not in self.metadata.topics and (topic, partition) not in self.replicas.partitions:
                 log.info("broker %d: deleting stray log %s-%d (its topic is gone)", self.broker_id, topic, partition)
                 self.logs.delete(topic, partition)
 
@@ -600,8 +564,8 @@ class ClusterBroker(Broker):
     ) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
         if self._stale(request.controller_epoch):
             return ErrorCode.stale_controller_epoch, []
-        errors: list[tuple[str, int, ErrorCode]] = []
         now = self.clock()
+        states: list[tuple[tuple[str, int], LeaderAndIsrState, LogConfig]] = []
         for ts in request.topic_states:
             if topic_configs is not None and ts.topic_name in topic_configs:
                 configs = topic_configs[ts.topic_name]
@@ -611,28 +575,18 @@ class ClusterBroker(Broker):
                 except CoordinationError:
                     configs = {}
             log_config = self.config.log_config().with_overrides(configs)
+            topic = self.metadata.topics.setdefault(
+                ts.topic_name, TopicState(ts.topic_name, ts.topic_id or uuid.UUID(int=0), {}, configs))
             for ps in ts.partition_states:
                 tp = (ts.topic_name, ps.partition_index)
-                known = self.partition_epochs.get(tp, -1)
-                if ps.leader_epoch < known:
-                    log.info("broker %d: ignoring LeaderAndIsr for %s-%d at leader epoch %d < %d", self.broker_id,
-                             tp[0], tp[1], ps.leader_epoch, known)
-                    errors.append((tp[0], tp[1], ErrorCode.stale_controller_epoch))
-                    continue
-                self.partition_epochs[tp] = ps.leader_epoch
-                self.logs.create(tp[0], tp[1], log_config, now)
-                topic = self.metadata.topics.setdefault(
-                    tp[0], TopicState(tp[0], ts.topic_id or uuid.UUID(int=0), {}, configs))
-                topic.partitions[tp[1]] = PartitionState(ps.leader, ps.leader_epoch, list(ps.replicas), list(ps.isr))
-                plog = self.logs.get(*tp)
-                if ps.leader == self.broker_id:
-                    self.replicas.become_leader(tp, ps, plog, now)
-                    self._become_leader(tp)
-                else:
-                    self._become_follower(tp)
-                    self.replicas.become_follower(tp, ps, now)
-                errors.append((tp[0], tp[1], ErrorCode.none))
-        return ErrorCode.none, errors
+                states.append((tp, LeaderAndIsrState(ps.leader, ps.leader_epoch, tuple(ps.isr), tuple(ps.replicas),
+                                                     ps.zk_version), log_config))
+                known = self.replicas.partitions.get(tp)
+                if known is None or ps.leader_epoch >= known.leader_epoch:
+                    topic.partitions[tp[1]] = PartitionState(ps.leader, ps.leader_epoch, list(ps.replicas),
+                                                             list(ps.isr))
+        results = self.replicas.become_leader_or_follower(states, now)
+        return ErrorCode.none, [(tp[0], tp[1], code) for tp, code in results]
 
     def on_stop_replica(self, request: Any) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
         if self._stale(request.controller_epoch):
@@ -640,70 +594,21 @@ class ClusterBroker(Broker):
         errors = []
         for ts in request.topic_states:
             for ps in ts.partition_states:
-                tp = (ts.topic_name, ps.partition_index)
-                self._become_follower(tp)
-                self.replicas.stop(tp)
-                self.partition_epochs.pop(tp, None)
-                if ps.delete_partition:
-                    self.logs.delete(tp[0], tp[1])
-                    self._wake(tp)
-                errors.append((tp[0], tp[1], ErrorCode.none))
+                self.replicas.stop_replica((ts.topic_name, ps.partition_index), bool(ps.delete_partition))
+                errors.append((ts.topic_name, ps.partition_index, ErrorCode.none))
         return ErrorCode.none, errors
 
-    def _become_leader(self, tp: tuple[str, int]) -> None:
-        if tp not in self.leading:
-            self.leading.add(tp)
-            log.info("broker %d leads %s-%d (epoch %d)", self.broker_id, tp[0], tp[1], self.partition_epochs[tp])
-            if tp[0] == OFFSETS_TOPIC:
-                plog = self.logs.get(*tp)
-                if plog is not None and tp[1] not in self.groups.loaded_partitions:
-                    self.groups.load_partition(tp[1], _replay(plog), self.clock())
-
-    def _become_follower(self, tp: tuple[str, int]) -> None:
-        if tp in self.leading:
-            self.leading.discard(tp)
-            log.info("broker %d no longer leads %s-%d", self.broker_id, *tp)
-            if tp[0] == OFFSETS_TOPIC and tp[1] in self.groups.loaded_partitions:
-                self.groups.unload_partition(tp[1])
-            self._wake(tp)
-
-    # --- the data path: only the leader serves ------------------------------------------
-
-    def partition_log(self, topic: str, partition: int) -> Any:
-        if (topic, partition) not in self.leading:
-            return None
-        if not self.lease_valid():
-            log.warning("broker %d: no recent ZooKeeper round trip; not serving %s-%d as leader",
-                        self.broker_id, topic, partition)
-            return None
-        return self.logs.get(topic, partition)
-
-    def high_watermark(self, plog: Any) -> int:
-        return self.replicas.high_watermark((plog.topic, plog.partition), plog)
-
-    def leader_epoch(self, topic: str, partition: int) -> int:
-        return self.partition_epochs.get((topic, partition), -1)
-
-    def in_sync_replicas(self, topic: str, partition: int) -> int:
-        return len(self.replicas.isr((topic, partition)))
-
-    async def wait_for_acks(self, topic: str, partition: int, required_offset: int, timeout_s: float,
-                            min_isr: int) -> ErrorCode:
-        return await self.replicas.wait_for_acks((topic, partition), required_offset, timeout_s, min_isr)
-
-    def on_replica_fetch(self, topic: str, partition: int, replica_id: int, fetch_offset: int, plog: Any) -> None:
-        self.replicas.on_follower_fetch((topic, partition), replica_id, fetch_offset, plog, self.clock())
-
-    def after_leader_append(self, topic: str, partition: int, plog: Any) -> None:
-        self.replicas.maybe_advance((topic, partition), plog)
-
-    def partition_error(self, topic: str, partition: int) -> ErrorCode:
-        state = self.metadata.topics.get(topic)
-        if state is None or partition not in state.partitions:
-            return ErrorCode.unknown_topic_or_partition
-        if state.partitions[partition].leader < 0:
-            return ErrorCode.leader_not_available
-        return ErrorCode.not_leader_or_follower
+    def _on_leadership_change(self, tp: tuple[str, int], leader: bool) -> None:
+        """__consumer_offsets partitions carry the groups they coordinate: loaded when
+        this broker becomes their leader, unloaded when it stops."""
+        if tp[0] != OFFSETS_TOPIC:
+            return
+        if leader:
+            plog = self.logs.get(*tp)
+            if plog is not None and tp[1] not in self.groups.loaded_partitions:
+                self.groups.load_partition(tp[1], _replay(plog), self.clock())
+        elif tp[1] in self.groups.loaded_partitions:
+            self.groups.unload_partition(tp[1])
 
     # --- topics across the cluster ------------------------------------------------------
 
@@ -839,7 +744,11 @@ class ClusterBroker(Broker):
 
     async def group_coordinator_node(self, group_id: str, listener: str = "") -> tuple[int, str, int] | None:
         if not await self.ensure_offsets_topic():
-            return None
+            # Just created: wait (briefly) for its leaders rather than answer
+            # COORDINATOR_NOT_AVAILABLE at once. Kafka answers at once, but librdkafka
+            # 2.16's admin client gives up after two retries and then never completes
+            # a DescribeConsumerGroups started before __consumer_offsets existed.
+            await self.wait_for_topics([OFFSETS_TOPIC], True, OFFSETS_TOPIC_WAIT_S)
         state = self.metadata.topics.get(OFFSETS_TOPIC)
         if state is None:
             return None

@@ -85,7 +85,15 @@ def read_from_start(bootstrap: str, topic: str, partition: int = 0) -> list[tupl
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"r-{uuid.uuid4().hex[:6]}",
                          "enable.auto.commit": False})
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        deadline = time.monotonic() + 10
+        while True:  # right after a restart the broker may not lead the partition yet: retry, as clients do
+            try:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                break
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError._UNKNOWN_PARTITION or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
         out: list[tuple[int, bytes | None, bytes | None]] = []
         deadline = time.monotonic() + 20

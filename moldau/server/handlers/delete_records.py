@@ -7,6 +7,7 @@ from moldau.log.errors import OffsetOutOfRangeError
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
+from moldau.replication.partition import PartitionError
 from moldau.server.broker import Broker
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
@@ -17,12 +18,13 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
     for topic in request.topics:
         parts = []
         for p in topic.partitions:
-            plog = broker.partition_log(topic.name, p.partition_index)
             code, low = ErrorCode.none, -1
-            if plog is None:
-                code = broker.partition_error(topic.name, p.partition_index)
+            try:
+                leader = broker.replicas.leader_partition((topic.name, p.partition_index))
+            except PartitionError as exc:
+                code = exc.code
             else:
-                hw = broker.high_watermark(plog)
+                plog, hw = leader.log, leader.high_watermark
                 offset = hw if p.offset == -1 else p.offset
                 if offset < 0 or offset > hw:
                     code = ErrorCode.offset_out_of_range

@@ -9,15 +9,16 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
+from moldau.replication.partition import PartitionError
 from moldau.server.broker import Broker
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
 def _partition(broker: Broker, t: Any, topic: str, index: int) -> Any:
-    plog = broker.partition_log(topic, index)
-    if plog is None:
-        code = broker.partition_error(topic, index)
-        return build(t.PartitionResponse, partition_index=index, error_code=code, error_message=None,
+    try:
+        plog = broker.replicas.leader_partition((topic, index)).log
+    except PartitionError as exc:
+        return build(t.PartitionResponse, partition_index=index, error_code=exc.code, error_message=None,
                      active_producers=())
     producers = tuple(
         build(t.ProducerState, producer_id=pid, producer_epoch=entry.producer_epoch,

@@ -8,14 +8,15 @@ Followers fetch without sessions.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from typing import Any
 
-from moldau.log.errors import OffsetOutOfRangeError
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
+from moldau.replication.replica_manager import FetchParams, FetchPartitionRequest, FetchResults
 from moldau.server.broker import Broker
 from moldau.server.fetch_session import (
     FINAL_EPOCH,
@@ -26,21 +27,6 @@ from moldau.server.fetch_session import (
     SessionPartition,
 )
 from moldau.server.handlers._common import NO_THROTTLE, response_types
-
-EMPTY = b""
-
-
-def epoch_error(broker: Broker, topic: str, partition: int, current_leader_epoch: int) -> ErrorCode | None:
-    """KIP-320: a client or follower that knows another leader epoch than ours."""
-    if current_leader_epoch < 0:
-        return None
-    ours = broker.leader_epoch(topic, partition)
-    if current_leader_epoch < ours:
-        return ErrorCode.fenced_leader_epoch
-    if current_leader_epoch > ours:
-        return ErrorCode.unknown_leader_epoch
-    return None
-
 
 Wanted = list[tuple[str, list[tuple[int, int, int, int]]]]  # topic, [(partition, offset, max bytes, epoch)]
 
@@ -55,44 +41,6 @@ def _session_wanted(session: FetchSession) -> Wanted:
     for (topic, p), e in session.partitions.items():
         out.setdefault(topic, []).append((p, e.fetch_offset, e.max_bytes, e.current_leader_epoch))
     return list(out.items())
-
-
-def _read(broker: Broker, wanted: Wanted, max_bytes: int, follower: bool
-          ) -> tuple[list[tuple[str, list[tuple[Any, ...]]]], int, bool]:
-    """One pass over the requested partitions: (per-topic results, bytes, any error)."""
-    remaining = max_bytes if max_bytes > 0 else 0x7FFFFFFF
-    total = 0
-    errors = False
-    out: list[tuple[str, list[tuple[Any, ...]]]] = []
-    for topic, partitions in wanted:
-        parts: list[tuple[Any, ...]] = []
-        for partition, fetch_offset, partition_max_bytes, current_leader_epoch in partitions:
-            plog = broker.partition_log(topic, partition)
-            if plog is None:
-                parts.append((partition, broker.partition_error(topic, partition), -1, -1, -1, EMPTY))
-                errors = True
-                continue
-            fenced = epoch_error(broker, topic, partition, current_leader_epoch)
-            if fenced is not None:
-                parts.append((partition, fenced, -1, -1, -1, EMPTY))
-                errors = True
-                continue
-            hw = broker.high_watermark(plog)
-            data = EMPTY
-            code = ErrorCode.none
-            if remaining > 0 or total == 0:
-                try:
-                    limit = min(partition_max_bytes, remaining) if total else partition_max_bytes
-                    # Followers copy the whole log; consumers see only what is committed.
-                    data = plog.read(fetch_offset, max(limit, 1), max_offset=None if follower else hw)
-                except OffsetOutOfRangeError:
-                    code = ErrorCode.offset_out_of_range
-                    errors = True
-            total += len(data)
-            remaining -= len(data)
-            parts.append((partition, code, hw, hw, plog.log_start_offset, data))
-        out.append((topic, parts))
-    return out, total, errors
 
 
 def _session_request(request: Any) -> tuple[dict[tuple[str, int], SessionPartition], list[tuple[str, int]]]:
@@ -135,23 +83,24 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                              session_id=0, responses=())
             session.update(*_session_request(request))
     wanted = _session_wanted(session) if session is not None else _wanted(request.topics)
-    if follower:
-        for topic, partitions in wanted:
-            for partition, fetch_offset, _, _ in partitions:
-                plog = broker.partition_log(topic, partition)
-                if plog is not None:
-                    broker.on_replica_fetch(topic, partition, replica_id, fetch_offset, plog)
-    results, total, errors = _read(broker, wanted, request.max_bytes, follower)
-    max_wait_s = request.max_wait.total_seconds()
-    if total < max(request.min_bytes, 1) and not errors and max_wait_s > 0:
-        deadline = time.monotonic() + max_wait_s
-        keys = [(topic, p[0]) for topic, partitions in wanted for p in partitions]
-        while total < max(request.min_bytes, 1) and not errors:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            await broker.wait_for_data(keys, left)
-            results, total, errors = _read(broker, wanted, request.max_bytes, follower)
+    params = FetchParams(
+        replica_id=replica_id, max_wait_ms=max(int(request.max_wait.total_seconds() * 1000), 0),
+        min_bytes=request.min_bytes, max_bytes=request.max_bytes,
+        partitions=tuple(((topic, p), FetchPartitionRequest(offset, max_bytes, epoch))
+                         for topic, partitions in wanted for p, offset, max_bytes, epoch in partitions))
+    answer: asyncio.Future[FetchResults] = asyncio.get_running_loop().create_future()
+
+    def done(fetched: FetchResults) -> None:
+        if not answer.done():
+            answer.set_result(fetched)
+
+    broker.replicas.fetch_records(params, done)
+    fetched = await answer
+    results: list[tuple[str, list[tuple[Any, ...]]]] = []
+    for (topic, p), r in fetched:
+        if not results or results[-1][0] != topic:
+            results.append((topic, []))
+        results[-1][1].append((p, r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, r.records))
     response_session_id = 0
     if want_session:
         changed, _ = _session_request(request)

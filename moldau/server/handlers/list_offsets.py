@@ -6,9 +6,9 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
+from moldau.replication.partition import PartitionError
 from moldau.server.broker import Broker
 from moldau.server.handlers._common import NO_THROTTLE, response_types
-from moldau.server.handlers.fetch import epoch_error
 
 LATEST = -1
 EARLIEST = -2
@@ -18,15 +18,14 @@ MAX_TIMESTAMP = -3
 def lookup(broker: Broker, topic: str, partition: int, timestamp: int,
            current_leader_epoch: int = -1) -> tuple[ErrorCode, int, int, int]:
     """(error, timestamp, offset, leader epoch) for one partition."""
-    plog = broker.partition_log(topic, partition)
-    if plog is None:
-        return broker.partition_error(topic, partition), -1, -1, -1
-    fenced = epoch_error(broker, topic, partition, current_leader_epoch)
-    if fenced is not None:
-        return fenced, -1, -1, -1
-    epoch = broker.leader_epoch(topic, partition)
+    try:
+        leader = broker.replicas.leader_partition((topic, partition))
+        leader.check_leader_epoch(current_leader_epoch)
+    except PartitionError as exc:
+        return exc.code, -1, -1, -1
+    plog, epoch = leader.log, leader.leader_epoch
     if timestamp == LATEST:
-        return ErrorCode.none, -1, broker.high_watermark(plog), epoch
+        return ErrorCode.none, -1, leader.high_watermark, epoch
     if timestamp == EARLIEST:
         return ErrorCode.none, -1, plog.log_start_offset, epoch
     if timestamp == MAX_TIMESTAMP:

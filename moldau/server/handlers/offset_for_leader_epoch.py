@@ -7,23 +7,18 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
+from moldau.replication.partition import PartitionError
 from moldau.server.broker import Broker
 from moldau.server.handlers._common import NO_THROTTLE, response_types
-from moldau.server.handlers.fetch import epoch_error
 
 
 def end_offset(broker: Broker, topic: str, partition: int, current: int, epoch: int) -> tuple[ErrorCode, int, int]:
-    plog = broker.partition_log(topic, partition)
-    if plog is None:
-        return broker.partition_error(topic, partition), -1, -1
-    fenced = epoch_error(broker, topic, partition, current)
-    if fenced is not None:
-        return fenced, -1, -1
-    fn = getattr(plog, "end_offset_for_epoch", None)
-    if fn is None:  # logs without an epoch cache: only the current epoch is known
-        ours = broker.leader_epoch(topic, partition)
-        return (ErrorCode.none, ours, plog.log_end_offset) if epoch == ours else (ErrorCode.none, -1, -1)
-    found_epoch, found_end = fn(epoch)
+    try:
+        leader = broker.replicas.leader_partition((topic, partition))
+        leader.check_leader_epoch(current)
+    except PartitionError as exc:
+        return exc.code, -1, -1
+    found_epoch, found_end = leader.log.end_offset_for_epoch(epoch)
     return ErrorCode.none, found_epoch, found_end
 
 

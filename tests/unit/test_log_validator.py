@@ -1,0 +1,51 @@
+"""LogValidator: producer batches checked before a leader appends them."""
+from __future__ import annotations
+
+import pytest
+
+from moldau.log.config import LogConfig
+from moldau.log.validator import RecordValidationError, validate_producer_batches
+from moldau.protocol.errors import ErrorCode
+from moldau.protocol.records import Compression, RecordInput, build_batch
+
+
+def batch(keys: list[bytes | None], compression: int = Compression.NONE) -> bytes:
+    return build_batch([RecordInput(b"v", k) for k in keys], timestamp=1, compression=compression)
+
+
+def test_accepts_good_batches() -> None:
+    data = batch([b"a"]) + batch([b"b", b"c"])
+    headers = validate_producer_batches(bytearray(data), LogConfig(), "t", 0)
+    assert [h.records_count for h in headers] == [1, 2]
+
+
+def test_corrupt_and_empty_and_oversized() -> None:
+    data = bytearray(batch([b"a"]))
+    data[-1] ^= 0xFF
+    with pytest.raises(RecordValidationError) as e:
+        validate_producer_batches(data, LogConfig(), "t", 0)
+    assert e.value.code == ErrorCode.corrupt_message
+    with pytest.raises(RecordValidationError) as e:
+        validate_producer_batches(bytearray(), LogConfig(), "t", 0)
+    assert e.value.code == ErrorCode.invalid_record
+    big = batch([b"k" * 200])
+    with pytest.raises(RecordValidationError) as e:
+        validate_producer_batches(bytearray(big), LogConfig(max_message_bytes=100), "t", 0)
+    assert e.value.code == ErrorCode.message_too_large
+    with pytest.raises(RecordValidationError) as e:
+        validate_producer_batches(bytearray(big * 2), LogConfig(segment_bytes=len(big) + 1), "t", 0)
+    assert e.value.code == ErrorCode.record_list_too_large
+
+
+@pytest.mark.parametrize("compression", [Compression.NONE, Compression.GZIP, Compression.ZSTD])
+def test_compacted_topic_names_every_keyless_record(compression: int) -> None:
+    data = batch([b"a", None, b"c", None], compression)
+    with pytest.raises(RecordValidationError) as e:
+        validate_producer_batches(bytearray(data), LogConfig(cleanup_policy="compact"), "orders", 3)
+    assert e.value.code == ErrorCode.invalid_record
+    assert [r.batch_index for r in e.value.record_errors] == [1, 3]
+    assert all("Compacted topic cannot accept message without key in topic partition orders-3." in r.message
+               for r in e.value.record_errors)
+    assert "2 record errors" in e.value.message
+    # The same records are fine in a topic that is not compacted.
+    validate_producer_batches(bytearray(data), LogConfig(), "orders", 3)
