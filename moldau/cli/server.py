@@ -81,16 +81,14 @@ def serve(config: BrokerConfig) -> int:
     from moldau.server.broker import Broker
 
     async def main() -> int:
-        from moldau.server.cluster_broker import ClusterBroker
-
         if config["zookeeper.connect"]:
-            broker: Broker = ClusterBroker(config)
+            broker = Broker(config)
         else:
             # Alone, the same broker and controller run on the embedded coordinator.
             from moldau.controller.embedded_coordination import EmbeddedCoordination
 
             config.log_dirs[0].mkdir(parents=True, exist_ok=True)
-            broker = ClusterBroker(config, EmbeddedCoordination(config.log_dirs[0]))
+            broker = Broker(config, EmbeddedCoordination(config.log_dirs[0]))
         try:
             await broker.start()
         except (LogDirLockedError, OSError, RuntimeError, CoordinationError) as exc:

@@ -11,6 +11,7 @@ LeaderAndIsr / UpdateMetadata / StopReplica to the brokers.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,10 +31,9 @@ from moldau.controller.reassignment import ReassignmentError, ReplicaAssignment
 from moldau.protocol import interbroker as ib
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
-from moldau.server.broker_client import BrokerConnection
 
 if TYPE_CHECKING:
-    from moldau.server.security.listener import InterBrokerSecurity
+    from moldau.controller.channel import BrokerChannels
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +103,10 @@ class ChannelManager:
     hand their work to the event loop in call order, so sends stay ordered per broker.
     """
 
-    def __init__(self, controller_id: int, loop: asyncio.AbstractEventLoop,
-                 inter_broker: InterBrokerSecurity | None = None) -> None:
+    def __init__(self, controller_id: int, loop: asyncio.AbstractEventLoop, channels: BrokerChannels) -> None:
         self.controller_id = controller_id
         self._loop = loop
-        self.inter_broker = inter_broker
+        self.channels = channels
         self._queues: dict[int, asyncio.Queue[tuple[int, Any]]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._endpoints: dict[int, tuple[str, int]] = {}
@@ -122,7 +121,7 @@ class ChannelManager:
         self._loop.call_soon_threadsafe(self._send, broker_id, api_key, request)
 
     def _add_broker(self, info: BrokerInfo) -> None:
-        ep = inter_broker_endpoint(info, self.inter_broker.listener if self.inter_broker else None)
+        ep = inter_broker_endpoint(info, self.channels.listener)
         if self._endpoints.get(info.broker_id) == (ep.host, ep.port) and info.broker_id in self._tasks:
             return
         self._remove_broker(info.broker_id)
@@ -145,7 +144,7 @@ class ChannelManager:
             queue.put_nowait((api_key, request))
 
     async def _sender(self, broker_id: int, host: str, port: int, queue: asyncio.Queue[tuple[int, Any]]) -> None:
-        conn = BrokerConnection(host, port, f"controller-{self.controller_id}", self.inter_broker)
+        conn = self.channels.connect(host, port, f"controller-{self.controller_id}")
         try:
             while True:
                 api_key, request = await queue.get()
@@ -177,7 +176,7 @@ class Controller:
         *,
         unclean_leader_election: Callable[[str], bool],
         imbalance_percentage: int = 10,
-        inter_broker: InterBrokerSecurity | None = None,
+        channels: BrokerChannels,
     ) -> None:
         self.imbalance_percentage = imbalance_percentage
         self.broker_id = broker_id
@@ -187,8 +186,8 @@ class Controller:
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.state = ControllerState()
         self._loop = asyncio.get_running_loop()
-        self.inter_broker_listener = inter_broker.listener if inter_broker else None
-        self.channels = ChannelManager(broker_id, self._loop, inter_broker)
+        self.inter_broker_listener = channels.listener
+        self.channels = ChannelManager(broker_id, self._loop, channels)
         self._task: asyncio.Task[None] | None = None
         self.active = True
 
@@ -448,9 +447,7 @@ class Controller:
         for tp in changed:  # a new replica that joined the ISR may complete a reassignment
             if self._replica_assignment(tp).is_reassigning:
                 self._reassign_step(tp)
-        from moldau.server.handlers._common import NO_THROTTLE
-
-        return resp.AlterPartitionResponse(throttle_time=NO_THROTTLE, error_code=ErrorCode.none,
+        return resp.AlterPartitionResponse(throttle_time=datetime.timedelta(0), error_code=ErrorCode.none,
                                            topics=tuple(topics_out))
 
     # --- partition reassignment (KIP-455; decisions in reassignment.py) ---------------------

@@ -1,7 +1,7 @@
 """Topic metadata as the request handlers read it (topics, partitions with leader, leader
 epoch, replicas and ISR, topic configs), and Kafka's rules for topic names.
 
-A broker's `MetadataCache` (server/cluster_broker.py) holds these, fed by the
+A broker's `MetadataCache` (server/metadata_cache.py) holds these, fed by the
 controller's UpdateMetadata and LeaderAndIsr requests.
 """
 

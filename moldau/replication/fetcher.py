@@ -160,10 +160,11 @@ class ReplicaFetcher:
             return False
         answers = await self.endpoint.fetch(positions)
         for tp, part in answers.items():
-            state = self.partitions.get(tp)
+            followed = self.partitions.get(tp)
             partition = self._partition_of(tp)
-            if state is None or partition is None or tp not in positions:
+            if followed is None or partition is None or tp not in positions:
                 continue
+            state = followed
             plog = partition.log
             code = part.error
             if code == ErrorCode.none:

@@ -1,13 +1,17 @@
-"""What every Moldau broker has: its logs, the append path, the group coordinator, the
-waiters of delayed fetches and its background tasks; and the interface the request
-handlers (moldau/server/handlers/) call. `ClusterBroker` (cluster_broker.py) implements
-it, alone on the embedded coordinator or in a ZooKeeper cluster.
+"""A Moldau broker (Kafka's KafkaServer), alone on the embedded coordinator or in a
+cluster coordinated by ZooKeeper (`zookeeper.connect` is set).
+
+It registers itself, competes for the controller role, learns partition roles from the
+controller (LeaderAndIsr), keeps a metadata cache fed by UpdateMetadata, and serves a
+partition's data only while it leads it. Admin requests write the coordination service
+(as Kafka's ZooKeeper-mode brokers do) and the controller reacts to its watches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import os
 import time
@@ -15,27 +19,53 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from moldau.controller.embedded import TopicState
+from moldau.controller import assignment as assign
+from moldau.controller.controller import ControlledShutdown, Controller, PreferredElection
+from moldau.controller.coordination import (
+    BrokerIdInUseError,
+    BrokerInfo,
+    Coordination,
+    CoordinationError,
+    Endpoint,
+    TopicAssignment,
+    TopicExistsError,
+)
+from moldau.controller.embedded import PartitionState, TopicState, topic_name_error
 from moldau.groups.config import GroupConfig
 from moldau.groups.coordinator import CoordinatorAppendError, GroupCoordinator
-from moldau.log.cleaner import CleaningRound, offset_map_capacity
 from moldau.log.config import TOPIC_CONFIGS, LogConfig
-from moldau.log.errors import LogError
 from moldau.log.log import Log
 from moldau.log.manager import LogManager
-from moldau.log.throttler import Throttler
+from moldau.protocol import interbroker as ib
+from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
-from moldau.protocol.records import (
-    RecordInput,
-    build_batch,
-    iter_batches,
-    iter_records,
-)
-from moldau.replication.replica_manager import ProducePartitionResult, ReplicaManager
+from moldau.protocol.records import RecordInput, build_batch, iter_batches, iter_records
+from moldau.replication.replica_manager import ProducePartitionResult, ReplicaManager, ReplicaManagerConfig
+from moldau.replication.seams import LeaderAndIsrState
+from moldau.server.broker_client import BrokerConnection
 from moldau.server.config import BrokerConfig, Listener
+from moldau.server.context import HandlerContext
 from moldau.server.errors import TopicError
+from moldau.server.fetch_session import FetchSessionCache
+from moldau.server.log_cleaning import LogCleanerTask
+from moldau.server.metadata_cache import MetadataCache
+from moldau.server.network import Handler, KafkaConnection
+from moldau.server.producer_ids import ProducerIdManager
+from moldau.server.replication_links import (
+    BrokerLeaderEndPoints,
+    BrokerLease,
+    ControllerLink,
+    InterBrokerChannels,
+    LoopScheduler,
+    MetadataLeaders,
+)
+from moldau.server.security.authenticator import SaslServerAuthenticator
+from moldau.server.security.listener import ListenerSecurity
+from moldau.server.security.scram import ScramCredential
 
 log = logging.getLogger(__name__)
+
+OFFSETS_TOPIC_WAIT_S = 5.0
 
 OFFSETS_TOPIC = "__consumer_offsets"
 
@@ -44,23 +74,32 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+
+def _coordination_errors_as_topic_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """An admin request whose ZooKeeper work fails gets a Kafka error with the reason
+    (UNKNOWN_SERVER_ERROR), not a closed connection."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except CoordinationError as exc:
+            raise TopicError(ErrorCode.unknown_server_error, f"ZooKeeper unavailable: {exc}") from None
+
+    return functools.wraps(method)(wrapper)
+
+
 class Broker:
-    def __init__(self, config: BrokerConfig, clock: Callable[[], int] = wall_clock_ms) -> None:
+    def __init__(self, config: BrokerConfig, coordination: Coordination | None = None,
+                 clock: Callable[[], int] = wall_clock_ms) -> None:
         self.config = config
         self.clock = clock
         self.broker_id = config.broker_id
         self.log_dirs = config.log_dirs
         self.logs = LogManager(self.log_dirs, config.log_config())
-        self.metadata: Any = None  # the subclass's metadata view: topics, topics_by_id, cluster_id
-        self.replicas: ReplicaManager  # built by the subclass, which has what it needs
         self.servers: list[asyncio.Server] = []
         self.bound: list[Listener] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._log_cleaner: asyncio.Task[None] | None = None
-        self._uncleanable: dict[tuple[str, int], Log] = {}  # logs the cleaner failed on
-        self._cleaner_throttler: Throttler | None = None
-        self._stopped = asyncio.Event()
-        self._dispatcher: object | None = None
+        self.log_cleaner = LogCleanerTask(self.logs, config, clock)
         v = config.values
         self.groups = GroupCoordinator(
             GroupConfig(
@@ -75,8 +114,51 @@ class Broker:
             ),
             self._append_group_records,
         )
+        if coordination is None:
+            from moldau.controller.zookeeper import ZooKeeperCoordination
 
-    # --- lifecycle --------------------------------------------------------------
+            coordination = ZooKeeperCoordination(
+                config["zookeeper.connect"],
+                session_timeout_ms=int(config["zookeeper.session.timeout.ms"]),
+                connection_timeout_ms=config["zookeeper.connection.timeout.ms"],
+            )
+        self.coordination = coordination
+        self.inter_broker = config.security.inter_broker  # how we connect to other brokers
+        self.metadata = MetadataCache(self.inter_broker.listener)
+        self.controller: Controller | None = None
+        self.controller_epoch_seen = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._registered = False
+        self._stopping = False
+        # Leadership lease: a leader serves only while a recent round trip to ZooKeeper,
+        # in the session it registered with, proves the session cannot have expired.
+        self._session_s = int(config["zookeeper.session.timeout.ms"]) / 1000
+        self.lease = BrokerLease(self._session_s)
+        self._registered_session: int | None = None
+        self.controller_link = ControllerLink(self.broker_id, self.metadata, self.inter_broker,
+                                              lambda: self.controller)
+        self.replicas = ReplicaManager(
+            ReplicaManagerConfig(self.broker_id, int(config["replica.lag.time.max.ms"])),
+            self.logs, self.clock, LoopScheduler(), self.lease, self.controller_link,
+            BrokerLeaderEndPoints(self.broker_id, self.metadata, self.inter_broker), MetadataLeaders(self.metadata),
+            self._on_leadership_change)
+        self.producer_ids = ProducerIdManager(self.broker_id, self.coordination.allocate_producer_ids)
+        self.context = HandlerContext(
+            self.broker_id, config, self.clock, self.replicas, self.groups, self.metadata, self.logs,
+            self.producer_ids,
+            FetchSessionCache(int(config["max.incremental.fetch.session.cache.slots"]),
+                              int(config["min.incremental.fetch.session.eviction.ms"]) / 1000),
+            admin=self, cluster=self)
+        self._stray_logs_checked = False
+        self._configs_loaded: set[str] = set()
+        self._offsets_topic_creation: asyncio.Future[None] | None = None
+        self._election: asyncio.Task[None] | None = None
+        # How many times this broker wrote each topic's configs: a reload skips a topic
+        # written while it read.
+        self._config_writes: dict[str, int] = {}
+        self._election_again = False
+
+    # --- lifecycle ----------------------------------------------------------------
 
     def _tick_groups(self) -> None:
         self.groups.tick(self.clock())
@@ -88,72 +170,6 @@ class Broker:
 
     def _flush(self) -> None:
         self.logs.flush_due(self.clock())
-
-    def _start_log_cleaner(self) -> None:
-        """Start the cleaner (with log.cleaner.enable) on the running loop, as one of the
-        background tasks cancelled at shutdown."""
-        if self._log_cleaner is None and self.config["log.cleaner.enable"]:
-            self._log_cleaner = asyncio.get_running_loop().create_task(self._run_log_cleaner())
-            self._tasks.append(self._log_cleaner)
-
-    async def _run_log_cleaner(self) -> None:
-        """Kafka's cleaner thread: clean the filthiest compacted log; look again at once
-        when that made progress, else after ``log.cleaner.backoff.ms``."""
-        while True:
-            try:
-                progressed = await self._clean_filthiest_log()
-            except Exception:
-                log.exception("log cleaner failed")
-                progressed = False
-            if not progressed:
-                await asyncio.sleep(int(self.config["log.cleaner.backoff.ms"]) / 1000)
-
-    async def _clean_filthiest_log(self) -> bool:
-        """One cleaning round (see moldau/log/cleaner.py): the offset map and the cleaned
-        segments are built in a worker thread while this loop keeps serving the log; each
-        swap runs here. Returns whether the log's first dirty offset moved."""
-        skip = {key for key, plog in self._uncleanable.items() if self.logs.get(*key) is plog}
-        todo = self.logs.filthiest_log(self.clock(), skip)
-        if todo is None:
-            return False
-        plog, key = todo.log, (todo.log.topic, todo.log.partition)
-        v = self.config.values
-        capacity = offset_map_capacity(v["log.cleaner.dedupe.buffer.size"], v["log.cleaner.io.buffer.load.factor"])
-        rate = float(v["log.cleaner.io.max.bytes.per.second"])
-        if self._cleaner_throttler is None or self._cleaner_throttler.max_bytes_per_s != rate:
-            self._cleaner_throttler = Throttler(rate)
-        cleaning = CleaningRound(plog, todo.first_dirty_offset, todo.first_uncleanable_offset, capacity,
-                                 self._cleaner_throttler)
-        started, size_before = time.monotonic(), plog.size_in_bytes
-        try:
-            offset_map = await asyncio.to_thread(cleaning.build_offset_map)
-            for group in cleaning.groups(offset_map):
-                cleaned = await asyncio.to_thread(cleaning.clean_group, group, offset_map)
-                if not cleaning.swap(cleaned, group):
-                    log.info("log cleaner: %s-%d changed while it was cleaned; will retry", *key)
-                    return False
-        except asyncio.CancelledError:
-            cleaning.abort()
-            raise
-        except LogError as exc:
-            if cleaning.log_changed():
-                # A truncation or deletion under the reader explains a torn batch: retry.
-                log.warning("log cleaner: %s-%d changed while it was read; will retry: %s", key[0], key[1], exc)
-                return False
-            # Kafka marks such a partition uncleanable rather than failing on it forever.
-            self._uncleanable[key] = plog
-            log.error("log cleaner: %s-%d is not cleanable: %s", key[0], key[1], exc)
-            return False
-        except OSError as exc:
-            # Most likely a segment deleted by retention, or the log deleted, meanwhile.
-            log.warning("log cleaner: cleaning %s-%d failed, will retry: %s", key[0], key[1], exc)
-            return False
-        plog.first_dirty_offset = offset_map.end_offset
-        self.logs.checkpoint_cleaner_offsets(plog)
-        log.info("log cleaner: cleaned %s-%d up to offset %d (dirty from %d) in %.3f s: %d -> %d bytes, "
-                 "%d segment(s)", key[0], key[1], offset_map.end_offset, todo.first_dirty_offset,
-                 time.monotonic() - started, size_before, plog.size_in_bytes, len(plog.segment_base_offsets()))
-        return offset_map.end_offset > todo.first_dirty_offset
 
     async def _every(self, interval_ms: int, fn: Callable[[], None]) -> None:
         while True:
@@ -213,45 +229,6 @@ class Broker:
         if result.error != ErrorCode.none:
             raise CoordinatorAppendError(result.error, result.message or "")
 
-    # --- topics (implemented by ClusterBroker, alone or in a cluster) ----------------
-
-    def create_topic(self, name: str, partitions: int, replication_factor: int, configs: dict[str, str], *,
-                     validate_only: bool = False, assignment: dict[int, list[int]] | None = None) -> TopicState | None:
-        raise NotImplementedError
-
-    def delete_topic(self, name: str) -> TopicState:
-        raise NotImplementedError
-
-    def create_partitions(self, name: str, total: int, *, validate_only: bool = False,
-                          assignments: list[list[int]] | None = None) -> None:
-        raise NotImplementedError
-
-    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
-        raise NotImplementedError
-
-    async def group_coordinator_node(self, group_id: str, listener: str = "") -> tuple[int, str, int] | None:
-        """(broker id, host, port) of the coordinator of a group on `listener` (default:
-        the inter-broker listener), or None while unknown."""
-        raise NotImplementedError
-
-    # --- SCRAM credentials (blocking: handlers call these in a thread) ----------------
-
-    def scram_users(self) -> dict[str, dict[str, str]]:
-        """user -> {mechanism: Kafka's credential string}; TopicError if unavailable."""
-        raise NotImplementedError
-
-    def scram_credentials(self, user: str) -> dict[str, str]:
-        raise NotImplementedError
-
-    def set_scram_credentials(self, user: str, credentials: dict[str, str]) -> None:
-        raise NotImplementedError
-
-    async def start(self) -> None:
-        raise NotImplementedError
-
-    async def stop(self) -> None:
-        raise NotImplementedError
-
     def log_config_for(self, topic: TopicState) -> LogConfig:
         return self.config.log_config().with_overrides(topic.configs)
 
@@ -271,25 +248,657 @@ class Broker:
         for topic in self.metadata.topics.values():
             self.logs.update_config(topic.name, self.log_config_for(topic))
 
-    def partition_exists(self, topic: str, partition: int) -> bool:
-        state = self.metadata.topics.get(topic)
-        return state is not None and partition in state.partitions
+    async def start(self) -> None:
+        from moldau.server.dispatcher import RequestDispatcher
+
+        self._loop = asyncio.get_running_loop()
+        for d in self.log_dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        local_id = self._local_cluster_id()
+        await asyncio.to_thread(self.coordination.start)
+        cluster_id = await asyncio.to_thread(self.coordination.get_or_create_cluster_id, local_id or _new_cluster_id())
+        if local_id and local_id != cluster_id:
+            raise RuntimeError(
+                f"the log dirs belong to cluster {local_id}, but ZooKeeper holds cluster {cluster_id}; "
+                "refusing to start (wrong zookeeper.connect or log.dirs?)")
+        self.metadata.cluster_id = cluster_id
+        self.metadata.on_save = self.coordination.set_broker_configs
+        self._apply_broker_configs(await asyncio.to_thread(self.coordination.broker_configs))
+        self._check_meta_properties(cluster_id)
+        self.logs.load(self.clock())
+        dispatcher = RequestDispatcher(self.context)
+        max_frame = int(self.config["socket.request.max.bytes"])
+        advertised = {lst.name: lst for lst in self.config.advertised_listeners()}
+        for listener in self.config.listeners():
+            security = self.config.security.listeners[listener.name]
+            server = await self._loop.create_server(
+                self._connection_factory(dispatcher.handle, security, max_frame),
+                host=listener.host or None, port=listener.port, reuse_address=True, ssl=security.ssl_context)
+            port = server.sockets[0].getsockname()[1]
+            self.servers.append(server)
+            adv = advertised.get(listener.name, listener)
+            host = adv.host if adv.host not in ("", "0.0.0.0", "::") else "localhost"
+            self.bound.append(Listener(adv.name, host, adv.port or port))
+            log.info("listener %s (%s) on %s:%d", listener.name, security.protocol, listener.host or "*", port)
+        self.coordination.on_session_lost(lambda: self._threadsafe(self._on_session_lost))
+        self.coordination.watch_controller(lambda: self._threadsafe(self._on_controller_change))
+        self.coordination.watch_brokers(lambda: self._threadsafe(self._forward, "brokers"))
+        self.coordination.watch_topics(lambda: self._threadsafe(self._forward, "topics"))
+        self.coordination.watch_topic_deletions(lambda: self._threadsafe(self._forward, "deletions"))
+        self.coordination.watch_config_changes(lambda: self._threadsafe(self._on_config_change))
+        await self._register()
+        self._on_controller_change()
+        loop = self._loop
+        self._tasks.append(loop.create_task(self._every(
+            int(self.config["log.retention.check.interval.ms"]), self._retention)))
+        self._tasks.append(loop.create_task(self._every(
+            int(self.config["log.flush.offset.checkpoint.interval.ms"]) or 60000, self.logs.checkpoint)))
+        self._tasks.append(loop.create_task(self._every(1000, self._flush)))
+        if self.config["log.cleaner.enable"]:
+            self._tasks.append(loop.create_task(self.log_cleaner.run()))
+        self._tasks.append(loop.create_task(self._every(100, self._tick_groups)))
+        self._tasks.append(loop.create_task(self._every(
+            int(self.config["producer.id.expiration.check.interval.ms"]), self._expire_producers)))
+        self._tasks.append(loop.create_task(self._renew_lease()))
+        self._tasks.append(loop.create_task(self._every(
+            max(100, int(self.config["replica.lag.time.max.ms"]) // 4), self._check_isr)))
+        if self.config["auto.leader.rebalance.enable"]:
+            self._tasks.append(loop.create_task(self._every(
+                int(self.config["leader.imbalance.check.interval.seconds"]) * 1000, self._auto_rebalance)))
+        log.info("broker %d joined cluster %s", self.broker_id, cluster_id)
+
+    def _connection_factory(self, dispatch: Handler, security: ListenerSecurity,
+                            max_frame: int) -> Callable[[], KafkaConnection]:
+        """PLAINTEXT and SSL connections go straight to the dispatcher (TLS is the
+        transport's business); SASL ones first to an authenticator of their own."""
+        name = security.name
+        if not security.sasl:
+            return lambda: KafkaConnection(dispatch, max_frame, name)
+        delay_s = int(self.config["connection.failed.authentication.delay.ms"]) / 1000
+
+        def sasl_connection() -> KafkaConnection:
+            authenticator = SaslServerAuthenticator(security, dispatch, self._scram_credential, delay_s)
+            return KafkaConnection(authenticator.handle, max_frame, name)
+
+        return sasl_connection
+
+    async def _scram_credential(self, mechanism: str, user: str) -> ScramCredential | None:
+        credentials = await asyncio.to_thread(self.coordination.user_scram_credentials, user)
+        text = credentials.get(mechanism)
+        return ScramCredential.from_kafka(text) if text is not None else None
+
+    @_coordination_errors_as_topic_errors
+    def scram_users(self) -> dict[str, dict[str, str]]:
+        return self.coordination.scram_users()
+
+    @_coordination_errors_as_topic_errors
+    def scram_credentials(self, user: str) -> dict[str, str]:
+        return self.coordination.user_scram_credentials(user)
+
+    @_coordination_errors_as_topic_errors
+    def set_scram_credentials(self, user: str, credentials: dict[str, str]) -> None:
+        self.coordination.set_user_scram_credentials(user, credentials)
+
+    def _local_cluster_id(self) -> str | None:
+        for d in self.log_dirs:
+            path = d / "meta.properties"
+            if path.exists():
+                for line in path.read_text().splitlines():
+                    if line.startswith("cluster.id="):
+                        return line.split("=", 1)[1].strip()
+        return None
+
+    def _broker_info(self) -> BrokerInfo:
+        return BrokerInfo(
+            self.broker_id,
+            tuple(Endpoint(lst.name, lst.host, lst.port, self.config.security_protocol(lst.name))
+                  for lst in self.bound),
+            self.config["broker.rack"],
+        )
+
+    async def _register(self) -> None:
+        # A broker restarted right after a crash finds its previous registration still
+        # there until that session expires: wait that long before calling it a duplicate.
+        give_up = time.monotonic() + self._session_s + 1.0
+        while True:
+            started = time.monotonic()
+            try:
+                await asyncio.to_thread(self.coordination.register_broker, self._broker_info())
+                break
+            except BrokerIdInUseError:
+                if time.monotonic() >= give_up:
+                    raise RuntimeError(
+                        f"broker id {self.broker_id} is already registered in ZooKeeper by a live broker; "
+                        "refusing to start with a duplicate broker.id") from None
+                await asyncio.sleep(0.25)
+        self._registered = True
+        self._registered_session = getattr(self.coordination, "session_id", None)
+        self.lease.renew(started)
+
+    async def _renew_lease(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self._session_s / 5)
+            if not self._registered:
+                continue
+            started = time.monotonic()
+            try:
+                await asyncio.to_thread(self.coordination.ping)
+            except CoordinationError:
+                continue
+            if getattr(self.coordination, "session_id", None) == self._registered_session and self._registered:
+                self.lease.renew(started)
+
+    def _check_isr(self) -> None:
+        if self.lease_valid():
+            self.replicas.check_isr(self.clock())
+
+    def lease_valid(self) -> bool:
+        return self.lease.valid()
+
+    def _threadsafe(self, fn: Any, *args: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _forward(self, event: str) -> None:
+        if self.controller is not None and self.controller.active:
+            self.controller.enqueue(event)
+
+    def _on_controller_change(self) -> None:
+        """/controller changed (or we just registered): run an election off the event
+        loop; changes that arrive meanwhile coalesce into one more round."""
+        if self._stopping or not self._registered:
+            return
+        if self._election is not None and not self._election.done():
+            self._election_again = True
+            return
+        self._election = self._loop.create_task(self._controller_election())  # type: ignore[union-attr]
+
+    async def _controller_election(self) -> None:
+        self._election_again = True
+        while self._election_again:
+            self._election_again = False
+            try:
+                await self._elect_once()
+            except CoordinationError as exc:
+                log.warning("controller election failed: %s", exc)
+
+    async def _elect_once(self) -> None:
+        if self._stopping or not self._registered:
+            return
+        if self.controller is not None and not self.controller.active:
+            self._loop.create_task(self.controller.stop())  # type: ignore[union-attr]
+            self.controller = None
+        if self.controller is not None:
+            current = await asyncio.to_thread(self.coordination.controller_id)
+            if current != self.broker_id and self.controller is not None:
+                log.warning("broker %d: lost the controller role", self.broker_id)
+                self._loop.create_task(self.controller.stop())  # type: ignore[union-attr]
+                self.controller = None
+            return
+        epoch = await asyncio.to_thread(self.coordination.try_become_controller, self.broker_id)
+        if epoch is None:
+            return
+        if self._stopping or not self._registered or self.controller is not None:
+            # The session ended or we began shutting down while winning: whatever we won
+            # goes with the session (or the resignation on close); act on none of it.
+            return
+        log.info("broker %d is the controller (epoch %d)", self.broker_id, epoch)
+        self.controller = Controller(
+            self.broker_id, epoch, self.coordination,
+            unclean_leader_election=self._unclean_allowed,
+            imbalance_percentage=int(self.config["leader.imbalance.per.broker.percentage"]),
+            channels=InterBrokerChannels(self.inter_broker))
+        self.controller.start()
+
+    def _unclean_allowed(self, topic: str) -> bool:
+        try:
+            value = self.coordination.topic_configs(topic).get("unclean.leader.election.enable")
+        except CoordinationError:
+            value = None
+        if value is not None:
+            return value.strip().lower() == "true"
+        return bool(self.config["unclean.leader.election.enable"])
+
+    def _on_session_lost(self) -> None:
+        """Our ZooKeeper session expired: another broker may lead our partitions now."""
+        log.warning("broker %d: ZooKeeper session lost; giving up leadership until re-registered", self.broker_id)
+        self.replicas.resign_leadership()
+        if self.controller is not None:
+            self._loop.create_task(self.controller.stop())  # type: ignore[union-attr]
+            self.controller = None
+        self._registered = False
+        if not self._stopping:
+            self._loop.create_task(self._reregister())  # type: ignore[union-attr]
+
+    async def _reregister(self) -> None:
+        while not self._stopping and not self._registered:
+            try:
+                await self._register()
+                log.info("broker %d: re-registered after session loss", self.broker_id)
+                self._on_controller_change()
+                return
+            except (CoordinationError, RuntimeError) as exc:
+                log.info("broker %d: re-registration pending (%s)", self.broker_id, exc)
+                await asyncio.sleep(0.5)
+
+    def _apply_broker_configs(self, configs: dict[str, str]) -> None:
+        """Dynamic broker configs (IncrementalAlterConfigs on the broker resource)."""
+        old = self.metadata.broker_configs
+        for name in set(old) - set(configs):
+            self.config.set_dynamic(name, None)
+        for name, value in configs.items():
+            try:
+                self.config.set_dynamic(name, value)
+            except Exception as exc:
+                log.warning("ignoring dynamic broker config %s=%s: %s", name, value, exc)
+        self.metadata.broker_configs = dict(configs)
+
+    def _on_config_change(self) -> None:
+        self._configs_loaded.clear()
+        # unclean.leader.election.enable may have been turned on: offline partitions may
+        # now elect a leader (Kafka's controller does the same on that config change).
+        self._forward("configs")
+        if self._loop is not None:
+            self._loop.create_task(self._reload_configs())
+
+    async def _reload_configs(self) -> None:
+        """Read the changed configs off the event loop, then apply them."""
+        try:
+            broker_configs = await asyncio.to_thread(self.coordination.broker_configs)
+        except CoordinationError:
+            broker_configs = self.metadata.broker_configs
+        if broker_configs != self.metadata.broker_configs:
+            self._apply_broker_configs(broker_configs)
+            self.refresh_log_configs()
+        local = {t for t, _ in self.logs.all_logs()}
+        names = [n for n in self.metadata.topics if n in local]
+        # A topic whose configs this broker changed itself while we read may have been read
+        # before that write: applying it would undo the write (read-your-writes for
+        # IncrementalAlterConfigs then DescribeConfigs); that write's own notification
+        # brings the next reload.
+        writes = dict(self._config_writes)
+        for name, configs in (await self.load_topic_configs(names)).items():
+            if self._config_writes.get(name) != writes.get(name):
+                continue
+            if name in self.metadata.topics:
+                self.metadata.topics[name].configs = configs
+                self.logs.update_config(name, self.config.log_config().with_overrides(configs))
+
+    def _expire_producers(self) -> None:
+        """Forget idempotent producers silent for producer.id.expiration.ms (Kafka's
+        expiry); their next batch may start at any sequence."""
+        now, expiration = self.clock(), int(self.config["producer.id.expiration.ms"])
+        for plog in self.logs.all_logs().values():
+            plog.remove_expired_producers(now, expiration)
+
+    def _auto_rebalance(self) -> None:
+        if self.controller is not None and self.controller.active:
+            self.controller.enqueue("auto_rebalance")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.config["controlled.shutdown.enable"] and self._registered:
+            await self._controlled_shutdown()
+        for server in self.servers:
+            server.close()
+        await self.replicas.shutdown()
+        self.controller_link.close()
+        if self._election is not None:
+            try:
+                await self._election  # a round in flight finishes (it sees _stopping after)
+            except Exception:
+                pass
+        if self.controller is not None:
+            await self.controller.stop()
+            self.controller = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await asyncio.to_thread(self.coordination.close)
+        self.logs.shutdown()
+        log.info("broker %d shut down cleanly", self.broker_id)
+
+    async def _controlled_shutdown(self, timeout_s: float = 10.0) -> None:
+        """Ask the controller to move our leaderships away before we go (Kafka's
+        controlled shutdown), retrying while partitions remain."""
+        deadline = time.monotonic() + timeout_s
+        previous: list[Any] | None = None
+        while time.monotonic() < deadline:
+            if self.controller is not None and self.controller.active:
+                fut: asyncio.Future[list[tuple[str, int]]] = asyncio.get_running_loop().create_future()
+                self.controller.enqueue(ControlledShutdown(self.broker_id, fut))
+                try:
+                    remaining = await asyncio.wait_for(fut, deadline - time.monotonic())
+                except TimeoutError:
+                    break
+                if not remaining or remaining == previous:
+                    return  # done, or what is left has nowhere to go
+                previous = remaining
+            else:  # ask the controller over the network
+                controller = self.metadata.brokers.get(self.metadata.controller_id)
+                if controller is None:
+                    await asyncio.sleep(0.2)
+                    continue
+                conn = BrokerConnection(controller[0], controller[1], f"broker-{self.broker_id}", self.inter_broker)
+                try:
+                    response = await conn.request(
+                        ApiKey.CONTROLLED_SHUTDOWN, 3,
+                        ib.ControlledShutdownRequest(broker_id=self.broker_id, broker_epoch=-1),
+                        timeout=max(0.1, deadline - time.monotonic()))
+                    remaining = sorted((r.topic_name, r.partition_index) for r in response.remaining_partitions)
+                    if response.error_code == 0 and (not remaining or remaining == previous):
+                        log.info("broker %d: controlled shutdown complete%s", self.broker_id,
+                                 f" ({len(remaining)} partition(s) have no other replica to lead)" if remaining else "")
+                        return
+                    previous = remaining
+                except (OSError, ConnectionError, TimeoutError) as exc:
+                    log.info("controlled shutdown request failed: %s", exc)
+                finally:
+                    conn.close()
+            await asyncio.sleep(0.2)
+        log.warning("broker %d: controlled shutdown did not complete; shutting down anyway", self.broker_id)
+
+    async def handle_controlled_shutdown(self, broker_id: int) -> tuple[ErrorCode, list[tuple[str, int]]]:
+        if self.controller is None or not self.controller.active:
+            return ErrorCode.not_controller, []
+        fut: asyncio.Future[list[tuple[str, int]]] = asyncio.get_running_loop().create_future()
+        self.controller.enqueue(ControlledShutdown(broker_id, fut))
+        return ErrorCode.none, await fut
+
+    async def elect_preferred(self, partitions: list[tuple[str, int]] | None) -> dict[tuple[str, int], str | None]:
+        if self.controller is not None and self.controller.active:
+            fut: asyncio.Future[dict[tuple[str, int], str | None]] = asyncio.get_running_loop().create_future()
+            self.controller.enqueue(PreferredElection(partitions, fut))
+            return await fut
+        raise TopicError(ErrorCode.not_controller, "This broker is not the controller.")
+
+    # --- metadata views --------------------------------------------------------------
 
     def live_brokers(self, listener: str = "") -> list[tuple[int, str, int, str | None]]:
-        """(id, host, port, rack) of every live broker on `listener` (the one the client
-        connected to; default: the inter-broker listener), for Metadata and DescribeCluster."""
-        raise NotImplementedError
+        listener = listener or self.inter_broker.listener
+        if not self.metadata.endpoints:  # no UpdateMetadata yet: only ourselves
+            return [(self.broker_id, lst.host, lst.port, self.config["broker.rack"])
+                    for lst in self.bound if lst.name == listener]
+        return self.metadata.listener_brokers(listener)
 
     def controller_id(self) -> int:
-        raise NotImplementedError
+        return self.metadata.controller_id
 
     async def wait_for_topics(self, names: list[str], present: bool, timeout_s: float) -> None:
-        """Let topic creations/deletions reach this broker's metadata."""
-        raise NotImplementedError
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(
+                (n in self.metadata.topics and all(s.leader >= 0 for s in self.metadata.topics[n].partitions.values()))
+                if present else (n not in self.metadata.topics)
+                for n in names
+            ):
+                return
+            await asyncio.sleep(0.05)
 
     async def wait_for_partition_count(self, name: str, count: int, timeout_s: float) -> None:
-        """Likewise for partitions added by CreatePartitions."""
-        raise NotImplementedError
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            topic = self.metadata.topics.get(name)
+            if topic is not None and len(topic.partitions) >= count and all(
+                    s.leader >= 0 for s in topic.partitions.values()):
+                return
+            await asyncio.sleep(0.05)
+
+    # --- controller requests -----------------------------------------------------------
+
+    def _stale(self, controller_epoch: int) -> bool:
+        if controller_epoch < self.controller_epoch_seen:
+            return True
+        self.controller_epoch_seen = controller_epoch
+        return False
+
+    def on_update_metadata(self, request: Any, new_topic_configs: dict[str, dict[str, str]]) -> ErrorCode:
+        """Apply the controller's view; ``new_topic_configs`` holds the configs of topics
+        new to this broker (read beforehand, off the event loop)."""
+        if self._stale(request.controller_epoch):
+            return ErrorCode.stale_controller_epoch
+        configs = {name: t.configs for name, t in self.metadata.topics.items()}
+        self.metadata.apply(request)
+        if not self._stray_logs_checked:
+            self._stray_logs_checked = True
+            self._delete_stray_logs()
+        for name, topic in self.metadata.topics.items():
+            if name in configs:
+                topic.configs = configs[name]
+            else:  # a topic new to this broker
+                topic.configs = new_topic_configs.get(name, {})
+        return ErrorCode.none
+
+    def _delete_stray_logs(self) -> None:
+        """Logs of topics the cluster no longer has (deleted while this broker was down):
+        the first full UpdateMetadata after start says which topics exist."""
+        for topic, partition in list(self.logs.all_logs()):
+            if topic not in self.metadata.topics and (topic, partition) not in self.replicas.partitions:
+                log.info("broker %d: deleting stray log %s-%d (its topic is gone)", self.broker_id, topic, partition)
+                self.logs.delete(topic, partition)
+
+    async def load_topic_configs(self, names: list[str]) -> dict[str, dict[str, str]]:
+        """Topic configs, from the metadata cache or else read off the event loop."""
+        out: dict[str, dict[str, str]] = {}
+        for name in names:
+            cached = self.metadata.topics.get(name)
+            if cached is not None and cached.configs is not None and name in self._configs_loaded:
+                out[name] = cached.configs
+                continue
+            try:
+                out[name] = await asyncio.to_thread(self.coordination.topic_configs, name)
+                self._configs_loaded.add(name)
+            except CoordinationError:
+                out[name] = {}
+        return out
+
+    def on_leader_and_isr(
+        self, request: Any, topic_configs: dict[str, dict[str, str]] | None = None
+    ) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
+        if self._stale(request.controller_epoch):
+            return ErrorCode.stale_controller_epoch, []
+        now = self.clock()
+        states: list[tuple[tuple[str, int], LeaderAndIsrState, LogConfig]] = []
+        for ts in request.topic_states:
+            if topic_configs is not None and ts.topic_name in topic_configs:
+                configs = topic_configs[ts.topic_name]
+            else:
+                try:
+                    configs = self.coordination.topic_configs(ts.topic_name)
+                except CoordinationError:
+                    configs = {}
+            log_config = self.config.log_config().with_overrides(configs)
+            topic = self.metadata.topics.setdefault(
+                ts.topic_name, TopicState(ts.topic_name, ts.topic_id or uuid.UUID(int=0), {}, configs))
+            for ps in ts.partition_states:
+                tp = (ts.topic_name, ps.partition_index)
+                states.append((tp, LeaderAndIsrState(ps.leader, ps.leader_epoch, tuple(ps.isr), tuple(ps.replicas),
+                                                     ps.zk_version), log_config))
+                known = self.replicas.partitions.get(tp)
+                if known is None or ps.leader_epoch >= known.leader_epoch:
+                    topic.partitions[tp[1]] = PartitionState(ps.leader, ps.leader_epoch, list(ps.replicas),
+                                                             list(ps.isr))
+        results = self.replicas.become_leader_or_follower(states, now)
+        return ErrorCode.none, [(tp[0], tp[1], code) for tp, code in results]
+
+    def on_stop_replica(self, request: Any) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]:
+        if self._stale(request.controller_epoch):
+            return ErrorCode.stale_controller_epoch, []
+        errors = []
+        for ts in request.topic_states:
+            for ps in ts.partition_states:
+                self.replicas.stop_replica((ts.topic_name, ps.partition_index), bool(ps.delete_partition))
+                errors.append((ts.topic_name, ps.partition_index, ErrorCode.none))
+        return ErrorCode.none, errors
+
+    def _on_leadership_change(self, tp: tuple[str, int], leader: bool) -> None:
+        """__consumer_offsets partitions carry the groups they coordinate: loaded when
+        this broker becomes their leader, unloaded when it stops."""
+        if tp[0] != OFFSETS_TOPIC:
+            return
+        if leader:
+            plog = self.logs.get(*tp)
+            if plog is not None and tp[1] not in self.groups.loaded_partitions:
+                self.groups.load_partition(tp[1], _replay(plog), self.clock())
+        elif tp[1] in self.groups.loaded_partitions:
+            self.groups.unload_partition(tp[1])
+
+    # --- topics across the cluster ------------------------------------------------------
+
+    def _live_racks(self) -> dict[int, str | None]:
+        return {b.broker_id: b.rack for b in self.coordination.live_brokers().values()}
+
+    @_coordination_errors_as_topic_errors
+    def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        replication_factor: int,
+        configs: dict[str, str],
+        *,
+        validate_only: bool = False,
+        assignment: dict[int, list[int]] | None = None,
+    ) -> TopicState | None:
+        error = topic_name_error(name)
+        if error:
+            raise TopicError(ErrorCode.invalid_topic_exception, error)
+        existing = self.coordination.topics()
+        if name in existing:
+            raise TopicError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
+        self.validate_topic_configs(dict(configs))
+        brokers = self._live_racks()
+        if assignment is None:
+            if partitions == -1:
+                partitions = int(self.config["num.partitions"])
+            if replication_factor == -1:
+                replication_factor = int(self.config["default.replication.factor"])
+            if partitions <= 0:
+                raise TopicError(ErrorCode.invalid_partitions, "Number of partitions must be larger than 0.")
+            if replication_factor <= 0:
+                raise TopicError(ErrorCode.invalid_replication_factor, "Replication factor must be larger than 0.")
+            if replication_factor > len(brokers):
+                raise TopicError(
+                    ErrorCode.invalid_replication_factor,
+                    f"Replication factor: {replication_factor} larger than available brokers: {len(brokers)}.")
+            try:
+                assignment = assign.assign_replicas(partitions, replication_factor, brokers)
+            except assign.AssignmentError as exc:
+                raise TopicError(exc.error_code, str(exc)) from None
+        else:
+            try:
+                assign.validate_assignment(assignment, set(brokers))
+            except assign.AssignmentError as exc:
+                raise TopicError(exc.error_code, str(exc)) from None
+        if validate_only:
+            return None
+        topic_id = uuid.uuid4()
+        try:
+            self.coordination.create_topic(TopicAssignment(name, topic_id, dict(assignment)), dict(configs))
+        except TopicExistsError:
+            raise TopicError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.") from None
+        log.info("created topic %s: %s", name, assignment)
+        return TopicState(name, topic_id, {p: PartitionState(-1, 0, r, []) for p, r in assignment.items()},
+                          dict(configs))
+
+    @_coordination_errors_as_topic_errors
+    def delete_topic(self, name: str) -> TopicState:
+        topics = self.coordination.topics()
+        if name not in topics:
+            raise TopicError(ErrorCode.unknown_topic_or_partition, "This server does not host this topic-partition.")
+        self.coordination.request_topic_deletion(name)
+        t = topics[name]
+        return TopicState(name, t.topic_id, {}, {})
+
+    @_coordination_errors_as_topic_errors
+    def create_partitions(
+        self, name: str, total: int, *, validate_only: bool = False, assignments: list[list[int]] | None = None
+    ) -> None:
+        topics = self.coordination.topics()
+        topic = topics.get(name)
+        if topic is None:
+            raise TopicError(ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist.")
+        current = len(topic.partitions)
+        if total <= current:
+            raise TopicError(
+                ErrorCode.invalid_partitions,
+                f"Topic currently has {current} partitions, which is higher than the requested {total}."
+                if total < current else f"Topic already has {current} partitions.")
+        try:
+            new = assign.add_partitions_assignment(topic.partitions, total, self._live_racks(),
+                                                   assignments=assignments)
+        except assign.AssignmentError as exc:
+            raise TopicError(exc.error_code, str(exc)) from None
+        if validate_only:
+            return
+        merged = dict(topic.partitions)
+        merged.update(new)
+        self.coordination.set_assignment(TopicAssignment(name, topic.topic_id, merged))
+
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        try:
+            await asyncio.to_thread(self.coordination.set_topic_configs, name, configs)
+        except CoordinationError as exc:
+            raise TopicError(ErrorCode.unknown_server_error, f"ZooKeeper unavailable: {exc}") from None
+        self._config_writes[name] = self._config_writes.get(name, 0) + 1
+        if name in self.metadata.topics:
+            self.metadata.topics[name].configs = dict(configs)
+        self.logs.update_config(name, self.config.log_config().with_overrides(configs))
+
+    def topic_configs(self, name: str) -> dict[str, str]:
+        try:
+            return self.coordination.topic_configs(name)
+        except CoordinationError:
+            return {}
+
+    # --- groups ----------------------------------------------------------------------------
+
+    async def ensure_offsets_topic(self) -> bool:
+        """Whether __consumer_offsets exists; if not, create it (once, off the event
+        loop, however many FindCoordinator requests ask meanwhile) and say False."""
+        if OFFSETS_TOPIC in self.metadata.topics:
+            return True
+        if self._offsets_topic_creation is None or self._offsets_topic_creation.done():
+            self._offsets_topic_creation = asyncio.ensure_future(asyncio.to_thread(self._create_offsets_topic))
+        await asyncio.shield(self._offsets_topic_creation)
+        return False
+
+    def _create_offsets_topic(self) -> None:
+        live = len(self._live_racks())
+        rf = max(1, min(int(self.config["offsets.topic.replication.factor"]), live))
+        try:
+            self.create_topic(OFFSETS_TOPIC, int(self.config["offsets.topic.num.partitions"]), rf,
+                              {"cleanup.policy": "compact",
+                               "segment.bytes": str(self.config["offsets.topic.segment.bytes"])})
+        except TopicError as exc:
+            if exc.code != ErrorCode.topic_already_exists:
+                log.warning("cannot create %s: %s", OFFSETS_TOPIC, exc.message)
+        except CoordinationError as exc:
+            log.warning("cannot create %s: %s", OFFSETS_TOPIC, exc)
+
+    async def group_coordinator_node(self, group_id: str, listener: str = "") -> tuple[int, str, int] | None:
+        if not await self.ensure_offsets_topic():
+            # Just created: wait (briefly) for its leaders rather than answer
+            # COORDINATOR_NOT_AVAILABLE at once. Kafka answers at once, but librdkafka
+            # 2.16's admin client gives up after two retries and then never completes
+            # a DescribeConsumerGroups started before __consumer_offsets existed.
+            await self.wait_for_topics([OFFSETS_TOPIC], True, OFFSETS_TOPIC_WAIT_S)
+        state = self.metadata.topics.get(OFFSETS_TOPIC)
+        if state is None:
+            return None
+        p = self.groups.partition_for(group_id)
+        part = state.partitions.get(p)
+        endpoint = self.metadata.endpoints.get(part.leader, {}).get(listener or self.inter_broker.listener) \
+            if part is not None else None
+        if part is None or part.leader < 0 or endpoint is None:
+            return None
+        return part.leader, endpoint[0], endpoint[1]
+
+    def _load_group_partitions(self) -> None:
+        """Group partitions are loaded when LeaderAndIsr makes us their leader."""
 
 
 def _replay(plog: Log) -> list[tuple[bytes, bytes | None]]:

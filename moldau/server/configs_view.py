@@ -9,7 +9,7 @@ from moldau.server.config import PROPERTIES
 
 if TYPE_CHECKING:
     from moldau.controller.embedded import TopicState
-    from moldau.server.broker import Broker
+    from moldau.server.context import HandlerContext
 
 # Kafka's ConfigSource and ConfigType codes.
 DYNAMIC_TOPIC_CONFIG = 1
@@ -31,23 +31,23 @@ class ConfigEntry:
     sensitive: bool = False  # a password: its value is never shown (Kafka's is_sensitive)
 
 
-def _broker_source(broker: Broker, name: str) -> int:
-    if name in broker.config.dynamic:
+def _broker_source(ctx: HandlerContext, name: str) -> int:
+    if name in ctx.config.dynamic:
         return DYNAMIC_DEFAULT_BROKER_CONFIG
-    if name in broker.config.explicit:
+    if name in ctx.config.explicit:
         return STATIC_BROKER_CONFIG
     return DEFAULT_CONFIG
 
 
-def broker_default_of(broker: Broker, topic_name: str) -> str | None:
+def broker_default_of(ctx: HandlerContext, topic_name: str) -> str | None:
     """The broker-level value a topic config falls back to, as a string."""
     spec = TOPIC_CONFIGS[topic_name]
-    defaults = broker.config.log_config()
+    defaults = ctx.config.log_config()
     if spec.field is not None:
         value = getattr(defaults, spec.field)
         return str(value).lower() if isinstance(value, bool) else str(value)
     if spec.broker_name and spec.broker_name in PROPERTIES:
-        value = broker.config.values.get(spec.broker_name)
+        value = ctx.config.values.get(spec.broker_name)
         if isinstance(value, bool):
             return "true" if value else "false"
         return None if value is None else str(value)
@@ -59,20 +59,20 @@ def broker_default_of(broker: Broker, topic_name: str) -> str | None:
     }.get(topic_name)
 
 
-def topic_entries(broker: Broker, topic: TopicState) -> list[ConfigEntry]:
+def topic_entries(ctx: HandlerContext, topic: TopicState) -> list[ConfigEntry]:
     out = []
     for name, spec in sorted(TOPIC_CONFIGS.items()):
-        default = broker_default_of(broker, name)
+        default = broker_default_of(ctx, name)
         broker_syn: tuple[tuple[str, str | None, int], ...] = ()
         if spec.broker_name:
-            broker_syn = ((spec.broker_name, default, _broker_source(broker, spec.broker_name)),)
+            broker_syn = ((spec.broker_name, default, _broker_source(ctx, spec.broker_name)),)
         if name in topic.configs:
             value, source = topic.configs[name], DYNAMIC_TOPIC_CONFIG
             synonyms = ((name, value, DYNAMIC_TOPIC_CONFIG), *broker_syn)
         else:
             value = default
             source = (
-                _broker_source(broker, spec.broker_name)
+                _broker_source(ctx, spec.broker_name)
                 if spec.broker_name and spec.broker_name in PROPERTIES
                 else DEFAULT_CONFIG
             )
@@ -83,18 +83,18 @@ def topic_entries(broker: Broker, topic: TopicState) -> list[ConfigEntry]:
     return out
 
 
-def broker_entries(broker: Broker) -> list[ConfigEntry]:
+def broker_entries(ctx: HandlerContext) -> list[ConfigEntry]:
     out = []
-    for name, value in sorted(broker.config.describe().items()):
+    for name, value in sorted(ctx.config.describe().items()):
         prop = PROPERTIES[name]
         out.append(
             ConfigEntry(
                 name,
                 value,
-                _broker_source(broker, name),
+                _broker_source(ctx, name),
                 not prop.dynamic,
                 CONFIG_TYPES.get(prop.kind, 2),
-                ((name, value, _broker_source(broker, name)),),
+                ((name, value, _broker_source(ctx, name)),),
                 sensitive=prop.kind == "password",
             )
         )

@@ -65,12 +65,12 @@ from moldau.server.handlers import (
 from moldau.server.network import Deferred
 
 if TYPE_CHECKING:
-    from moldau.server.broker import Broker
+    from moldau.server.context import HandlerContext
     from moldau.server.network import KafkaConnection
 
 log = logging.getLogger(__name__)
 
-HandlerFn = Callable[["Broker", RequestHeader, Any], Awaitable[Any]]
+HandlerFn = Callable[["HandlerContext", RequestHeader, Any], Awaitable[Any]]
 
 HANDLERS: dict[int, HandlerFn] = {
     ApiKey.PRODUCE: produce.handle,
@@ -118,8 +118,8 @@ assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a h
 
 
 class RequestDispatcher:
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
+    def __init__(self, context: HandlerContext) -> None:
+        self.context = context
 
     async def handle(self, frame: bytes, conn: KafkaConnection) -> bytes | Deferred | None:
         header, pos = parse_request_header(frame)
@@ -132,7 +132,7 @@ class RequestDispatcher:
         header = header._replace(client_host=conn.peer_host, listener=conn.listener)
         pos = body_offset(header, pos, frame)
         request = decode_request(key, version, frame, pos)
-        response = await HANDLERS[key](self.broker, header, request)
+        response = await HANDLERS[key](self.context, header, request)
         if response is None:
             return None
         if isinstance(response, bytes):  # a hand-encoded hot path, already framed

@@ -56,6 +56,10 @@ class MetadataCache:
         self.brokers = {b: (*eps[listener], self.racks[b]) for b, eps in self.endpoints.items() if listener in eps}
         self.controller_id = request.controller_id
 
+    def partition_exists(self, topic: str, partition: int) -> bool:
+        state = self.topics.get(topic)
+        return state is not None and partition in state.partitions
+
     def listener_brokers(self, listener: str) -> list[tuple[int, str, int, str | None]]:
         """(id, host, port, rack) of the live brokers that have `listener`, as Kafka's
         Metadata answers a client connected to that listener."""

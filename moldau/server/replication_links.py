@@ -36,6 +36,20 @@ ALTER_PARTITION_VERSION = 2
 FOLLOWER_MAX_WAIT = datetime.timedelta(milliseconds=500)
 
 
+class InterBrokerChannels:
+    """`controller.channel.BrokerChannels` over the inter-broker listener."""
+
+    def __init__(self, security: InterBrokerSecurity) -> None:
+        self.security = security
+
+    @property
+    def listener(self) -> str | None:
+        return self.security.listener
+
+    def connect(self, host: str, port: int, client_id: str) -> BrokerConnection:
+        return BrokerConnection(host, port, client_id, self.security)
+
+
 class RemoteLeaderEndPoint:
     """A leader broker over one inter-broker connection."""
 

@@ -11,8 +11,9 @@ from typing import Any
 from moldau.log.config import TOPIC_CONFIGS
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import build
-from moldau.server.broker import Broker, TopicError
 from moldau.server.config import PROPERTIES, ConfigError, parse_value
+from moldau.server.context import HandlerContext
+from moldau.server.errors import TopicError
 
 TOPIC = 2
 BROKER = 4
@@ -21,13 +22,13 @@ NewConfigs = Callable[[dict[str, str], dict[str, str]], dict[str, str]]  # (curr
 Default = Callable[[str], "str | None"]  # a config's default for the resource
 
 
-def topic_default(broker: Broker, name: str) -> str | None:
+def topic_default(ctx: HandlerContext, name: str) -> str | None:
     from moldau.server.configs_view import broker_default_of
 
-    return broker_default_of(broker, name) if name in TOPIC_CONFIGS else None
+    return broker_default_of(ctx, name) if name in TOPIC_CONFIGS else None
 
 
-async def alter_resources(broker: Broker, t: Any, request: Any,
+async def alter_resources(ctx: HandlerContext, t: Any, request: Any,
                           new_configs: Callable[[Any, Default], NewConfigs]) -> tuple[Any, ...]:
     """Both APIs' loop: each resource validated and stored on its own, its error (or none)
     in the answer. ``new_configs(resource, default)`` says how a resource's configs change."""
@@ -37,11 +38,11 @@ async def alter_resources(broker: Broker, t: Any, request: Any,
         try:
             check_unique([c.name for c in res.configs])
             if res.resource_type == TOPIC:
-                await alter_topic(broker, res.resource_name,
-                                  new_configs(res, lambda n: topic_default(broker, n)), request.validate_only)
+                await alter_topic(ctx, res.resource_name,
+                                  new_configs(res, lambda n: topic_default(ctx, n)), request.validate_only)
             elif res.resource_type == BROKER:
-                await alter_broker(broker, res.resource_name,
-                                   new_configs(res, lambda n: broker.config.describe().get(n)), request.validate_only)
+                await alter_broker(ctx, res.resource_name,
+                                   new_configs(res, lambda n: ctx.config.describe().get(n)), request.validate_only)
             else:
                 raise TopicError(ErrorCode.invalid_request, f"Unsupported resource type {res.resource_type}")
         except TopicError as exc:
@@ -56,20 +57,20 @@ def check_unique(names: list[str]) -> None:
         raise TopicError(ErrorCode.invalid_request, "Duplicate config keys in one resource.")
 
 
-async def alter_topic(broker: Broker, name: str, new_configs: NewConfigs, validate_only: bool) -> None:
-    state = broker.metadata.topics.get(name)
+async def alter_topic(ctx: HandlerContext, name: str, new_configs: NewConfigs, validate_only: bool) -> None:
+    state = ctx.metadata.topics.get(name)
     if state is None:
         raise TopicError(ErrorCode.unknown_topic_or_partition, f"Topic {name} does not exist.")
     new = new_configs(dict(state.configs), {n: s.kind for n, s in TOPIC_CONFIGS.items()})
-    broker.validate_topic_configs(dict(new))
+    ctx.admin.validate_topic_configs(dict(new))
     if not validate_only:
-        await broker.set_topic_configs(name, new)
+        await ctx.admin.set_topic_configs(name, new)
 
 
-async def alter_broker(broker: Broker, resource_name: str, new_configs: NewConfigs, validate_only: bool) -> None:
-    if resource_name not in ("", str(broker.broker_id)):
+async def alter_broker(ctx: HandlerContext, resource_name: str, new_configs: NewConfigs, validate_only: bool) -> None:
+    if resource_name not in ("", str(ctx.broker_id)):
         raise TopicError(ErrorCode.invalid_request, f"Unexpected broker id {resource_name}")
-    new = new_configs(dict(broker.metadata.broker_configs), {n: p.kind for n, p in PROPERTIES.items()})
+    new = new_configs(dict(ctx.metadata.broker_configs), {n: p.kind for n, p in PROPERTIES.items()})
     for name, value in new.items():
         prop = PROPERTIES.get(name)
         if prop is None or not prop.dynamic:
@@ -81,10 +82,10 @@ async def alter_broker(broker: Broker, resource_name: str, new_configs: NewConfi
             raise TopicError(ErrorCode.invalid_config, str(exc)) from None
     if validate_only:
         return
-    await asyncio.to_thread(broker.metadata.save, new)  # stored first, then applied
-    for name in set(broker.metadata.broker_configs) - set(new):
-        broker.config.set_dynamic(name, None)
+    await asyncio.to_thread(ctx.metadata.save, new)  # stored first, then applied
+    for name in set(ctx.metadata.broker_configs) - set(new):
+        ctx.config.set_dynamic(name, None)
     for name, value in new.items():
-        broker.config.set_dynamic(name, value)
-    broker.metadata.broker_configs = new
-    broker.refresh_log_configs()
+        ctx.config.set_dynamic(name, value)
+    ctx.metadata.broker_configs = new
+    ctx.admin.refresh_log_configs()

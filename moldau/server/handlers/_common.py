@@ -5,7 +5,6 @@ import datetime
 import sys
 from functools import cache
 from types import ModuleType
-from typing import Any
 
 from moldau.protocol.apis import response_type
 
@@ -29,9 +28,3 @@ def timeout_seconds(timeout: datetime.timedelta | int) -> float:
     """A request's timeout field (kio gives a timedelta) in seconds, at least a second."""
     seconds = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else timeout / 1000
     return max(seconds, 1.0)
-
-
-def active_controller(broker: object) -> Any:
-    """This broker's controller if it is the active one, else None (NOT_CONTROLLER)."""
-    controller = getattr(broker, "controller", None)
-    return controller if controller is not None and controller.active else None

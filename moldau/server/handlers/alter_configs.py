@@ -9,7 +9,8 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker, TopicError
+from moldau.server.context import HandlerContext
+from moldau.server.errors import TopicError
 from moldau.server.handlers._alter_configs import alter_resources
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
@@ -28,7 +29,7 @@ def _replace_with(res: Any, _default: Any) -> Any:
     return lambda _current, _kinds: new
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.ALTER_CONFIGS, header.api_version)
-    responses = await alter_resources(broker, t, request, _replace_with)
+    responses = await alter_resources(ctx, t, request, _replace_with)
     return build(t.AlterConfigsResponse, throttle_time=NO_THROTTLE, responses=responses)

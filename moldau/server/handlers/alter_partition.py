@@ -7,13 +7,14 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Any, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.ALTER_PARTITION, header.api_version)
-    controller = getattr(broker, "controller", None)
-    if controller is None or not controller.active:
+    controller = ctx.active_controller()
+    if controller is None:
         return build(t.AlterPartitionResponse, throttle_time=NO_THROTTLE, error_code=ErrorCode.not_controller,
                      topics=())
     return await controller.submit_alter_partition(request)

@@ -10,11 +10,11 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
-from moldau.server.handlers._common import NO_THROTTLE, active_controller, response_types, timeout_seconds
+from moldau.server.context import HandlerContext
+from moldau.server.handlers._common import NO_THROTTLE, response_types, timeout_seconds
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.ALTER_PARTITION_REASSIGNMENTS, header.api_version)
 
     def answer(code: ErrorCode, message: str | None, results: dict[tuple[str, int], tuple[ErrorCode, str | None]]
@@ -29,7 +29,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         return build(t.AlterPartitionReassignmentsResponse, throttle_time=NO_THROTTLE, error_code=code,
                      error_message=message, responses=topics)
 
-    controller = active_controller(broker)
+    controller = ctx.active_controller()
     if controller is None:
         return answer(ErrorCode.not_controller, "This broker is not the controller.", {})
     wanted: dict[tuple[str, int], list[int] | None] = {}
@@ -43,7 +43,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                 refused[tp] = (ErrorCode.invalid_request, "The partition is listed twice.")
                 wanted.pop(tp, None)
                 continue
-            state = broker.metadata.topics.get(topic.name)
+            state = ctx.metadata.topics.get(topic.name)
             part = state.partitions.get(p.partition_index) if state is not None else None
             if not allow_rf_change and target is not None and part is not None and len(target) != len(
                     part.replicas):

@@ -13,7 +13,8 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker, TopicError
+from moldau.server.context import HandlerContext
+from moldau.server.errors import TopicError
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 from moldau.server.security.scram import BY_TYPE, ScramCredential
 
@@ -46,20 +47,20 @@ def check_alterations(request: Any) -> dict[str, UserError | None]:
     return errors
 
 
-def _apply(broker: Broker, request: Any, errors: dict[str, UserError | None]) -> dict[str, UserError | None]:
+def _apply(ctx: HandlerContext, request: Any, errors: dict[str, UserError | None]) -> dict[str, UserError | None]:
     results = dict(errors)
     for name, error in errors.items():
         if error is not None:
             continue
         try:
-            results[name] = _apply_user(broker, request, name)
+            results[name] = _apply_user(ctx, request, name)
         except TopicError as exc:  # the coordination service failed
             results[name] = (exc.code, exc.message)
     return results
 
 
-def _apply_user(broker: Broker, request: Any, name: str) -> UserError | None:
-    credentials = broker.scram_credentials(name)
+def _apply_user(ctx: HandlerContext, request: Any, name: str) -> UserError | None:
+    credentials = ctx.admin.scram_credentials(name)
     for d in request.deletions:
         if d.name == name:
             mech = BY_TYPE[d.mechanism].name
@@ -72,13 +73,13 @@ def _apply_user(broker: Broker, request: Any, name: str) -> UserError | None:
             credential = ScramCredential.from_salted_password(mech, bytes(u.salted_password), bytes(u.salt),
                                                               u.iterations)
             credentials[mech.name] = credential.to_kafka()
-    broker.set_scram_credentials(name, credentials)
+    ctx.admin.set_scram_credentials(name, credentials)
     return None
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, header.api_version)
-    results = await asyncio.to_thread(_apply, broker, request, check_alterations(request))
+    results = await asyncio.to_thread(_apply, ctx, request, check_alterations(request))
     return build(t.AlterUserScramCredentialsResponse, throttle_time=NO_THROTTLE, results=tuple(
         build(t.AlterUserScramCredentialsResult, user=name, error_code=error[0] if error else ErrorCode.none,
               error_message=error[1] if error else None)

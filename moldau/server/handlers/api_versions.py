@@ -6,6 +6,7 @@ from typing import Any
 from moldau.protocol.apis import SUPPORTED_VERSIONS, ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build, encode_response
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
@@ -27,7 +28,7 @@ def _response(version: int, error: ErrorCode) -> Any:
     )
 
 
-async def handle(broker: Any, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     return _response(header.api_version, ErrorCode.none)
 
 

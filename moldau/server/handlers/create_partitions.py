@@ -7,11 +7,12 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker, TopicError
+from moldau.server.context import HandlerContext
+from moldau.server.errors import TopicError
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.CREATE_PARTITIONS, header.api_version)
     names = [topic.name for topic in request.topics]
     results = []
@@ -23,12 +24,13 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
             assignments = None
             if topic.assignments is not None:
                 assignments = [list(a.broker_ids) for a in topic.assignments]
-            await asyncio.to_thread(broker.create_partitions, topic.name, topic.count,
+            await asyncio.to_thread(ctx.admin.create_partitions, topic.name, topic.count,
                                     validate_only=request.validate_only, assignments=assignments)
         except TopicError as exc:
             code, message = exc.code, exc.message
         if code == ErrorCode.none and not request.validate_only:
-            await broker.wait_for_partition_count(topic.name, topic.count, min(request.timeout.total_seconds(), 30.0))
+            await ctx.admin.wait_for_partition_count(topic.name, topic.count,
+                                                     min(request.timeout.total_seconds(), 30.0))
         results.append(build(t.CreatePartitionsTopicResult, name=topic.name, error_code=code,
                              error_message=message))
     return build(t.CreatePartitionsResponse, throttle_time=NO_THROTTLE, results=tuple(results))

@@ -7,12 +7,13 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker, TopicError
 from moldau.server.configs_view import topic_entries
+from moldau.server.context import HandlerContext
+from moldau.server.errors import TopicError
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.CREATE_TOPICS, header.api_version)
     names = [topic.name for topic in request.topics]
     results = []
@@ -37,21 +38,21 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                 assignment = {a.partition_index: list(a.broker_ids) for a in topic.assignments}
                 partitions, rf = len(assignment), len(next(iter(assignment.values())))
             # ZooKeeper reads and writes: off the event loop.
-            created = await asyncio.to_thread(broker.create_topic, topic.name, partitions, rf, configs,
+            created = await asyncio.to_thread(ctx.admin.create_topic, topic.name, partitions, rf, configs,
                                               validate_only=request.validate_only, assignment=assignment)
         except TopicError as exc:
             code, message = exc.code, exc.message
-        state = created or broker.metadata.topics.get(topic.name) if code == ErrorCode.none else None
+        state = created or ctx.metadata.topics.get(topic.name) if code == ErrorCode.none else None
         if partitions == -1:
-            partitions = int(broker.config["num.partitions"])
+            partitions = int(ctx.config["num.partitions"])
         if rf == -1:
-            rf = int(broker.config["default.replication.factor"])
+            rf = int(ctx.config["default.replication.factor"])
         configs_out = None
         if state is not None and hasattr(t, "CreatableTopicConfigs"):
             configs_out = tuple(
                 build(t.CreatableTopicConfigs, name=e.name, value=e.value, read_only=e.read_only,
                       config_source=e.source, is_sensitive=False)
-                for e in topic_entries(broker, state)
+                for e in topic_entries(ctx, state)
             )
         results.append(
             build(
@@ -68,5 +69,5 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         )
     if not request.validate_only:
         created = [r.name for r in results if r.error_code == ErrorCode.none]
-        await broker.wait_for_topics(created, True, min(request.timeout.total_seconds(), 30.0))
+        await ctx.admin.wait_for_topics(created, True, min(request.timeout.total_seconds(), 30.0))
     return build(t.CreateTopicsResponse, throttle_time=NO_THROTTLE, topics=tuple(results))

@@ -5,12 +5,12 @@ from typing import Any
 
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.DELETE_GROUPS, header.api_version)
-    results = broker.groups.delete_groups(list(request.groups_names))
+    results = ctx.groups.delete_groups(list(request.groups_names))
     return build(t.DeleteGroupsResponse, throttle_time=NO_THROTTLE, results=tuple(
         build(t.DeletableGroupResult, group_id=g, error_code=code) for g, code in results.items()))

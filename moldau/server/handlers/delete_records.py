@@ -8,11 +8,11 @@ from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.replication.partition import PartitionError
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.DELETE_RECORDS, header.api_version)
     topics = []
     for topic in request.topics:
@@ -20,7 +20,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         for p in topic.partitions:
             code, low = ErrorCode.none, -1
             try:
-                leader = broker.replicas.leader_partition((topic.name, p.partition_index))
+                leader = ctx.replicas.leader_partition((topic.name, p.partition_index))
             except PartitionError as exc:
                 code = exc.code
             else:

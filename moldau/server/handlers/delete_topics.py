@@ -7,11 +7,12 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker, TopicError
+from moldau.server.context import HandlerContext
+from moldau.server.errors import TopicError
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.DELETE_TOPICS, header.api_version)
     if hasattr(request, "topic_names"):
         wanted = [(name, None) for name in request.topic_names]
@@ -21,22 +22,22 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
     for name, topic_id in wanted:
         code, message = ErrorCode.none, None
         if name is None and topic_id is not None:
-            state = broker.metadata.topics_by_id.get(topic_id)
+            state = ctx.metadata.topics_by_id.get(topic_id)
             if state is None:
                 results.append(build(t.DeletableTopicResult, name=None, topic_id=topic_id,
                                      error_code=ErrorCode.unknown_topic_id, error_message=None))
                 continue
             name = state.name
-        state = broker.metadata.topics.get(name) if name else None
+        state = ctx.metadata.topics.get(name) if name else None
         try:
-            if not broker.config["delete.topic.enable"]:
+            if not ctx.config["delete.topic.enable"]:
                 raise TopicError(ErrorCode.topic_deletion_disabled, "Topic deletion is disabled.")
-            await asyncio.to_thread(broker.delete_topic, name or "")
+            await asyncio.to_thread(ctx.admin.delete_topic, name or "")
         except TopicError as exc:
             code, message = exc.code, exc.message
         results.append(build(t.DeletableTopicResult, name=name,
                              topic_id=state.topic_id if state else topic_id,
                              error_code=code, error_message=message))
     deleted = [r.name for r in results if r.error_code == ErrorCode.none and r.name]
-    await broker.wait_for_topics(deleted, False, min(request.timeout.total_seconds(), 30.0))
+    await ctx.admin.wait_for_topics(deleted, False, min(request.timeout.total_seconds(), 30.0))
     return build(t.DeleteTopicsResponse, throttle_time=NO_THROTTLE, responses=tuple(results))

@@ -6,33 +6,33 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
 from moldau.server.configs_view import ConfigEntry, broker_entries, topic_entries
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 TOPIC = 2
 BROKER = 4
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.DESCRIBE_CONFIGS, header.api_version)
     results = []
     for res in request.resources:
         code, message = ErrorCode.none, None
         entries: list[ConfigEntry] = []
         if res.resource_type == TOPIC:
-            state = broker.metadata.topics.get(res.resource_name)
+            state = ctx.metadata.topics.get(res.resource_name)
             if state is None:
                 code = ErrorCode.unknown_topic_or_partition
                 message = f"Topic {res.resource_name} does not exist."
             else:
-                entries = topic_entries(broker, state)
+                entries = topic_entries(ctx, state)
         elif res.resource_type == BROKER:
-            if res.resource_name not in ("", str(broker.broker_id)):
+            if res.resource_name not in ("", str(ctx.broker_id)):
                 code = ErrorCode.invalid_request
-                message = f"Unexpected broker id {res.resource_name}, expected {broker.broker_id}"
+                message = f"Unexpected broker id {res.resource_name}, expected {ctx.broker_id}"
             else:
-                entries = broker_entries(broker)
+                entries = broker_entries(ctx)
         else:
             code = ErrorCode.invalid_request
             message = f"Unsupported resource type {res.resource_type}"

@@ -5,15 +5,15 @@ from typing import Any
 
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.DESCRIBE_GROUPS, header.api_version)
     groups = []
     for group_id in request.groups:
-        d = broker.groups.describe_group(group_id)
+        d = ctx.groups.describe_group(group_id)
         groups.append(build(
             t.DescribedGroup, error_code=d.error, group_id=group_id, group_state=d.state,
             protocol_type=d.protocol_type or "", protocol_data=d.protocol_name or "",

@@ -10,11 +10,11 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.DESCRIBE_LOG_DIRS, header.api_version)
     wanted: dict[str, set[int]] | None = None
     if request.topics is not None:
@@ -22,7 +22,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         for topic in request.topics:
             wanted.setdefault(topic.topic, set()).update(topic.partitions)
     results = []
-    for path, logs in broker.logs.log_dirs().items():
+    for path, logs in ctx.logs.log_dirs().items():
         by_topic: dict[str, list[Any]] = {}
         for plog in sorted(logs, key=lambda lg: (lg.topic, lg.partition)):
             if wanted is not None and plog.partition not in wanted.get(plog.topic, ()):

@@ -10,13 +10,13 @@ from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.replication.partition import PartitionError
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-def _partition(broker: Broker, t: Any, topic: str, index: int) -> Any:
+def _partition(ctx: HandlerContext, t: Any, topic: str, index: int) -> Any:
     try:
-        plog = broker.replicas.leader_partition((topic, index)).log
+        plog = ctx.replicas.leader_partition((topic, index)).log
     except PartitionError as exc:
         return build(t.PartitionResponse, partition_index=index, error_code=exc.code, error_message=None,
                      active_producers=())
@@ -29,10 +29,10 @@ def _partition(broker: Broker, t: Any, topic: str, index: int) -> Any:
                  active_producers=producers)
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.DESCRIBE_PRODUCERS, header.api_version)
     topics = tuple(
         build(t.TopicResponse, name=topic.name,
-              partitions=tuple(_partition(broker, t, topic.name, i) for i in topic.partition_indexes))
+              partitions=tuple(_partition(ctx, t, topic.name, i) for i in topic.partition_indexes))
         for topic in request.topics)
     return build(t.DescribeProducersResponse, throttle_time=NO_THROTTLE, topics=topics)

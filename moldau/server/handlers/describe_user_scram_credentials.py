@@ -8,15 +8,16 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker, TopicError
+from moldau.server.context import HandlerContext
+from moldau.server.errors import TopicError
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 from moldau.server.security.scram import MECHANISMS, ScramCredential
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, header.api_version)
     try:
-        users = await asyncio.to_thread(broker.scram_users)
+        users = await asyncio.to_thread(ctx.admin.scram_users)
     except TopicError as exc:
         return build(t.DescribeUserScramCredentialsResponse, throttle_time=NO_THROTTLE, error_code=exc.code,
                      error_message=exc.message, results=())

@@ -6,13 +6,14 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import TopicError
+from moldau.server.context import HandlerContext
+from moldau.server.errors import TopicError
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 PREFERRED = 0
 
 
-async def handle(broker: Any, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.ELECT_LEADERS, header.api_version)
     wanted = None
     if request.topic_partitions is not None:
@@ -20,16 +21,11 @@ async def handle(broker: Any, header: RequestHeader, request: Any) -> Any:
     election_type = getattr(request, "election_type", PREFERRED)
     top = ErrorCode.none
     results: dict[tuple[str, int], tuple[ErrorCode, str | None]] = {}
-    if not hasattr(broker, "elect_preferred"):
-        # One broker leads every partition it has: there is nothing to elect.
-        for tp in wanted or [(n, p) for n, s in broker.metadata.topics.items() for p in s.partitions]:
-            exists = broker.partition_exists(*tp)
-            results[tp] = (ErrorCode.election_not_needed if exists else ErrorCode.unknown_topic_or_partition, None)
-    elif election_type != PREFERRED:
+    if election_type != PREFERRED:
         top = ErrorCode.invalid_request
     else:
         try:
-            outcome = await broker.elect_preferred(wanted)
+            outcome = await ctx.cluster.elect_preferred(wanted)
         except TopicError as exc:
             top = exc.code
             outcome = {}

@@ -17,12 +17,11 @@ from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.replication.replica_manager import FetchParams, FetchPartitionRequest, FetchResults
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.fetch_session import (
     FINAL_EPOCH,
     INITIAL_EPOCH,
     FetchSession,
-    FetchSessionCache,
     SessionError,
     SessionPartition,
 )
@@ -51,16 +50,7 @@ def _session_request(request: Any) -> tuple[dict[tuple[str, int], SessionPartiti
     return changed, forgotten
 
 
-def _cache(broker: Broker) -> FetchSessionCache:
-    cache: FetchSessionCache | None = getattr(broker, "fetch_sessions", None)
-    if cache is None:
-        cache = FetchSessionCache(int(broker.config["max.incremental.fetch.session.cache.slots"]),
-                                  int(broker.config["min.incremental.fetch.session.eviction.ms"]) / 1000)
-        broker.fetch_sessions = cache  # type: ignore[attr-defined]
-    return cache
-
-
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     t = response_types(ApiKey.FETCH, version)
     replica_id = getattr(request, "replica_id", -1)
@@ -70,7 +60,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
     session: FetchSession | None = None
     want_session = False
     if session_id != 0 or epoch != FINAL_EPOCH:
-        cache = _cache(broker)
+        cache = ctx.fetch_sessions
         if epoch in (FINAL_EPOCH, INITIAL_EPOCH):
             if session_id != 0:
                 cache.close(session_id)
@@ -94,7 +84,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         if not answer.done():
             answer.set_result(fetched)
 
-    broker.replicas.fetch_records(params, done)
+    ctx.replicas.fetch_records(params, done)
     fetched = await answer
     results: list[tuple[str, list[tuple[Any, ...]]]] = []
     for (topic, p), r in fetched:
@@ -109,7 +99,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                 entry = changed.get((topic, p))
                 if entry is not None:
                     entry.sent_high_watermark, entry.sent_log_start_offset = hw, lstart
-        created = _cache(broker).create(OrderedDict(changed), time.monotonic())
+        created = ctx.fetch_sessions.create(OrderedDict(changed), time.monotonic())
         response_session_id = created.id if created is not None else 0
     elif session is not None:
         # Incremental: only the partitions with something new.

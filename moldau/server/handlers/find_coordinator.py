@@ -10,34 +10,35 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 GROUP = 0
 
 
-async def _find(broker: Broker, key: str, key_type: int, listener: str) -> tuple[ErrorCode, str | None, int, str, int]:
+async def _find(ctx: HandlerContext, key: str, key_type: int,
+                listener: str) -> tuple[ErrorCode, str | None, int, str, int]:
     if key_type != GROUP:
         return ErrorCode.coordinator_not_available, "Transactions are not supported.", -1, "", -1
     if not key:
         return ErrorCode.invalid_request, "Group id is empty.", -1, "", -1
-    node = await broker.group_coordinator_node(key, listener)
+    node = await ctx.cluster.group_coordinator_node(key, listener)
     if node is None:
         return ErrorCode.coordinator_not_available, None, -1, "", -1
     node_id, host, port = node
     return ErrorCode.none, None, node_id, host, port
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.FIND_COORDINATOR, header.api_version)
     key_type = getattr(request, "key_type", GROUP)
     if header.api_version >= 4:
         coordinators = []
         for key in request.coordinator_keys:
-            code, msg, node_id, host, port = await _find(broker, key, key_type, header.listener)
+            code, msg, node_id, host, port = await _find(ctx, key, key_type, header.listener)
             coordinators.append(build(t.Coordinator, key=key, node_id=node_id, host=host, port=port,
                                       error_code=code, error_message=msg))
         return build(t.FindCoordinatorResponse, throttle_time=NO_THROTTLE, coordinators=tuple(coordinators))
-    code, msg, node_id, host, port = await _find(broker, request.key, key_type, header.listener)
+    code, msg, node_id, host, port = await _find(ctx, request.key, key_type, header.listener)
     return build(t.FindCoordinatorResponse, throttle_time=NO_THROTTLE, error_code=code, error_message=msg,
                  node_id=node_id, host=host, port=port)

@@ -5,12 +5,12 @@ from typing import Any
 
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.HEARTBEAT, header.api_version)
-    code = broker.groups.heartbeat(request.group_id, request.generation_id, request.member_id,
-                                   getattr(request, "group_instance_id", None), broker.clock())
+    code = ctx.groups.heartbeat(request.group_id, request.generation_id, request.member_id,
+                                   getattr(request, "group_instance_id", None), ctx.clock())
     return build(t.HeartbeatResponse, throttle_time=NO_THROTTLE, error_code=code)

@@ -11,7 +11,8 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker, TopicError
+from moldau.server.context import HandlerContext
+from moldau.server.errors import TopicError
 from moldau.server.handlers._alter_configs import alter_resources
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
@@ -48,9 +49,9 @@ def _apply(
     return out
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.INCREMENTAL_ALTER_CONFIGS, header.api_version)
     responses = await alter_resources(
-        broker, t, request,
+        ctx, t, request,
         lambda res, default: lambda current, kinds: _apply(current, res.configs, kinds, default))
     return build(t.IncrementalAlterConfigsResponse, throttle_time=NO_THROTTLE, responses=responses)

@@ -14,11 +14,11 @@ from moldau.controller.coordination import CoordinationError
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.INIT_PRODUCER_ID, header.api_version)
 
     def answer(code: ErrorCode, producer_id: int = -1, epoch: int = -1) -> Any:
@@ -27,9 +27,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
 
     if request.transactional_id is not None:
         return answer(ErrorCode.not_coordinator)
-    manager = getattr(broker, "producer_ids", None)
-    if manager is None:
-        return answer(ErrorCode.coordinator_not_available)
+    manager = ctx.producer_ids
     try:
         producer_id = await manager.next_id()
     except CoordinationError:

@@ -5,16 +5,16 @@ from typing import Any
 
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.JOIN_GROUP, header.api_version)
     session_ms = int(request.session_timeout.total_seconds() * 1000)
     rebalance = getattr(request, "rebalance_timeout", None)
     rebalance_ms = int(rebalance.total_seconds() * 1000) if rebalance is not None else session_ms
-    result = await broker.groups.join_group(
+    result = await ctx.groups.join_group(
         request.group_id,
         request.member_id,
         getattr(request, "group_instance_id", None),
@@ -26,7 +26,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         header.client_host,
         header.api_version >= 4,
         getattr(request, "reason", None),
-        broker.clock(),
+        ctx.clock(),
         skip_assignment_supported=header.api_version >= 9,
     )
     return build(

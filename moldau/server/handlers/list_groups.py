@@ -6,11 +6,11 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.LIST_GROUPS, header.api_version)
     states = set(getattr(request, "states_filter", ()) or ()) or None
     types = set(getattr(request, "types_filter", ()) or ()) or None
@@ -18,7 +18,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         types = None  # every group here is a classic group
     elif types is not None:
         return build(t.ListGroupsResponse, throttle_time=NO_THROTTLE, error_code=ErrorCode.none, groups=())
-    listed = broker.groups.list_groups(states, None)
+    listed = ctx.groups.list_groups(states, None)
     return build(t.ListGroupsResponse, throttle_time=NO_THROTTLE, error_code=ErrorCode.none, groups=tuple(
         build(t.ListedGroup, group_id=g, protocol_type=pt, group_state=s, group_type="classic")
         for g, pt, s in listed))

@@ -7,7 +7,7 @@ from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.replication.partition import PartitionError
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 LATEST = -1
@@ -15,11 +15,11 @@ EARLIEST = -2
 MAX_TIMESTAMP = -3
 
 
-def lookup(broker: Broker, topic: str, partition: int, timestamp: int,
+def lookup(ctx: HandlerContext, topic: str, partition: int, timestamp: int,
            current_leader_epoch: int = -1) -> tuple[ErrorCode, int, int, int]:
     """(error, timestamp, offset, leader epoch) for one partition."""
     try:
-        leader = broker.replicas.leader_partition((topic, partition))
+        leader = ctx.replicas.leader_partition((topic, partition))
         leader.check_leader_epoch(current_leader_epoch)
     except PartitionError as exc:
         return exc.code, -1, -1, -1
@@ -40,13 +40,13 @@ def lookup(broker: Broker, topic: str, partition: int, timestamp: int,
     return ErrorCode.none, ts, offset, epoch
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.LIST_OFFSETS, header.api_version)
     topics = []
     for topic in request.topics:
         parts = []
         for p in topic.partitions:
-            code, ts, offset, epoch = lookup(broker, topic.name, p.partition_index, p.timestamp,
+            code, ts, offset, epoch = lookup(ctx, topic.name, p.partition_index, p.timestamp,
                                              getattr(p, "current_leader_epoch", -1))
             parts.append(build(t.ListOffsetsPartitionResponse, partition_index=p.partition_index,
                                error_code=code, timestamp=ts, offset=offset, leader_epoch=epoch))

@@ -8,13 +8,13 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
-from moldau.server.handlers._common import NO_THROTTLE, active_controller, response_types, timeout_seconds
+from moldau.server.context import HandlerContext
+from moldau.server.handlers._common import NO_THROTTLE, response_types, timeout_seconds
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.LIST_PARTITION_REASSIGNMENTS, header.api_version)
-    controller = active_controller(broker)
+    controller = ctx.active_controller()
     if controller is None:
         return build(t.ListPartitionReassignmentsResponse, throttle_time=NO_THROTTLE,
                      error_code=ErrorCode.not_controller, error_message="This broker is not the controller.",

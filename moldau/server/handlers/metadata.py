@@ -12,7 +12,8 @@ from moldau.controller.embedded import TopicState, topic_name_error
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker, TopicError
+from moldau.server.context import HandlerContext
+from moldau.server.errors import TopicError
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
@@ -55,10 +56,10 @@ def _error_topic(t: Any, name: str | None, topic_id: Any, code: ErrorCode) -> An
     )
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     t = response_types(ApiKey.METADATA, version)
-    store = broker.metadata
+    store = ctx.metadata
     topics: list[Any] = []
     requested = request.topics
     if version == 0 and not requested:
@@ -82,9 +83,9 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                 if topic_name_error(name):
                     topics.append(_error_topic(t, name, None, ErrorCode.invalid_topic_exception))
                     continue
-                if allow_create and broker.config["auto.create.topics.enable"]:
+                if allow_create and ctx.config["auto.create.topics.enable"]:
                     try:
-                        await asyncio.to_thread(broker.create_topic, name, -1, -1, {})
+                        await asyncio.to_thread(ctx.admin.create_topic, name, -1, -1, {})
                     except TopicError as exc:
                         if exc.code != ErrorCode.topic_already_exists:
                             topics.append(_error_topic(t, name, None, exc.code))
@@ -100,14 +101,14 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
             topics.append(_topic(t, state))
     brokers = tuple(
         build(t.MetadataResponseBroker, node_id=node_id, host=host, port=port, rack=rack)
-        for node_id, host, port, rack in broker.live_brokers(header.listener)
+        for node_id, host, port, rack in ctx.cluster.live_brokers(header.listener)
     )
     return build(
         t.MetadataResponse,
         throttle_time=NO_THROTTLE,
         brokers=brokers,
         cluster_id=store.cluster_id,
-        controller_id=broker.controller_id(),
+        controller_id=ctx.cluster.controller_id(),
         topics=tuple(topics),
         cluster_authorized_operations=-2147483648,
     )

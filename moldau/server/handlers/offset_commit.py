@@ -6,11 +6,11 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.OFFSET_COMMIT, header.api_version)
     generation = getattr(request, "generation_id_or_member_epoch", None)
     if generation is None:
@@ -23,15 +23,15 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
     valid: list[tuple[str, int, int, int, str | None]] = []
     for topic in request.topics:
         for p in topic.partitions:
-            if not broker.partition_exists(topic.name, p.partition_index):
+            if not ctx.metadata.partition_exists(topic.name, p.partition_index):
                 codes[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
             else:
                 valid.append((topic.name, p.partition_index, p.committed_offset,
                               getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
     if valid:
-        codes.update(broker.groups.commit_offsets(
+        codes.update(ctx.groups.commit_offsets(
             request.group_id, generation, request.member_id, getattr(request, "group_instance_id", None),
-            valid, broker.clock(), retention_ms))
+            valid, ctx.clock(), retention_ms))
     return build(
         t.OffsetCommitResponse,
         throttle_time=NO_THROTTLE,

@@ -6,21 +6,21 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.OFFSET_DELETE, header.api_version)
     codes: dict[tuple[str, int], ErrorCode] = {}
     wanted = []
     for topic in request.topics:
         for p in topic.partitions:
-            if not broker.partition_exists(topic.name, p.partition_index):
+            if not ctx.metadata.partition_exists(topic.name, p.partition_index):
                 codes[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
             else:
                 wanted.append((topic.name, p.partition_index))
-    code, found = broker.groups.delete_offsets(request.group_id, wanted)
+    code, found = ctx.groups.delete_offsets(request.group_id, wanted)
     codes.update(found)
     return build(t.OffsetDeleteResponse, error_code=code, throttle_time=NO_THROTTLE, topics=tuple(
         build(t.OffsetDeleteResponseTopic, name=topic.name, partitions=tuple(

@@ -6,13 +6,14 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-def _fetch(broker: Broker, group_id: str, topics: Any, require_stable: bool) -> tuple[ErrorCode, dict[str, list[Any]]]:
+def _fetch(ctx: HandlerContext, group_id: str, topics: Any,
+           require_stable: bool) -> tuple[ErrorCode, dict[str, list[Any]]]:
     wanted = None if topics is None else [(tp.name, p) for tp in topics for p in tp.partition_indexes]
-    code, found = broker.groups.fetch_offsets(group_id, wanted, require_stable)
+    code, found = ctx.groups.fetch_offsets(group_id, wanted, require_stable)
     by_topic: dict[str, list[Any]] = {}
     if wanted is not None:
         for tp in topics:
@@ -22,14 +23,14 @@ def _fetch(broker: Broker, group_id: str, topics: Any, require_stable: bool) -> 
     return code, by_topic
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     v = header.api_version
     t = response_types(ApiKey.OFFSET_FETCH, v)
     require_stable = getattr(request, "require_stable", False)
     if v >= 8:
         groups = []
         for g in request.groups:
-            code, by_topic = _fetch(broker, g.group_id, g.topics, require_stable)
+            code, by_topic = _fetch(ctx, g.group_id, g.topics, require_stable)
             groups.append(build(t.OffsetFetchResponseGroup, group_id=g.group_id, error_code=code, topics=tuple(
                 build(t.OffsetFetchResponseTopics, name=name, partitions=tuple(
                     build(t.OffsetFetchResponsePartitions, partition_index=p, committed_offset=o,
@@ -37,7 +38,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
                     for p, o, e, m, err in parts))
                 for name, parts in by_topic.items())))
         return build(t.OffsetFetchResponse, throttle_time=NO_THROTTLE, groups=tuple(groups))
-    code, by_topic = _fetch(broker, request.group_id, request.topics, require_stable)
+    code, by_topic = _fetch(ctx, request.group_id, request.topics, require_stable)
     topics = tuple(
         build(t.OffsetFetchResponseTopic, name=name, partitions=tuple(
             build(t.OffsetFetchResponsePartition, partition_index=p, committed_offset=o,

@@ -8,13 +8,13 @@ from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.replication.partition import PartitionError
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-def end_offset(broker: Broker, topic: str, partition: int, current: int, epoch: int) -> tuple[ErrorCode, int, int]:
+def end_offset(ctx: HandlerContext, topic: str, partition: int, current: int, epoch: int) -> tuple[ErrorCode, int, int]:
     try:
-        leader = broker.replicas.leader_partition((topic, partition))
+        leader = ctx.replicas.leader_partition((topic, partition))
         leader.check_leader_epoch(current)
     except PartitionError as exc:
         return exc.code, -1, -1
@@ -22,13 +22,13 @@ def end_offset(broker: Broker, topic: str, partition: int, current: int, epoch: 
     return ErrorCode.none, found_epoch, found_end
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.OFFSET_FOR_LEADER_EPOCH, header.api_version)
     topics = []
     for topic in request.topics:
         parts = []
         for p in topic.partitions:
-            code, epoch, end = end_offset(broker, topic.topic, p.partition, getattr(p, "current_leader_epoch", -1),
+            code, epoch, end = end_offset(ctx, topic.topic, p.partition, getattr(p, "current_leader_epoch", -1),
                                           p.leader_epoch)
             parts.append(build(t.EpochEndOffset, error_code=code, partition=p.partition, leader_epoch=epoch,
                                end_offset=end))

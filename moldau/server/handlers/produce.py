@@ -15,12 +15,12 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.framing import RequestHeader, build
 from moldau.replication.replica_manager import ProducePartitionResult, ProduceResults
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types, timestamp_field
 from moldau.server.network import Deferred
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     acks = request.acks
     entries = [((topic.name, pd.index), pd.records) for topic in request.topic_data for pd in topic.partition_data]
     timeout_ms = max(int(request.timeout.total_seconds() * 1000), 0)
@@ -30,7 +30,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         if not answer.done():
             answer.set_result(results)
 
-    broker.replicas.append_records(acks, timeout_ms, entries, done)
+    ctx.replicas.append_records(acks, timeout_ms, entries, done)
     if acks == 0:
         return None
     if answer.done():

@@ -7,11 +7,11 @@ from typing import Any
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.SASL_AUTHENTICATE, header.api_version)
     return build(t.SaslAuthenticateResponse, error_code=ErrorCode.illegal_sasl_state,
                  error_message="SaslAuthenticate request received after successful authentication",

@@ -5,13 +5,13 @@ from typing import Any
 
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.broker import Broker
+from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.SYNC_GROUP, header.api_version)
-    result = await broker.groups.sync_group(
+    result = await ctx.groups.sync_group(
         request.group_id,
         request.generation_id,
         request.member_id,
@@ -19,7 +19,7 @@ async def handle(broker: Broker, header: RequestHeader, request: Any) -> Any:
         getattr(request, "protocol_type", None),
         getattr(request, "protocol_name", None),
         [(a.member_id, bytes(a.assignment)) for a in request.assignments],
-        broker.clock(),
+        ctx.clock(),
     )
     return build(t.SyncGroupResponse, throttle_time=NO_THROTTLE, error_code=result.error,
                  protocol_type=result.protocol_type, protocol_name=result.protocol_name,

@@ -4,13 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from moldau.protocol import interbroker as ib
-from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader
+from moldau.server.context import HandlerContext
 
 
-async def handle(broker: Any, header: RequestHeader, request: Any) -> Any:
-    if not hasattr(broker, "on_update_metadata"):
-        return ib.UpdateMetadataResponse(error_code=ErrorCode.not_controller)
-    new = [ts.topic_name for ts in request.topic_states if ts.topic_name not in broker.metadata.topics]
-    configs = await broker.load_topic_configs(new)  # off the event loop
-    return ib.UpdateMetadataResponse(error_code=broker.on_update_metadata(request, configs))
+async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
+    new = [ts.topic_name for ts in request.topic_states if ts.topic_name not in ctx.metadata.topics]
+    configs = await ctx.admin.load_topic_configs(new)  # off the event loop
+    return ib.UpdateMetadataResponse(error_code=ctx.cluster.on_update_metadata(request, configs))
