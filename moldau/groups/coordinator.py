@@ -106,7 +106,8 @@ def _append_error(exc: Exception) -> ErrorCode:
 
 def _group_append_error(error: ErrorCode) -> ErrorCode:
     """Kafka's ``appendGroupMetadataErrorToResponseError``."""
-    if error in (ErrorCode.unknown_topic_or_partition, ErrorCode.not_enough_replicas, ErrorCode.request_timed_out):
+    if error in (ErrorCode.unknown_topic_or_partition, ErrorCode.not_enough_replicas,
+                 ErrorCode.not_enough_replicas_after_append, ErrorCode.request_timed_out):
         return ErrorCode.coordinator_not_available
     if error in (ErrorCode.not_leader_or_follower, ErrorCode.kafka_storage_error):
         return ErrorCode.not_coordinator
@@ -115,11 +116,14 @@ def _group_append_error(error: ErrorCode) -> ErrorCode:
     return error
 
 
-def _offset_append_error(error: ErrorCode) -> ErrorCode:
+def offset_append_error(error: ErrorCode) -> ErrorCode:
     """Kafka's mapping of append errors for offset commits."""
     if error in (ErrorCode.message_too_large, ErrorCode.record_list_too_large, ErrorCode.invalid_fetch_size):
         return ErrorCode.invalid_commit_offset_size
     return _group_append_error(error)
+
+
+_offset_append_error = offset_append_error
 
 
 def _java_length(s: str) -> int:

@@ -32,19 +32,20 @@ from moldau.controller.coordination import (
 )
 from moldau.controller.embedded import PartitionState, TopicState, topic_name_error
 from moldau.groups.config import GroupConfig
-from moldau.groups.coordinator import CoordinatorAppendError, GroupCoordinator
+from moldau.groups.coordinator import GroupCoordinator
 from moldau.log.config import TOPIC_CONFIGS, LogConfig
 from moldau.log.log import Log
 from moldau.log.manager import LogManager
 from moldau.protocol import interbroker as ib
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
-from moldau.protocol.records import RecordInput, build_batch, iter_batches, iter_records
-from moldau.replication.replica_manager import ProducePartitionResult, ReplicaManager, ReplicaManagerConfig
+from moldau.protocol.records import iter_batches, iter_records
+from moldau.replication.replica_manager import ReplicaManager, ReplicaManagerConfig
 from moldau.replication.seams import LeaderAndIsrState
 from moldau.server.broker_client import BrokerConnection
 from moldau.server.config import BrokerConfig, Listener
 from moldau.server.context import HandlerContext
+from moldau.server.coordinator_log import CoordinatorLog
 from moldau.server.errors import TopicError
 from moldau.server.fetch_session import FetchSessionCache
 from moldau.server.log_cleaning import LogCleanerTask
@@ -143,12 +144,14 @@ class Broker:
             BrokerLeaderEndPoints(self.broker_id, self.metadata, self.inter_broker), MetadataLeaders(self.metadata),
             self._on_leadership_change)
         self.producer_ids = ProducerIdManager(self.broker_id, self.coordination.allocate_producer_ids)
+        self.coordinator_log = CoordinatorLog(self.replicas, self.clock,
+                                              lambda: int(self.config["offsets.commit.timeout.ms"]))
         self.context = HandlerContext(
             self.broker_id, config, self.clock, self.replicas, self.groups, self.metadata, self.logs,
             self.producer_ids,
             FetchSessionCache(int(config["max.incremental.fetch.session.cache.slots"]),
                               int(config["min.incremental.fetch.session.eviction.ms"]) / 1000),
-            admin=self, cluster=self)
+            admin=self, cluster=self, coordinator_log=self.coordinator_log)
         self._stray_logs_checked = False
         self._configs_loaded: set[str] = set()
         self._offsets_topic_creation: asyncio.Future[None] | None = None
@@ -219,15 +222,9 @@ class Broker:
     # --- consumer groups ------------------------------------------------------------
 
     def _append_group_records(self, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
-        """Write group records to __consumer_offsets (the coordinator's durable state)."""
-        now = self.clock()
-        batch = build_batch([RecordInput(value, key) for key, value in records], timestamp=now)
-        done: list[ProducePartitionResult] = []
-        self.replicas.append_records(1, 0, [((OFFSETS_TOPIC, partition), batch)],
-                                     lambda results: done.extend(results.values()))
-        result = done[0]
-        if result.error != ErrorCode.none:
-            raise CoordinatorAppendError(result.error, result.message or "")
+        """Write group records to __consumer_offsets (the coordinator's durable state),
+        acks=all (server/coordinator_log.py)."""
+        self.coordinator_log.append(partition, records)
 
     def log_config_for(self, topic: TopicState) -> LogConfig:
         return self.config.log_config().with_overrides(topic.configs)

@@ -128,6 +128,7 @@ PROPERTIES: dict[str, Prop] = {
         _p("min.incremental.fetch.session.eviction.ms", "int", 120000, minimum=0),
         _p("producer.id.expiration.check.interval.ms", "int", 600000, minimum=1),
         _p("offsets.retention.minutes", "int", 10080, minimum=1),
+        _p("offsets.commit.timeout.ms", "int", 5000, minimum=1),
         _p("offsets.retention.check.interval.ms", "long", 600000, minimum=1),
         _p("offset.metadata.max.bytes", "int", 4096, minimum=0),
         _p("group.initial.rebalance.delay.ms", "int", 3000, minimum=0),

@@ -16,6 +16,7 @@ from moldau.log.manager import LogManager
 from moldau.protocol.errors import ErrorCode
 from moldau.replication.replica_manager import ReplicaManager
 from moldau.server.config import BrokerConfig
+from moldau.server.coordinator_log import CoordinatorLog
 from moldau.server.fetch_session import FetchSessionCache
 from moldau.server.metadata_cache import MetadataCache
 from moldau.server.producer_ids import ProducerIdManager
@@ -94,6 +95,7 @@ class HandlerContext:
     fetch_sessions: FetchSessionCache
     admin: Admin
     cluster: ClusterLink
+    coordinator_log: CoordinatorLog
 
     def active_controller(self) -> Controller | None:
         """This broker's controller if it is the active one, else None (NOT_CONTROLLER)."""

@@ -1,13 +1,20 @@
-"""OffsetCommit: store a group's consumed positions in __consumer_offsets."""
+"""OffsetCommit: store a group's consumed positions in __consumer_offsets.
+
+A commit is acknowledged only once its write is safe, as Kafka's: acks=all on the
+offsets partition (server/coordinator_log.py). The answer is deferred meanwhile, so
+the member's heartbeats on the same connection are still served."""
 from __future__ import annotations
 
 from typing import Any
 
+from moldau.groups.coordinator import offset_append_error
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.server.context import HandlerContext
+from moldau.server.coordinator_log import first_error
 from moldau.server.handlers._common import NO_THROTTLE, response_types
+from moldau.server.network import Deferred
 
 
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
@@ -28,10 +35,28 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
             else:
                 valid.append((topic.name, p.partition_index, p.committed_offset,
                               getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
+    acks: list[Any] = []
     if valid:
-        codes.update(ctx.groups.commit_offsets(
-            request.group_id, generation, request.member_id, getattr(request, "group_instance_id", None),
-            valid, ctx.clock(), retention_ms))
+        with ctx.coordinator_log.collect() as acks:
+            codes.update(ctx.groups.commit_offsets(
+                request.group_id, generation, request.member_id, getattr(request, "group_instance_id", None),
+                valid, ctx.clock(), retention_ms))
+    if not acks:
+        return _response(t, request, codes)
+
+    async def acknowledged() -> Any:
+        error = await first_error(acks)
+        if error != ErrorCode.none:
+            mapped = offset_append_error(error)
+            for name, index, *_ in valid:
+                if codes.get((name, index), ErrorCode.none) == ErrorCode.none:
+                    codes[(name, index)] = mapped
+        return _response(t, request, codes)
+
+    return Deferred(acknowledged())
+
+
+def _response(t: Any, request: Any, codes: dict[tuple[str, int], ErrorCode]) -> Any:
     return build(
         t.OffsetCommitResponse,
         throttle_time=NO_THROTTLE,
