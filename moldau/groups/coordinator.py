@@ -104,7 +104,7 @@ def _append_error(exc: Exception) -> ErrorCode:
     return ErrorCode.unknown_topic_or_partition  # maps to COORDINATOR_NOT_AVAILABLE below
 
 
-def _group_append_error(error: ErrorCode) -> ErrorCode:
+def group_append_error(error: ErrorCode) -> ErrorCode:
     """Kafka's ``appendGroupMetadataErrorToResponseError``."""
     if error in (ErrorCode.unknown_topic_or_partition, ErrorCode.not_enough_replicas,
                  ErrorCode.not_enough_replicas_after_append, ErrorCode.request_timed_out):
@@ -124,6 +124,7 @@ def offset_append_error(error: ErrorCode) -> ErrorCode:
 
 
 _offset_append_error = offset_append_error
+_group_append_error = group_append_error
 
 
 def _java_length(s: str) -> int:

@@ -26,6 +26,7 @@ class CoordinatorLog:
         self.clock = clock
         self.timeout_ms = timeout_ms
         self._collector: list[asyncio.Future[ErrorCode]] | None = None
+        self._pending: dict[int, list[asyncio.Future[ErrorCode]]] = {}  # partition -> unacknowledged writes
 
     def append(self, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
         """The coordinator's append: raises CoordinatorAppendError if the leader refused
@@ -46,6 +47,22 @@ class CoordinatorLog:
             raise CoordinatorAppendError(acked.result(), messages[0] or "")
         if self._collector is not None:
             self._collector.append(acked)
+        if not acked.done():
+            pending = self._pending.setdefault(partition, [])
+            pending.append(acked)
+            acked.add_done_callback(lambda fut: self._forget(partition, fut))
+
+    def _forget(self, partition: int, fut: asyncio.Future[ErrorCode]) -> None:
+        pending = self._pending.get(partition)
+        if pending is not None and fut in pending:
+            pending.remove(fut)
+            if not pending:
+                del self._pending[partition]
+
+    async def settled(self, partition: int) -> ErrorCode:
+        """Once every write made so far to `partition` is acknowledged: NONE, or the
+        first failed write's error (group metadata answers wait on this)."""
+        return await first_error(list(self._pending.get(partition, ())))
 
     @contextmanager
     def collect(self) -> Iterator[list[asyncio.Future[ErrorCode]]]:
