@@ -572,8 +572,10 @@ class Broker:
                     remaining = await asyncio.wait_for(fut, deadline - time.monotonic())
                 except TimeoutError:
                     break
-                if not remaining or remaining == previous:
-                    return  # done, or what is left has nowhere to go
+                if not remaining or remaining == previous:  # done, or what is left has nowhere to go
+                    log.info("broker %d: controlled shutdown complete%s", self.broker_id,
+                             f" ({len(remaining)} partition(s) have no other replica to lead)" if remaining else "")
+                    return
                 previous = remaining
             else:  # ask the controller over the network
                 controller = self.metadata.brokers.get(self.metadata.controller_id)

@@ -206,9 +206,22 @@ def test_controlled_shutdown_moves_leadership_first(cluster: Cluster) -> None:
     start = time.monotonic()
     assert cluster.brokers[victim].stop() == 0
     took = time.monotonic() - start
-    assert "controlled shutdown complete" in cluster.brokers[victim].log() or cluster.controller_id() != victim
+    assert "controlled shutdown complete" in cluster.brokers[victim].log()
     wait_for(lambda: all(cluster.leader(topic, p) not in (victim, -1) for p in led), 5, "leaders moved")
     assert took < 15
+
+
+def test_stopping_every_broker_in_turn_is_a_controlled_shutdown_each(cluster: Cluster) -> None:
+    """`moldau cluster down`: the last brokers too shut down at once, without waiting out
+    the controlled shutdown's timeout or flooding their log."""
+    create(cluster, partitions=6)
+    order = sorted(range(3), key=lambda b: b == cluster.controller_id())  # the controller last
+    for b in order:
+        assert cluster.brokers[b].stop() == 0
+        log = cluster.brokers[b].log()
+        assert "controlled shutdown complete" in log, f"broker {b}"
+        assert "controlled shutdown did not complete" not in log, f"broker {b}"
+        assert log.count("no recent ZooKeeper round trip") <= 3, f"broker {b}"
 
 
 def test_zookeeper_restart_cluster_recovers(cluster: Cluster) -> None:
