@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 9092
 DATA ?= ./data
 
-.PHONY: dev test test-unit bench lint venv system-deps clean
+.PHONY: dev test test-unit typecheck bench lint venv system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper; \
 	fi
 
-test: venv system-deps
+# The packages that are clean under `mypy --strict` (the type checker runs before the tests).
+TYPED := moldau/protocol moldau/log
+
+typecheck: venv
+	$(VENV)/bin/mypy --strict $(TYPED)
+
+test: venv system-deps typecheck
 	$(PY) -m pytest -q tests
 
 test-unit: venv
