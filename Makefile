@@ -26,11 +26,14 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper; \
 	fi
 
-# The packages that are clean under `mypy --strict` (the type checker runs before the tests).
-TYPED := moldau/protocol moldau/log
+# What is clean under `mypy --strict` (the type checker runs before the tests). Not yet
+# controller/controller.py: every int it puts into an inter-broker request wants kio's
+# i32/i64, and it imports server/ (both change with the data-path redesign).
+TYPED := moldau/protocol moldau/log moldau/controller
+TYPED_EXCLUDE := moldau/controller/controller\.py$$
 
 typecheck: venv
-	$(VENV)/bin/mypy --strict $(TYPED)
+	$(VENV)/bin/mypy --strict $(TYPED) --exclude '$(TYPED_EXCLUDE)'
 
 test: venv system-deps typecheck
 	$(PY) -m pytest -q tests
