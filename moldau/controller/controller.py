@@ -3,9 +3,11 @@ partition leaders and ISRs and tells every broker.
 
 One queue, one owner (Kafka's ControllerEventManager): coordination watches only put
 events on `events`; the `run` task alone reads and changes controller state. Decisions
-come from the pure functions in `election` and `assignment`; this module writes them to
-the coordination service (compare-and-set, fenced by the controller epoch) and sends
-LeaderAndIsr / UpdateMetadata / StopReplica to the brokers.
+come from the pure functions in `election` and `assignment`; every change of a
+partition's state (New, Online, Offline, NonExistent) is checked against the table in
+`partition_state` first. This module writes them to the coordination service
+(compare-and-set, fenced by the controller epoch) and sends LeaderAndIsr /
+UpdateMetadata / StopReplica to the brokers.
 """
 
 from __future__ import annotations
