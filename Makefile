@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 9092
 DATA ?= ./data
 
-.PHONY: dev test test-unit bench lint venv system-deps clean
+.PHONY: dev test test-unit typecheck bench lint venv system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,16 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper; \
 	fi
 
-test: venv system-deps
+# What is clean under `mypy --strict` (the type checker runs before the tests). Not yet
+# controller/controller.py: every int it puts into an inter-broker request wants kio's
+# i32/i64, and it imports server/ (both change with the data-path redesign).
+TYPED := moldau/protocol moldau/log moldau/controller
+TYPED_EXCLUDE := moldau/controller/controller\.py$$
+
+typecheck: venv
+	$(VENV)/bin/mypy --strict $(TYPED) --exclude '$(TYPED_EXCLUDE)'
+
+test: venv system-deps typecheck
 	$(PY) -m pytest -q tests
 
 test-unit: venv

@@ -3,9 +3,11 @@ partition leaders and ISRs and tells every broker.
 
 One queue, one owner (Kafka's ControllerEventManager): coordination watches only put
 events on `events`; the `run` task alone reads and changes controller state. Decisions
-come from the pure functions in `election` and `assignment`; this module writes them to
-the coordination service (compare-and-set, fenced by the controller epoch) and sends
-LeaderAndIsr / UpdateMetadata / StopReplica to the brokers.
+come from the pure functions in `election` and `assignment`; every change of a
+partition's state (New, Online, Offline, NonExistent) is checked against the table in
+`partition_state` first. This module writes them to the coordination service
+(compare-and-set, fenced by the controller epoch) and sends LeaderAndIsr /
+UpdateMetadata / StopReplica to the brokers.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from moldau.controller import election, preferred, reassignment
+from moldau.controller import election, partition_state, preferred, reassignment
 from moldau.controller.coordination import (
     BadVersionError,
     BrokerInfo,
@@ -27,6 +29,7 @@ from moldau.controller.coordination import (
     NotControllerError,
     TopicAssignment,
 )
+from moldau.controller.partition_state import IllegalStateTransition, PartitionState
 from moldau.controller.reassignment import ReassignmentError, ReplicaAssignment
 from moldau.protocol import interbroker as ib
 from moldau.protocol.apis import ApiKey
@@ -79,6 +82,8 @@ class ControllerState:
     live: dict[int, BrokerInfo] = field(default_factory=dict)
     topics: dict[str, TopicAssignment] = field(default_factory=dict)
     states: dict[TopicPartition, tuple[LeaderAndIsr, int]] = field(default_factory=dict)
+    # Each partition's state in the table of partition_state.py (absent: NonExistentPartition).
+    partition_states: dict[TopicPartition, PartitionState] = field(default_factory=dict)
     shutting_down: set[int] = field(default_factory=set)
     deleting: set[str] = field(default_factory=set)
 
@@ -280,6 +285,10 @@ class Controller:
                 found = c.partition_state(topic.name, p)
                 if found is not None:
                     s.states[(topic.name, p)] = found
+        s.partition_states = {
+            tp: partition_state.loaded_state(s.states[tp][0].leader if tp in s.states else None, s.live)
+            for tp in self._all_partitions()
+        }
         for info in s.live.values():
             self.channels.add_broker(info)
         log.info("controller %d (epoch %d): %d live broker(s), %d topic(s)",
@@ -310,6 +319,9 @@ class Controller:
         if not (new or dead or changed_endpoints):
             return
         log.info("controller %d: brokers joined %s, left %s", self.broker_id, sorted(new), sorted(dead))
+        for tp, (current, _) in s.states.items():
+            if current.leader in dead:  # only marked: the election below brings it back online
+                self._transition(tp, PartitionState.OFFLINE)
         changed = self._elect_for_offline(self._all_partitions())
         changed |= self._initialize_new_partitions(self._all_partitions())
         # New brokers learn everything; the rest learn what changed.
@@ -332,6 +344,10 @@ class Controller:
         for tp in list(s.states):
             if tp[0] not in topics:
                 del s.states[tp]
+        for tp in [tp for tp in s.partition_states if tp[0] not in topics]:
+            self._forget_partition(tp)
+        for tp in added:
+            self._transition(tp, PartitionState.NEW)
         if added:
             changed = self._initialize_new_partitions(added)
             self._send_leader_and_isr(changed, brokers=set(s.live))
@@ -356,6 +372,8 @@ class Controller:
             s.topics.pop(name, None)
             for tp in [tp for tp in s.states if tp[0] == name]:
                 del s.states[tp]
+            for tp in [tp for tp in s.partition_states if tp[0] == name]:
+                self._forget_partition(tp)
             log.info("controller %d: deleted topic %s", self.broker_id, name)
         self._send_update_metadata(set(s.live))
 
@@ -605,6 +623,11 @@ class Controller:
         return [(t.name, p) for t in self.state.topics.values() for p in sorted(t.partitions)]
 
     def _write_state(self, tp: TopicPartition, new: LeaderAndIsr, version: int | None) -> bool:
+        """Write a partition's leader and ISR (compare-and-set), the move to the state they
+        mean checked first against the table (an illegal one is not written)."""
+        target = partition_state.state_for_leader(new.leader, self.state.live)
+        if not self._check_transition(tp, target):
+            return False
         try:
             if version is None:
                 v = self.coordination.create_partition_state(tp[0], tp[1], new)
@@ -614,10 +637,45 @@ class Controller:
             found = self.coordination.partition_state(tp[0], tp[1])
             if found is not None:
                 self.state.states[tp] = found
+                self._transition(tp, partition_state.state_for_leader(found[0].leader, self.state.live))
             log.info("controller: partition state of %s-%d moved under us; reloaded", *tp)
             return False
         self.state.states[tp] = (new, v)
+        self._set_partition_state(tp, target)
         return True
+
+    # --- partition states: every change checked against partition_state.py's table ----------
+
+    def partition_state_of(self, tp: TopicPartition) -> PartitionState:
+        return self.state.partition_states.get(tp, PartitionState.NON_EXISTENT)
+
+    def _check_transition(self, tp: TopicPartition, target: PartitionState) -> bool:
+        """Whether the table allows the partition's move to ``target``; an illegal move is a
+        controller bug, logged (the partition is left as it is, as Kafka does)."""
+        try:
+            partition_state.transition(self.partition_state_of(tp), target)
+        except IllegalStateTransition as exc:
+            log.error("controller %d: partition %s-%d: %s; left as it is", self.broker_id, tp[0], tp[1], exc)
+            return False
+        return True
+
+    def _set_partition_state(self, tp: TopicPartition, target: PartitionState) -> None:
+        if target is PartitionState.NON_EXISTENT:
+            self.state.partition_states.pop(tp, None)
+        else:
+            self.state.partition_states[tp] = target
+
+    def _transition(self, tp: TopicPartition, target: PartitionState) -> bool:
+        """Move a partition to ``target`` if the table allows it (state only, nothing written)."""
+        if not self._check_transition(tp, target):
+            return False
+        self._set_partition_state(tp, target)
+        return True
+
+    def _forget_partition(self, tp: TopicPartition) -> None:
+        """Its topic is deleted: Offline, then NonExistent (Kafka's order)."""
+        if self._transition(tp, PartitionState.OFFLINE):
+            self._transition(tp, PartitionState.NON_EXISTENT)
 
     def _initialize_new_partitions(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
         s = self.state

@@ -36,8 +36,8 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, unquote
 
-from kazoo.client import KazooClient, TransactionRequest  # type: ignore[import-untyped]
-from kazoo.exceptions import (  # type: ignore[import-untyped]
+from kazoo.client import KazooClient, TransactionRequest
+from kazoo.exceptions import (
     BadVersionError as ZkBadVersionError,
 )
 from kazoo.exceptions import (
@@ -50,9 +50,9 @@ from kazoo.exceptions import (
     RuntimeInconsistency,
     SessionExpiredError,
 )
-from kazoo.protocol.states import KazooState, ZnodeStat  # type: ignore[import-untyped]
-from kazoo.recipe.watchers import ChildrenWatch, DataWatch  # type: ignore[import-untyped]
-from kazoo.retry import KazooRetry  # type: ignore[import-untyped]
+from kazoo.protocol.states import KazooState, ZnodeStat
+from kazoo.recipe.watchers import ChildrenWatch, DataWatch
+from kazoo.retry import KazooRetry
 
 from moldau.controller.coordination import (
     BadVersionError,

@@ -2,11 +2,18 @@
 
 A topic config (``retention.ms``) overrides the broker default (``log.retention.ms``);
 the server resolves both into one LogConfig per log.
+
+Deprecated topic configs that Kafka 3.9 still accepts (``message.format.version``,
+``message.downconversion.enable``, ``message.timestamp.difference.max.ms``; all removed in
+Kafka 4.0) are checked like any other and stored, and change nothing: a log whose topic sets
+one carries it in ``LogConfig.deprecated_overrides``, and the LogManager says once per topic
+and config that it is ignored.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +40,12 @@ class LogConfig:
     min_compaction_lag_ms: int = 0  # min.compaction.lag.ms / log.cleaner.min.compaction.lag.ms
     max_compaction_lag_ms: int = LONG_MAX  # max.compaction.lag.ms / log.cleaner.max.compaction.lag.ms
     min_cleanable_dirty_ratio: float = 0.5  # min.cleanable.dirty.ratio / log.cleaner.min.cleanable.ratio
+    # Deprecated and ignored (nothing reads them): here so that DescribeConfigs shows Kafka 3.9's defaults.
+    message_format_version: str = "3.0-IV1"  # message.format.version
+    message_downconversion_enable: bool = True  # message.downconversion.enable
+    message_timestamp_difference_max_ms: int = LONG_MAX  # message.timestamp.difference.max.ms
+    # The deprecated configs the topic sets, as (name, value): accepted, ignored, logged once.
+    deprecated_overrides: tuple[tuple[str, str], ...] = ()
 
     @property
     def compact(self) -> bool:
@@ -47,11 +60,16 @@ class LogConfig:
     def with_overrides(self, overrides: Mapping[str, str]) -> LogConfig:
         """This config with topic-level settings (Kafka names) applied."""
         changes: dict[str, Any] = {}
+        deprecated = dict(self.deprecated_overrides)
         for name, value in overrides.items():
             spec = TOPIC_CONFIGS.get(name)
             if spec is None or spec.field is None:
                 continue
             changes[spec.field] = spec.parse(value)
+            if spec.deprecated:
+                deprecated[name] = value
+        if deprecated != dict(self.deprecated_overrides):
+            changes["deprecated_overrides"] = tuple(sorted(deprecated.items()))
         return dataclasses.replace(self, **changes) if changes else self
 
 
@@ -62,7 +80,8 @@ def _policies(cleanup_policy: str) -> set[str]:
 @dataclass(frozen=True, slots=True)
 class TopicConfigSpec:
     """One topic-level config: its Kafka name, the broker property it defaults to, and how
-    its value is checked."""
+    its value is checked. A ``deprecated`` one is accepted and checked as Kafka 3.9 does,
+    then ignored (see the module docstring)."""
 
     name: str
     broker_name: str | None
@@ -71,6 +90,8 @@ class TopicConfigSpec:
     minimum: int | None = None
     choices: tuple[str, ...] | None = None
     maximum: float | None = None  # doubles only
+    pattern: re.Pattern[str] | None = None  # strings only: the whole value must match
+    deprecated: bool = False
 
     def parse(self, value: str) -> object:
         """The typed value, or ValueError with a message naming what is wrong."""
@@ -100,6 +121,8 @@ class TopicConfigSpec:
                 raise ValueError(f"{self.name}: {x} is above the maximum {self.maximum}")
             return x
         v = value.strip()
+        if self.pattern is not None and not self.pattern.fullmatch(v):
+            raise ValueError(f"{self.name}: {value!r} is not a valid value")
         if self.choices is not None:
             parts = [p.strip() for p in v.split(",")] if self.kind == "list" else [v]
             for p in parts:
@@ -110,9 +133,10 @@ class TopicConfigSpec:
         return v
 
 
-def _spec(name: str, broker: str | None, fld: str | None, kind: str, **kw: object) -> TopicConfigSpec:
-    return TopicConfigSpec(name, broker, fld, kind, **kw)  # type: ignore[arg-type]
+_spec = TopicConfigSpec
 
+# A Kafka version as MetadataVersion names them: "2.8", "0.10.2", "3.0-IV1".
+_KAFKA_VERSION = re.compile(r"\d+\.\d+(\.\d+)?(-IV\d+)?")
 
 TOPIC_CONFIGS: dict[str, TopicConfigSpec] = {
     s.name: s
@@ -155,5 +179,12 @@ TOPIC_CONFIGS: dict[str, TopicConfigSpec] = {
               minimum=0, maximum=1.0),
         _spec("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", None, "long", minimum=0),
         _spec("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", None, "long", minimum=0),
+        # Deprecated in Kafka 3.x, removed in 4.0; 3.9 accepts and ignores them.
+        _spec("message.format.version", "log.message.format.version", "message_format_version", "string",
+                        pattern=_KAFKA_VERSION, deprecated=True),
+        _spec("message.downconversion.enable", "log.message.downconversion.enable",
+                        "message_downconversion_enable", "boolean", deprecated=True),
+        _spec("message.timestamp.difference.max.ms", "log.message.timestamp.difference.max.ms",
+                        "message_timestamp_difference_max_ms", "long", minimum=0, deprecated=True),
     )
 }

@@ -52,6 +52,8 @@ class LogManager:
         self._dirs = [_LogDir(Path(d)) for d in log_dirs]
         self._logs: dict[tuple[str, int], Log] = {}
         self._log_dir_of: dict[tuple[str, int], _LogDir] = {}
+        # (topic, config) of the deprecated topic configs already logged as ignored.
+        self._ignored_logged: set[tuple[str, str]] = set()
 
     # --- start and stop -------------------------------------------------------------
 
@@ -173,6 +175,7 @@ class LogManager:
         if it does not exist yet. An existing log takes ``config``."""
         key = (topic, partition)
         existing = self._logs.get(key)
+        self._log_ignored_configs(topic, config)
         if existing is not None:
             existing.update_config(config)
             return existing
@@ -197,11 +200,28 @@ class LogManager:
         self._log_dir_of.pop(key, None)
         if log is not None:
             log.delete()
+        if not any(t == topic for t, _ in self._logs):
+            self._ignored_logged = {(t, n) for t, n in self._ignored_logged if t != topic}
 
     def update_config(self, topic: str, config: LogConfig) -> None:
+        hosted = False
         for (log_topic, _), log in self._logs.items():
             if log_topic == topic:
                 log.update_config(config)
+                hosted = True
+        if hosted:
+            self._log_ignored_configs(topic, config)
+
+    def _log_ignored_configs(self, topic: str, config: LogConfig) -> None:
+        """Say once per topic and config that a deprecated topic config is ignored (Kafka 3.9
+        warns likewise); one the topic no longer sets is forgotten, so setting it again is said again."""
+        now_set = {name for name, _ in config.deprecated_overrides}
+        self._ignored_logged = {(t, n) for t, n in self._ignored_logged if t != topic or n in now_set}
+        for name, value in config.deprecated_overrides:
+            if (topic, name) not in self._ignored_logged:
+                self._ignored_logged.add((topic, name))
+                logger.warning("Topic configuration %s=%s of topic %s is ignored: it is deprecated (removed in "
+                               "Kafka 4.0) and has no effect on this broker", name, value, topic)
 
     # --- periodic work --------------------------------------------------------------
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import enum
 from functools import cache
+from typing import cast
 
 from kio.index import load_request_schema, load_response_schema
+from kio.static.protocol import Payload
 
 
 class ApiKey(enum.IntEnum):
@@ -134,4 +136,6 @@ def response_type(api_key: int, api_version: int) -> type:
 @cache
 def is_flexible(api_key: int, api_version: int) -> bool:
     """Whether this version uses compact encodings and tagged fields (header v2/v1)."""
-    return bool(request_type(api_key, api_version).__flexible__)
+    # kio's entities and ours (interbroker.py) both carry kio's class attributes.
+    schema = cast("type[Payload]", request_type(api_key, api_version))
+    return schema.__flexible__
