@@ -29,7 +29,7 @@ system-deps:
 # What is clean under `mypy --strict` (the type checker runs before the tests). Not yet
 # controller/controller.py: every int it puts into an inter-broker request wants kio's
 # i32/i64, and it imports server/ (both change with the data-path redesign).
-TYPED := moldau/protocol moldau/log moldau/controller
+TYPED := moldau/protocol moldau/log moldau/replication moldau/controller
 TYPED_EXCLUDE := moldau/controller/controller\.py$$
 
 typecheck: venv

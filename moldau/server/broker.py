@@ -711,16 +711,12 @@ class Broker:
                 except CoordinationError:
                     configs = {}
             log_config = self.config.log_config().with_overrides(configs)
-            topic = self.metadata.topics.setdefault(
-                ts.topic_name, TopicState(ts.topic_name, ts.topic_id or uuid.UUID(int=0), {}, configs))
+            # The metadata cache is UpdateMetadata's alone (as in Kafka): a topic half
+            # known from this broker's own partitions would be answered as complete.
             for ps in ts.partition_states:
                 tp = (ts.topic_name, ps.partition_index)
                 states.append((tp, LeaderAndIsrState(ps.leader, ps.leader_epoch, tuple(ps.isr), tuple(ps.replicas),
                                                      ps.zk_version), log_config))
-                known = self.replicas.partitions.get(tp)
-                if known is None or ps.leader_epoch >= known.leader_epoch:
-                    topic.partitions[tp[1]] = PartitionState(ps.leader, ps.leader_epoch, list(ps.replicas),
-                                                             list(ps.isr))
         results = self.replicas.become_leader_or_follower(states, now)
         return ErrorCode.none, [(tp[0], tp[1], code) for tp, code in results]
 

@@ -65,6 +65,15 @@ class Channels:
         pass
 
 
+class Unreachable:
+    """`controller.channel.BrokerChannels` for a test that replaces the sender itself."""
+
+    listener = None
+
+    def connect(self, host: str, port: int, client_id: str) -> Any:
+        raise AssertionError("the test's Channels sends, not a connection")
+
+
 def run_controller(tmp_path: Path, test: Callable[[Brokers, Controller, Channels], None]) -> None:
     async def main() -> None:
         coordination = Brokers(tmp_path)
@@ -72,7 +81,8 @@ def run_controller(tmp_path: Path, test: Callable[[Brokers, Controller, Channels
         coordination.set_alive(0, 1, 2)
         epoch = coordination.try_become_controller(0)
         assert epoch is not None
-        controller = Controller(0, epoch, coordination, unclean_leader_election=lambda topic: False)
+        controller = Controller(0, epoch, coordination, unclean_leader_election=lambda topic: False,
+                                channels=Unreachable())
         channels = Channels()
         controller.channels = channels  # type: ignore[assignment]
         try:
@@ -146,7 +156,8 @@ def test_a_new_controller_loads_states_from_what_it_reads(tmp_path: Path) -> Non
         coordination.set_alive(0, 2)  # broker 1 dies while no controller watches
         epoch = coordination.try_become_controller(0)
         assert epoch is not None
-        successor = Controller(0, epoch, coordination, unclean_leader_election=lambda topic: False)
+        successor = Controller(0, epoch, coordination, unclean_leader_election=lambda topic: False,
+                               channels=Unreachable())
         successor.channels = channels  # type: ignore[assignment]
         successor._on_elected()  # t-0 is loaded Offline (its leader is dead) and stays so
         assert successor.partition_state_of(("t", 0)) is OFFLINE and leader(coordination, "t", 0) == -1
