@@ -165,6 +165,12 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
         "replica.socket.timeout.ms",
         "request.timeout.ms",
         "group.coordinator.rebalance.protocols",
+        # Deprecated in Kafka 3.x, still accepted by 3.9, removed in 4.0 (as the topic
+        # configs message.format.version, ... are: see log/config.py).
+        "log.message.format.version",
+        "log.message.downconversion.enable",
+        "log.message.timestamp.difference.max.ms",
+        "inter.broker.protocol.version",
         "ssl.protocol",
         "ssl.keymanager.algorithm",
         "ssl.trustmanager.algorithm",

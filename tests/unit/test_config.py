@@ -86,3 +86,13 @@ def test_topic_cleaner_configs_override_and_are_checked() -> None:
         TOPIC_CONFIGS["min.cleanable.dirty.ratio"].parse("2")
     with pytest.raises(ValueError, match="minimum"):
         TOPIC_CONFIGS["max.compaction.lag.ms"].parse("0")
+
+
+def test_deprecated_kafka_3_broker_properties_are_accepted_and_ignored() -> None:
+    c = BrokerConfig.from_sources({"log.message.format.version": "2.8", "inter.broker.protocol.version": "3.9",
+                                   "log.message.downconversion.enable": "true",
+                                   "log.message.timestamp.difference.max.ms": "1000"})
+    assert sorted(c.ignored) == ["inter.broker.protocol.version", "log.message.downconversion.enable",
+                                 "log.message.format.version", "log.message.timestamp.difference.max.ms"]
+    with pytest.raises(ConfigError, match="unknown property 'log.message.format.versio'"):
+        BrokerConfig.from_sources({"log.message.format.versio": "2.8"})
