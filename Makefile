@@ -5,15 +5,22 @@ PY := $(VENV)/bin/python
 PORT ?= 9092
 DATA ?= ./data
 
-.PHONY: dev test test-unit bench lint venv system-deps clean
+.PHONY: dev test test-unit bench lint venv test-venv system-deps clean
 
+# What running needs (`make dev`), and what the tests need on top (`make test`).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed
+
+test-venv: $(VENV)/.installed-test
 
 dev: venv
 	$(VENV)/bin/moldau dev --port $(PORT) --data-dir $(DATA)
@@ -26,17 +33,17 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper; \
 	fi
 
-test: venv system-deps
+test: test-venv system-deps
 	$(PY) -m pytest -q tests
 
-test-unit: venv
+test-unit: test-venv
 	$(PY) -m pytest -q tests/unit
 
 bench: venv
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/run.py
 
-lint: venv
+lint: test-venv
 	$(VENV)/bin/ruff check moldau tests bench
 
 clean:
