@@ -28,12 +28,10 @@ import uuid
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from moldau.server.cluster_broker import ClusterBroker
-
-T = TypeVar("T")
 
 # Broker properties that suit tests, as Kafka's testcontainers module sets them: no
 # delay before a consumer group's first rebalance (Kafka waits 3 s for more members)

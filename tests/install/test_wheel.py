@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import readme_test_files
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(900)
 
@@ -70,8 +72,6 @@ def test_moldau_dev_runs_and_says_nothing_of_an_unclean_shutdown(fresh_install: 
 
 
 def test_the_readme_tests_pass_in_a_new_project(fresh_install: Path, tmp_path: Path) -> None:
-    from tests.testing.test_pytest_plugin import readme_test_files
-
     for name, text in readme_test_files().items():
         (tmp_path / name).write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}

@@ -3,19 +3,12 @@ the README's example tests, the marker and options, and pytest-xdist workers wit
 each."""
 from __future__ import annotations
 
-import re
 import socket
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def readme_test_files() -> dict[str, str]:
-    """The README's Python blocks that start with a `# test_*.py` line, by file name."""
-    blocks = re.findall(r"```python\n# (test_\w+\.py)\n(.*?)```", README.read_text(), re.S)
-    return dict(blocks)
+from tests.helpers import readme_test_files
 
 
 def test_the_readme_examples_pass(pytester: pytest.Pytester) -> None:
