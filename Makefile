@@ -5,15 +5,22 @@ PY := $(VENV)/bin/python
 PORT ?= 9092
 DATA ?= ./data
 
-.PHONY: dev test test-unit typecheck bench lint venv system-deps clean
+.PHONY: dev test test-unit typecheck bench lint venv test-venv system-deps clean
 
+# What running needs (`make dev`), and what the tests need on top (`make test`).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed
+
+test-venv: $(VENV)/.installed-test
 
 dev: venv
 	$(VENV)/bin/moldau dev --port $(PORT) --data-dir $(DATA)
@@ -28,24 +35,24 @@ system-deps:
 
 # What is clean under `mypy --strict` (the type checker runs before the tests). Not yet
 # controller/controller.py: every int it puts into an inter-broker request wants kio's
-# i32/i64, and it imports server/ (both change with the data-path redesign).
+# i32/i64.
 TYPED := moldau/protocol moldau/log moldau/replication moldau/controller
 TYPED_EXCLUDE := moldau/controller/controller\.py$$
 
-typecheck: venv
+typecheck: test-venv
 	$(VENV)/bin/mypy --strict $(TYPED) --exclude '$(TYPED_EXCLUDE)'
 
-test: venv system-deps typecheck
+test: test-venv system-deps typecheck
 	$(PY) -m pytest -q tests
 
-test-unit: venv
+test-unit: test-venv
 	$(PY) -m pytest -q tests/unit
 
 bench: venv
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/run.py
 
-lint: venv
+lint: test-venv
 	$(VENV)/bin/ruff check moldau tests bench
 
 clean:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 # One allocator for every port a test process hands out (brokers and ZooKeeper alike).
 from moldau.cluster.zookeeper_process import free_port
 
-__all__ = ["BrokerProcess", "free_port", "env_with_repo_on_path"]
+__all__ = ["BrokerProcess", "free_port", "env_with_repo_on_path", "readme_test_files"]
 
 
 class BrokerProcess:
@@ -92,3 +93,10 @@ def env_with_repo_on_path() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def readme_test_files() -> dict[str, str]:
+    """The README's Python blocks that start with a `# test_*.py` line, by file name: the
+    example tests a user would copy, which the test suite runs as they stand."""
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    return dict(re.findall(r"```python\n# (test_\w+\.py)\n(.*?)```", readme.read_text(), re.S))

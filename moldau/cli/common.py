@@ -226,13 +226,28 @@ def kafka_error(exc: BaseException) -> KafkaError | None:
     return None
 
 
+def error_name(err: KafkaError) -> str:
+    """Kafka's name of a broker's error code (librdkafka shortens some:
+    UNKNOWN_TOPIC_OR_PART for UNKNOWN_TOPIC_OR_PARTITION, MSG_SIZE_TOO_LARGE...);
+    librdkafka's own name for its local errors (negative codes: _TRANSPORT...)."""
+    code = err.code()
+    if code >= -1:  # -1 is Kafka's UNKNOWN_SERVER_ERROR
+        from moldau.protocol.errors import ErrorCode  # Kafka's table; only on this error path
+
+        try:
+            return ErrorCode(code).name.upper()
+        except ValueError:  # a code newer than the table
+            pass
+    return str(err.name())
+
+
 def error_text(err: KafkaError) -> str:
-    """`Unknown topic or partition (UNKNOWN_TOPIC_OR_PART)`: the reason, then the name."""
+    """`Unknown topic or partition (UNKNOWN_TOPIC_OR_PARTITION)`: the reason, then the name."""
     reason = err.str()
     for prefix in ("Broker: ", "Local: "):
         if reason.startswith(prefix):
             reason = reason[len(prefix) :]
-    return f"{reason} ({err.name()})"
+    return f"{reason} ({error_name(err)})"
 
 
 def exception_text(exc: BaseException) -> str:
@@ -275,7 +290,7 @@ def wait_future(future: Future[Any], args: argparse.Namespace, what: str) -> Any
 def require_topic(metadata: ClusterMetadata, topic: str) -> Any:
     info = metadata.topics.get(topic)
     if info is None or (info.error is not None and info.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
-        raise CliError(f"topic '{topic}' does not exist (UNKNOWN_TOPIC_OR_PART)")
+        raise CliError(f"topic '{topic}' does not exist (UNKNOWN_TOPIC_OR_PARTITION)")
     return info
 
 

@@ -35,6 +35,7 @@ from moldau.cli.common import (
     add_topic_args,
     client_config,
     connection_parent,
+    error_name,
     error_text,
     exception_text,
     fetch_metadata,
@@ -301,7 +302,7 @@ def consume(args: argparse.Namespace) -> int:
         if args.partition is not None and args.partition not in topic_info.partitions:
             raise CliError(
                 f"topic '{args.topic}' has no partition {args.partition} "
-                f"(it has {len(topic_info.partitions)}) (UNKNOWN_TOPIC_OR_PART)"
+                f"(it has {len(topic_info.partitions)}) (UNKNOWN_TOPIC_OR_PARTITION)"
             )
         assignment = start(consumer, args, sorted(topic_info.partitions))
         count = 0
@@ -415,7 +416,7 @@ def _consume_error(err: KafkaError, args: argparse.Namespace, warned: set[int]) 
         return  # the client reconnects by itself
     if err.fatal() or err.code() in FATAL_CONSUME_ERRORS:
         if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
-            raise CliError(f"topic '{args.topic}' does not exist ({err.name()})")
+            raise CliError(f"topic '{args.topic}' does not exist ({error_name(err)})")
         raise CliError(f"cannot consume from topic '{args.topic}': {error_text(err)}")
     if err.code() not in warned:
         warned.add(err.code())

@@ -31,6 +31,7 @@ from moldau.cli.common import (
     ConnectionWatch,
     client_config,
     connection_parent,
+    error_name,
     error_text,
     fetch_metadata,
     is_connection_error,
@@ -701,7 +702,8 @@ def select_partitions(
         for p in ids:
             if p not in existing:
                 raise CliError(
-                    f"topic '{selection.topic}' has no partition {p} (it has {len(existing)}) (UNKNOWN_TOPIC_OR_PART)"
+                    f"topic '{selection.topic}' has no partition {p} (it has {len(existing)}) "
+                    "(UNKNOWN_TOPIC_OR_PARTITION)"
                 )
             chosen.add((selection.topic, p))
     return sorted(chosen)
@@ -788,6 +790,6 @@ def _commit(
         where = ""
     if err.code() == KafkaError.UNKNOWN_MEMBER_ID:  # a member joined since we looked
         raise CliError(
-            f"cannot reset offsets of group '{group_id}'{where}: the group has active members again ({err.name()})"
+            f"cannot reset offsets of group '{group_id}'{where}: the group has active members again ({error_name(err)})"
         )
     raise CliError(f"cannot reset offsets of group '{group_id}'{where}: {error_text(err)}")

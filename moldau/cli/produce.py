@@ -144,7 +144,7 @@ def produce(args: argparse.Namespace) -> int:
     if args.partition is not None and args.partition not in topic_info.partitions:
         raise CliError(
             f"topic '{args.topic}' has no partition {args.partition} "
-            f"(it has {len(topic_info.partitions)}) (UNKNOWN_TOPIC_OR_PART)"
+            f"(it has {len(topic_info.partitions)}) (UNKNOWN_TOPIC_OR_PARTITION)"
         )
     if sys.stdin.isatty():
         print("Type one record per line; Ctrl-D sends and exits.", file=sys.stderr)

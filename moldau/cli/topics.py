@@ -296,7 +296,7 @@ def delete_topic(args: argparse.Namespace) -> int:
         if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             if args.if_exists:
                 return 0
-            raise CliError(f"topic '{args.topic}' does not exist (UNKNOWN_TOPIC_OR_PART)")
+            raise CliError(f"topic '{args.topic}' does not exist (UNKNOWN_TOPIC_OR_PARTITION)")
         raise CliError(f"cannot delete topic '{args.topic}': {error_text(err)}")
     print(f"Deleted topic {args.topic}.")
     return 0

@@ -99,9 +99,11 @@ class LogManager:
         log_start_offsets = _read_checkpoint(log_dir.path / LOG_START_OFFSET_CHECKPOINT)
         high_watermarks = _read_checkpoint(log_dir.path / REPLICATION_OFFSET_CHECKPOINT)
         first_dirty_offsets = _read_checkpoint(log_dir.path / CLEANER_OFFSET_CHECKPOINT)
-        if not clean:
+        children = sorted(log_dir.path.iterdir())
+        # A new, empty dir has no marker either: only logs left without one need recovery.
+        if not clean and any(child.is_dir() and parse_partition_dir(child.name) for child in children):
             logger.info("%s was not shut down cleanly: recovering its logs", log_dir.path)
-        for child in sorted(log_dir.path.iterdir()):
+        for child in children:
             if not child.is_dir():
                 continue
             if child.name.endswith(DELETE_DIR_SUFFIX):

@@ -95,13 +95,13 @@ def test_topic_lifecycle(broker: Any) -> None:
     assert ok(bootstrap, "topics", "delete", topic).strip() == f"Deleted topic {topic}."
     wait_until(lambda: topic not in listed_topics(bootstrap))
     error = fails(bootstrap, "topics", "delete", topic)
-    assert error == f"moldau: error: topic '{topic}' does not exist (UNKNOWN_TOPIC_OR_PART)"
+    assert error == f"moldau: error: topic '{topic}' does not exist (UNKNOWN_TOPIC_OR_PARTITION)"
     ok(bootstrap, "topics", "delete", topic, "--if-exists")
 
 
 def test_describe_unknown_topic(broker: Any) -> None:
     error = fails(broker.bootstrap, "topics", "describe", "no-such-topic-" + uuid.uuid4().hex)
-    assert error.endswith("does not exist (UNKNOWN_TOPIC_OR_PART)")
+    assert error.endswith("does not exist (UNKNOWN_TOPIC_OR_PARTITION)")
 
 
 def test_create_validate_only_creates_nothing(broker: Any) -> None:
@@ -142,7 +142,7 @@ def test_alter_configs(broker: Any) -> None:
 
 def test_alter_unknown_topic(broker: Any) -> None:
     error = fails(broker.bootstrap, "topics", "alter", "no-such-" + uuid.uuid4().hex, "--partitions", "3")
-    assert error.endswith("does not exist (UNKNOWN_TOPIC_OR_PART)")
+    assert error.endswith("does not exist (UNKNOWN_TOPIC_OR_PARTITION)")
 
 
 # ---------------------------------------------------------------- produce/consume
@@ -324,7 +324,7 @@ def test_unknown_topic_errors(broker: Any) -> None:
         ("produce", missing),
     ):
         error = fails(bootstrap, *args, stdin=b"x\n")
-        assert error == f"moldau: error: topic '{missing}' does not exist (UNKNOWN_TOPIC_OR_PART)"
+        assert error == f"moldau: error: topic '{missing}' does not exist (UNKNOWN_TOPIC_OR_PARTITION)"
     assert missing not in listed_topics(bootstrap)  # looking it up did not create it
 
 

@@ -348,7 +348,7 @@ def test_reset_offsets_errors(broker: BrokerProcess, admin: AdminClient) -> None
 
     missing = f"no-such-{uuid.uuid4().hex[:8]}"
     assert fails(bootstrap, *base, "--topic", missing, "--to-earliest") == (
-        f"topic '{missing}' does not exist (UNKNOWN_TOPIC_OR_PART)"
+        f"topic '{missing}' does not exist (UNKNOWN_TOPIC_OR_PARTITION)"
     )
     assert "has no partition 5" in fails(bootstrap, *base, "--topic", f"{topic}:5", "--to-earliest")
     # Kafka's tool refuses to shift a partition that has no committed offset.

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
+from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, KafkaError
 
-from moldau.cli.common import CliError, client_config, key_value, read_properties, unescape
+from moldau.cli.common import CliError, client_config, error_name, error_text, key_value, read_properties, unescape
 from moldau.cli.consume import (
     PrintOptions,
     StartPosition,
@@ -320,3 +320,16 @@ def test_client_config_is_bounded_by_timeout() -> None:
     assert conf["socket.connection.setup.timeout.ms"] == 3000
     assert conf["socket.timeout.ms"] == 3000
     assert conf["allow.auto.create.topics"] is False
+
+
+def test_errors_are_named_as_kafka_names_them() -> None:
+    # librdkafka shortens these; Kafka's names are the ones its docs and logs use.
+    assert error_name(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)) == "UNKNOWN_TOPIC_OR_PARTITION"
+    assert error_name(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)) == "MESSAGE_TOO_LARGE"
+    assert error_name(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION)) == "NOT_LEADER_OR_FOLLOWER"
+    assert error_name(KafkaError(-1)) == "UNKNOWN_SERVER_ERROR"
+    assert error_name(KafkaError(KafkaError.GROUP_ID_NOT_FOUND)) == "GROUP_ID_NOT_FOUND"
+    # librdkafka's local errors have no Kafka name.
+    assert error_name(KafkaError(KafkaError._TRANSPORT)) == "_TRANSPORT"
+    assert error_text(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)) == (
+        "Unknown topic or partition (UNKNOWN_TOPIC_OR_PARTITION)")

@@ -273,6 +273,17 @@ def test_load_after_a_crash_recovers_the_same_data(dirs: list[Path]) -> None:
     manager.shutdown()
 
 
+def test_only_logs_left_without_a_clean_shutdown_are_called_unclean(
+    dirs: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="moldau.log.manager")
+    started(dirs).shutdown()  # new, empty dirs: nothing to recover, nothing to say
+    crash_a_broker(dirs)
+    started(dirs).shutdown()
+    unclean = [r.getMessage() for r in caplog.records if "not shut down cleanly" in r.getMessage()]
+    assert unclean == [f"{d} was not shut down cleanly: recovering its logs" for d in dirs]
+
+
 def test_load_after_a_crash_with_a_torn_write(dirs: list[Path]) -> None:
     crash_a_broker(dirs)
     log_dir = dirs[0] / "t-0"
