@@ -8,6 +8,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -92,18 +93,26 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, 3)
+@contextmanager
+def running_cluster(tmp_path: Path, request: pytest.FixtureRequest,
+                    overrides: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """ZooKeeper and three brokers, stopped at the end; every process's log is printed
+    when the test failed."""
+    c = Cluster(tmp_path, 3, overrides)
     try:
         c.start()
         yield c
     finally:
         c.stop_all()
-        failed = any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
-                     for w in ("setup", "call"))
-        if failed:
+        if any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
+               for w in ("setup", "call")):
             print(c.logs())
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    with running_cluster(tmp_path, request) as c:
+        yield c
 
 
 def create(cluster: Cluster, partitions: int = 6, rf: int = 3) -> str:
@@ -447,15 +456,8 @@ def test_fetch_with_an_old_leader_epoch_is_fenced(cluster: Cluster) -> None:
 
 @pytest.fixture
 def rebalancing_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, 3, {"leader.imbalance.check.interval.seconds": "1"})
-    try:
-        c.start()
+    with running_cluster(tmp_path, request, {"leader.imbalance.check.interval.seconds": "1"}) as c:
         yield c
-    finally:
-        c.stop_all()
-        if any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
-               for w in ("setup", "call")):
-            print(c.logs())
 
 
 def test_auto_leader_rebalance_returns_leadership(rebalancing_cluster: Cluster) -> None:

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from tests.cluster.test_cluster import Cluster, wait_for
+from tests.cluster.test_cluster import Cluster, running_cluster, wait_for
 
 LAG_MS = 1500
 OFFSETS = "__consumer_offsets"
@@ -23,17 +23,10 @@ OFFSETS = "__consumer_offsets"
 
 @pytest.fixture
 def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, 3, {"replica.lag.time.max.ms": str(LAG_MS), "offsets.topic.num.partitions": "1",
-                              "offsets.topic.replication.factor": "3", "offsets.commit.timeout.ms": "30000"})
-    try:
-        c.start()
+    with running_cluster(tmp_path, request, {
+            "replica.lag.time.max.ms": str(LAG_MS), "offsets.topic.num.partitions": "1",
+            "offsets.topic.replication.factor": "3", "offsets.commit.timeout.ms": "30000"}) as c:
         yield c
-    finally:
-        c.stop_all()
-        failed = any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
-                     for w in ("setup", "call"))
-        if failed:
-            print(c.logs())
 
 
 def offsets_isr(cluster: Cluster, via: int) -> list[int]:

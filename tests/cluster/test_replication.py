@@ -20,24 +20,16 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import NewTopic
 
 from moldau.protocol.records import iter_batches, iter_records
-from tests.cluster.test_cluster import SESSION_MS, Cluster, wait_for
+from tests.cluster.test_cluster import SESSION_MS, Cluster, running_cluster, wait_for
 
 LAG_MS = 1500
 
 
 @pytest.fixture
 def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, 3, {"replica.lag.time.max.ms": str(LAG_MS), "min.insync.replicas": "2",
-                              "default.replication.factor": "3"})
-    try:
-        c.start()
+    with running_cluster(tmp_path, request, {"replica.lag.time.max.ms": str(LAG_MS), "min.insync.replicas": "2",
+                                             "default.replication.factor": "3"}) as c:
         yield c
-    finally:
-        c.stop_all()
-        failed = any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
-                     for w in ("setup", "call"))
-        if failed:
-            print(c.logs())
 
 
 def create(cluster: Cluster) -> str:
