@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 9092
 DATA ?= ./data
 
-.PHONY: dev test test-unit bench lint venv system-deps clean
+.PHONY: dev dev-console test test-unit screenshots bench lint venv system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,16 +18,21 @@ venv: $(VENV)/.installed
 dev: venv
 	$(VENV)/bin/moldau dev --port $(PORT) --data-dir $(DATA)
 
-# Debian packages the tests drive: kcat (a real client) and Apache ZooKeeper.
+# Debian packages the tests drive: kcat (a real client), Apache ZooKeeper, and chromium
+# (the console's browser tests; Playwright drives it, never `playwright install`).
 system-deps:
-	@if ! command -v kcat >/dev/null 2>&1 || [ ! -f /usr/share/java/zookeeper.jar ]; then \
+	@if ! command -v kcat >/dev/null 2>&1 || [ ! -f /usr/share/java/zookeeper.jar ] || [ ! -x /usr/bin/chromium ]; then \
 		SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper chromium; \
 	fi
 
 test: venv system-deps
 	$(PY) -m pytest -q tests
+
+# The console's screenshots in docs/console/ (shown in the README), from its browser tests.
+screenshots: venv system-deps
+	MOLDAU_CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/integration/test_console_browser.py
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit

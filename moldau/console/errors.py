@@ -60,26 +60,37 @@ TIMEOUT_CODES = frozenset(
 )
 
 
+NOT_FOUND_CODES = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.GROUP_ID_NOT_FOUND})
+# Answers that mean the request itself was wrong: the user can fix it.
+BAD_REQUEST_CODES = frozenset(
+    {
+        KafkaError.INVALID_PARTITIONS,
+        KafkaError.INVALID_REPLICATION_FACTOR,
+        KafkaError.INVALID_REPLICA_ASSIGNMENT,
+        KafkaError.INVALID_CONFIG,
+        KafkaError.TOPIC_EXCEPTION,  # Kafka's INVALID_TOPIC_EXCEPTION
+        KafkaError.TOPIC_ALREADY_EXISTS,
+        KafkaError.INVALID_REQUEST,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError.NON_EMPTY_GROUP,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.GROUP_SUBSCRIBED_TO_TOPIC,
+        KafkaError.REASSIGNMENT_IN_PROGRESS,
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+    }
+)
+
+
 def from_kafka(exc: BaseException, what: str) -> ConsoleError:
     """A ConsoleError for a confluent-kafka exception raised while doing `what`."""
     err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
     if isinstance(err, KafkaError):
         if err.code() in TIMEOUT_CODES:
             return ClusterTimeout(f"{what}: the cluster did not answer ({kafka_error_text(exc)})")
-        if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.GROUP_ID_NOT_FOUND):
+        if err.code() in NOT_FOUND_CODES:
             return NotFound(f"{what}: {kafka_error_text(exc)}")
-        if err.code() in (
-            KafkaError.INVALID_PARTITIONS,
-            KafkaError.INVALID_REPLICATION_FACTOR,
-            KafkaError.INVALID_CONFIG,
-            KafkaError.INVALID_TOPIC_EXCEPTION,
-            KafkaError.TOPIC_ALREADY_EXISTS,
-            KafkaError.INVALID_REQUEST,
-            KafkaError.POLICY_VIOLATION,
-            KafkaError.NON_EMPTY_GROUP,
-            KafkaError.UNKNOWN_MEMBER_ID,
-            KafkaError.INVALID_REPLICA_ASSIGNMENT,
-        ):
+        if err.code() in BAD_REQUEST_CODES:
             return BadInput(f"{what}: {kafka_error_text(exc)}")
     if isinstance(exc, ValueError | TypeError):
         return BadInput(f"{what}: {exc}")

@@ -8,11 +8,12 @@ import io
 import json
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from moldau.console import brokers, groups, inputs, messages, produce, replication, topics
 from moldau.console.app import human_bytes, templates
 from moldau.console.brokers import BrokerNode, PartitionState
-from moldau.console.errors import BadInput
+from moldau.console.errors import BadInput, ClusterError, ClusterTimeout, NotFound, from_kafka
 from moldau.console.live import sse_event
 from moldau.console.messages import Format, Message, Position, SearchIn
 
@@ -355,3 +356,15 @@ def test_partition_fragment_highlights_unhealthy_partitions_and_escapes_names() 
     assert html.count('class="under-replicated"') == 1 and html.count('class="offline"') == 1
     assert '<td class="num hw">3</td>' in html
     assert "&lt;script&gt;" in html and "<script>" not in html
+
+
+def test_kafka_errors_become_page_errors_by_kind() -> None:
+    def error(code: int) -> KafkaException:
+        return KafkaException(KafkaError(code))
+
+    assert isinstance(from_kafka(error(KafkaError.TOPIC_ALREADY_EXISTS), "create"), BadInput)
+    assert isinstance(from_kafka(error(KafkaError.UNKNOWN_TOPIC_OR_PART), "read"), NotFound)
+    assert isinstance(from_kafka(error(KafkaError._TIMED_OUT), "read"), ClusterTimeout)
+    other = from_kafka(error(KafkaError.NOT_CONTROLLER), "create")
+    assert isinstance(other, ClusterError) and other.message.startswith("create: ")
+    assert "(NOT_CONTROLLER)" in other.message
