@@ -1,11 +1,12 @@
-# Moldau: `make dev` runs a broker, `make test` runs the whole suite, `make bench` measures.
+# Moldau: `make dev` runs a broker and its console, `make test` runs the whole suite, `make bench` measures.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 9092
+CONSOLE_PORT ?= 8080
 DATA ?= ./data
 
-.PHONY: dev dev-console test test-unit screenshots bench lint venv system-deps clean
+.PHONY: dev test test-unit screenshots bench lint venv system-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +16,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# One broker and its web console (http://127.0.0.1:$(CONSOLE_PORT)/).
 dev: venv
-	$(VENV)/bin/moldau dev --port $(PORT) --data-dir $(DATA)
+	$(VENV)/bin/moldau dev --port $(PORT) --data-dir $(DATA) --console --console-port $(CONSOLE_PORT)
 
 # Debian packages the tests drive: kcat (a real client), Apache ZooKeeper, and chromium
 # (the console's browser tests; Playwright drives it, never `playwright install`).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from moldau.cli.common import CliError, bootstrap_server, connection_parent, positive_float, read_properties
@@ -65,8 +64,3 @@ def run_console(args: argparse.Namespace) -> int:
     except OSError as e:
         raise CliError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
     return 0
-
-
-def console_command(bootstrap: str, port: int) -> list[str]:
-    """The command line that runs a console next to brokers (`dev --console`, `cluster up --console`)."""
-    return [sys.executable, "-m", "moldau.cli.main", "console", "--bootstrap-server", bootstrap, "--port", str(port)]

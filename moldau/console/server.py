@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Mapping
 
 import uvicorn
 
 from moldau.console.app import DEFAULT_REFRESH_S, create_app
+from moldau.console.command import READY_LINE
 from moldau.console.gateway import KafkaGateway
 
 log = logging.getLogger("moldau.console")
@@ -21,6 +23,10 @@ def serve(
     client_properties: Mapping[str, str] | None = None,
     refresh_s: float = DEFAULT_REFRESH_S,
 ) -> None:
+    # Bind here, not in uvicorn: a busy port is then an OSError for the command to report
+    # in one line, and port 0 tells its real number.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family)
     gateway = KafkaGateway(bootstrap, timeout_s, client_properties)
     app = create_app(gateway, timeout_s, refresh_s)
     config = uvicorn.Config(
@@ -33,18 +39,10 @@ def serve(
         timeout_graceful_shutdown=1,
         lifespan="off",
     )
-    server = uvicorn.Server(config)
-    original_startup = server.startup
-
-    async def startup(sockets: object = None) -> None:
-        await original_startup(sockets=sockets)  # type: ignore[arg-type]
-        if server.started:
-            bound = [s.getsockname() for srv in server.servers for s in (srv.sockets or [])]
-            where = f"{bound[0][0]}:{bound[0][1]}" if bound else f"{host}:{port}"
-            print(f"Moldau console for {bootstrap} ready on http://{where}/", flush=True)
-
-    server.startup = startup  # type: ignore[method-assign]
+    where = sock.getsockname()
+    print(f"{READY_LINE}{bootstrap} ready on http://{where[0]}:{where[1]}/", flush=True)
     try:
-        server.run()
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         gateway.close()
