@@ -34,7 +34,8 @@ test: venv system-deps
 
 # The console's screenshots in docs/console/ (shown in the README), from its browser tests.
 screenshots: venv system-deps
-	MOLDAU_CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/integration/test_console_browser.py
+	MOLDAU_CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/integration/test_console_browser.py \
+		tests/cluster/test_cluster_cli.py::test_up_status_kill_down
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit

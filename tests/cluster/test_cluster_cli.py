@@ -24,9 +24,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from playwright.sync_api import expect
 
 from moldau.cluster.local import pid_alive, port_free
 from moldau.cluster.zookeeper_process import JavaNotFoundError, ZooKeeperNotFoundError, find_java, find_zookeeper
+from tests.browser import chromium, screenshot_dir
 from tests.helpers import env_with_repo_on_path, free_port
 
 try:
@@ -133,8 +135,9 @@ def produce_and_consume(bootstrap: str) -> None:
     assert got == {f"m{i}" for i in range(30)}
 
 
-def test_up_status_kill_down(cluster_dir: tuple[Path, Pids]) -> None:
+def test_up_status_kill_down(cluster_dir: tuple[Path, Pids], tmp_path: Path) -> None:
     directory, pids = cluster_dir
+    shots = screenshot_dir(tmp_path / "screenshots")
     zk_port, base = free_ports(3)
     console_port = free_port()
     started = time.monotonic()
@@ -190,6 +193,19 @@ def test_up_status_kill_down(cluster_dir: tuple[Path, Pids]) -> None:
     row = next(line.split() for line in degraded.stdout.splitlines() if line.startswith(f"{victim['id']} "))
     assert row[3] == "dead" and row[5] == "down"
     assert f"broker {victim['id']} is down" in degraded.stdout.splitlines()[-1]
+
+    # The console shows the dead broker and highlights the partitions it left under-replicated.
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(f"http://127.0.0.1:{console_port}/replication")
+        rows = page.locator("#under-replicated tr.under-replicated")
+        expect(rows.first).to_be_visible(timeout=30_000)  # once the controller shrank the ISRs
+        assert str(victim["id"]) in rows.first.locator("td").nth(5).inner_text()  # out of sync
+        expect(page.locator("#health-summary")).to_contain_text("under-replicated")
+        page.screenshot(path=str(shots / "cluster-replication.png"), full_page=True)
+        page.goto(f"http://127.0.0.1:{console_port}/brokers")
+        expect(page.locator(f"#brokers tr[data-broker='{victim['id']}']")).to_contain_text("dead")
+        page.screenshot(path=str(shots / "cluster-brokers.png"), full_page=True)
 
     down = moldau("down", "--dir", str(directory))
     assert down.returncode == 0, down.stderr

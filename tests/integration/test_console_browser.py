@@ -4,13 +4,12 @@ group's lag change live, reset offsets, and bad input shown as a message.
 
 One broker, one console process and one browser serve the whole module. Screenshots go
 to a temp dir, or to $MOLDAU_CONSOLE_SCREENSHOTS (`make screenshots` sets docs/console).
+Under-replicated partitions need a cluster: tests/cluster/test_cluster_cli.py shows them.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,24 +21,12 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tests.browser import chromium, screenshot_dir
 from tests.helpers import BrokerProcess, free_port
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# The machine's network is closed: without these chromium waits on connections it makes
-# for itself (updates, sync, QUIC probes).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 GROUP_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
 LIVE_TIMEOUT_MS = 15_000  # a live view refreshes every 0.5 s here; the cluster may be slow
 
@@ -111,14 +98,8 @@ def console(broker: BrokerProcess, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     expect.set_options(timeout=LIVE_TIMEOUT_MS)
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"chromium not found at {CHROMIUM}: `make system-deps` installs Debian's chromium")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 @pytest.fixture
@@ -135,10 +116,7 @@ def page(browser: object, console: ConsoleProcess) -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = os.environ.get("MOLDAU_CONSOLE_SCREENSHOTS")
-    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return screenshot_dir(tmp_path_factory.mktemp("screenshots"))
 
 
 def screenshot(pg: object, shots: Path, name: str) -> None:
