@@ -27,7 +27,7 @@ from moldau.console import groups, inputs, messages, produce, queries, topics
 from moldau.console.errors import ConsoleError, NotFound
 from moldau.console.gateway import KafkaGateway
 from moldau.console.live import event_stream, every, sse_event
-from moldau.console.offload import offload
+from moldau.console.offload import WORKERS, offload
 
 log = logging.getLogger("moldau.console")
 HERE = Path(__file__).parent
@@ -79,8 +79,10 @@ class Console:
     # ------------------------------------------------------------------ helpers
 
     async def call(self, what: str, func: Callable[..., T], *args: object) -> T:
-        # The gateway's own calls time out first; this bounds a page made of several.
-        return await offload(self.timeout_s * 3 + 2, what, func, self.gateway, *args)
+        # A page waits at most the console's timeout (plus a second for the client's own
+        # timeout to win when it can, with its more precise message), however many calls
+        # it makes to the cluster.
+        return await offload(self.timeout_s + 1, what, func, self.gateway, *args)
 
     def html(self, template: str, request: Request | None = None, status: int = 200, **context: Any) -> HTMLResponse:
         if request is not None:
@@ -237,7 +239,7 @@ class Console:
                     yield chunk
             finally:
                 # Not awaited: this may run while the response is being cancelled.
-                asyncio.get_running_loop().run_in_executor(None, tail.close)
+                asyncio.get_running_loop().run_in_executor(WORKERS, tail.close)
 
         response.body_iterator = closing()
         return response

@@ -10,6 +10,7 @@ Under-replicated partitions need a cluster: tests/cluster/test_cluster_cli.py sh
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -20,12 +21,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from playwright.sync_api import expect
 
 from tests.browser import chromium, screenshot_dir
 from tests.helpers import BrokerProcess, free_port
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
 
 GROUP_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
 LIVE_TIMEOUT_MS = 15_000  # a live view refreshes every 0.5 s here; the cluster may be slow
@@ -413,19 +412,28 @@ def test_replication_page(page: object, shots: Path) -> None:
     screenshot(page, shots, "replication")
 
 
-def test_an_unreachable_cluster_is_a_timeout_in_the_page(browser: object, tmp_path: Path) -> None:
-    # Nothing listens on this port: every call times out, and the page says so in time.
-    dead = ConsoleProcess(f"127.0.0.1:{free_port()}", tmp_path / "console.log", timeout_s=1.0).start()
+@pytest.mark.parametrize("broker_kind", ["refusing", "silent"])
+def test_an_unreachable_or_silent_cluster_is_a_timeout_in_the_page(
+    browser: object, tmp_path: Path, broker_kind: str
+) -> None:
+    """Refusing: nothing listens. Silent: a socket that accepts connections (the kernel
+    completes the handshake) and never answers, like a paused broker."""
+    port = free_port()
+    silent = socket.create_server(("127.0.0.1", port)) if broker_kind == "silent" else None
+    dead = ConsoleProcess(f"127.0.0.1:{port}", tmp_path / "console.log", timeout_s=1.0).start()
     try:
         context = browser.new_context(base_url=dead.url)  # type: ignore[attr-defined]
         try:
             pg = context.new_page()
-            started = time.monotonic()
-            response = pg.goto("/topics", timeout=30_000)
-            assert response.status == 504
-            expect(pg.locator(".error")).to_contain_text("the cluster did not answer")
-            assert time.monotonic() - started < 20  # bounded by the console's timeout, not hung
+            for path in ("/topics", "/groups/g"):
+                started = time.monotonic()
+                response = pg.goto(path, timeout=30_000)
+                assert response.status == 504, (path, pg.locator("body").inner_text())
+                expect(pg.locator(".error")).to_contain_text("the cluster did not answer")
+                assert time.monotonic() - started < 10  # bounded by the console's timeout, not hung
         finally:
             context.close()
     finally:
         dead.kill()
+        if silent is not None:
+            silent.close()
