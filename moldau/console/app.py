@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from moldau.console import groups, inputs, messages, produce, queries, topics
-from moldau.console.errors import ConsoleError, NotFound
+from moldau.console.errors import BadInput, ConsoleError, NotFound
 from moldau.console.gateway import KafkaGateway
 from moldau.console.live import event_stream, every, sse_event
 from moldau.console.offload import WORKERS, offload
@@ -46,6 +46,11 @@ def human_bytes(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def group_url(group_id: str) -> str:
+    """A group's page; the id quoted whole (Kafka allows any characters in it)."""
+    return f"/groups/{quote(group_id, safe='')}"
 
 
 def ids(values: Any) -> str:
@@ -204,7 +209,7 @@ class Console:
         params = dict(request.query_params)
         kind = params.pop("type", "json")
         if kind not in ("json", "csv"):
-            raise ConsoleError("export: type must be json or csv")
+            raise BadInput("export: type must be json or csv")
         result = await self.call(f"read {name}", queries.browse, name, params)
         if kind == "csv":
             body, media = messages.export_csv(result.messages, result.query.format), "text/csv; charset=utf-8"
@@ -284,16 +289,16 @@ class Console:
             reset = groups.parse_reset(form)
             targets = await self.call("reset offsets", queries.reset_offsets, group_id, reset)
         except ConsoleError as e:
-            return self.back(f"/groups/{group_id}", error=e.message)
+            return self.back(group_url(group_id), error=e.message)
         moved = ", ".join(f"{t}-{p}→{o}" for (t, p), o in sorted(targets.items()))
-        return self.back(f"/groups/{group_id}", notice=f"offsets reset: {moved}")
+        return self.back(group_url(group_id), notice=f"offsets reset: {moved}")
 
     async def delete_group(self, request: Request) -> Response:
         group_id = request.path_params["group"]
         try:
             await self.call("delete group", KafkaGateway.delete_group, group_id)
         except ConsoleError as e:
-            return self.back(f"/groups/{group_id}", error=e.message)
+            return self.back(group_url(group_id), error=e.message)
         return self.back("/groups", notice=f"deleted group {group_id}")
 
     async def replication(self, request: Request) -> Response:
@@ -341,10 +346,11 @@ def create_app(gateway: KafkaGateway, timeout_s: float, refresh_s: float = DEFAU
         Route("/produce", c.produce_form),
         Route("/produce", c.produce, methods=["POST"]),
         Route("/groups", c.groups),
-        Route("/groups/{group}", c.group),
-        Route("/groups/{group}/live", c.group_live),
-        Route("/groups/{group}/reset", c.reset_group, methods=["POST"]),
-        Route("/groups/{group}/delete", c.delete_group, methods=["POST"]),
+        # Group ids may contain '/': `path` matches it; the actions come first.
+        Route("/groups/{group:path}/live", c.group_live),
+        Route("/groups/{group:path}/reset", c.reset_group, methods=["POST"]),
+        Route("/groups/{group:path}/delete", c.delete_group, methods=["POST"]),
+        Route("/groups/{group:path}", c.group),
         Route("/replication", c.replication),
         Route("/replication/live", c.replication_live),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

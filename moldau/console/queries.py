@@ -15,7 +15,7 @@ from moldau.console.gateway import KafkaGateway
 
 # The groups list shows each group's total lag; past this many groups it would cost too
 # many round trips for one page.
-MAX_GROUPS_WITH_LAG = 100
+MAX_GROUPS_WITH_LAG = 50
 
 
 @dataclass(frozen=True)
@@ -102,15 +102,18 @@ class GroupRow:
 
 
 def groups_page(gateway: KafkaGateway) -> list[GroupRow]:
-    rows = []
-    for i, listing in enumerate(gateway.list_groups()):
-        lag = None
-        if i < MAX_GROUPS_WITH_LAG:
-            committed = gateway.committed_offsets(listing.group_id)
-            log_end = gateway.offsets(sorted(committed), "latest")
-            lag = groups.total_lag(groups.lag_rows(committed, log_end, ()))
-        rows.append(GroupRow(listing, lag))
-    return rows
+    """Every group with its total lag. Committed offsets take one request per group, so
+    only the first MAX_GROUPS_WITH_LAG get a lag; the high watermarks take one request."""
+    listings = gateway.list_groups()
+    committed = {g.group_id: gateway.committed_offsets(g.group_id) for g in listings[:MAX_GROUPS_WITH_LAG]}
+    log_end = gateway.offsets(sorted({tp for offsets in committed.values() for tp in offsets}), "latest")
+    return [
+        GroupRow(
+            g,
+            groups.total_lag(groups.lag_rows(committed[g.group_id], log_end, ())) if g.group_id in committed else None,
+        )
+        for g in listings
+    ]
 
 
 @dataclass(frozen=True)

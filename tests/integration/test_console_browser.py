@@ -395,7 +395,7 @@ def test_bad_input_is_a_message_in_the_page(page: object, broker: BrokerProcess)
         (f"/topics/{topic}/messages?partition=9", "the topic has partitions 0..1, not 9", 400),
         (f"/topics/{topic}/messages?position=timestamp&timestamp=soon", "timestamp: expected epoch", 400),
         ("/topics/does-not-exist", "does not exist (UNKNOWN_TOPIC_OR_PART)", 404),
-        ("/groups/never-seen-group/reset", "Method Not Allowed", 405),
+        (f"/topics/{topic}/delete", "Method Not Allowed", 405),
         ("/no/such/page", "no such page", 404),
     ]:
         response = page.goto(url)  # type: ignore[attr-defined]
@@ -403,6 +403,15 @@ def test_bad_input_is_a_message_in_the_page(page: object, broker: BrokerProcess)
         body = page.locator("body").inner_text()  # type: ignore[attr-defined]
         assert message in body, (url, body)
         assert "Traceback" not in body
+
+
+def test_group_ids_with_any_characters(page: object) -> None:
+    page.goto("/groups/team%2Fbilling%3Fx")  # type: ignore[attr-defined]
+    expect(page.locator("#group-name")).to_have_text("team/billing?x")  # type: ignore[attr-defined]
+    expect(page.locator("#group-state")).to_have_text("dead")  # type: ignore[attr-defined]  # Kafka: unknown = dead
+    page.locator("#reset-offsets button[type=submit]").click()  # type: ignore[attr-defined]
+    expect(page.locator("#group-name")).to_have_text("team/billing?x")  # type: ignore[attr-defined]
+    expect(page.locator(".error")).to_contain_text("no committed offsets")  # type: ignore[attr-defined]
 
 
 def test_replication_page(page: object, shots: Path) -> None:
