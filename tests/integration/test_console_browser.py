@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser import chromium, screenshot_dir
 from tests.helpers import BrokerProcess, free_port
 
-GROUP_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
+BROKER_OVERRIDES = {"group.initial.rebalance.delay.ms": "0", "broker.rack": "rack-a"}
 LIVE_TIMEOUT_MS = 15_000  # a live view refreshes every 0.5 s here; the cluster may be slow
 
 
@@ -74,7 +74,7 @@ class ConsoleProcess:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    b = BrokerProcess(tmp_path_factory.mktemp("console-broker"), GROUP_OVERRIDES)
+    b = BrokerProcess(tmp_path_factory.mktemp("console-broker"), BROKER_OVERRIDES)
     b.start()
     try:
         yield b
@@ -174,6 +174,7 @@ def test_brokers_page_shows_the_live_broker_and_the_controller(page: Page, shots
     row = page.locator("#brokers tr[data-broker='0']")
     expect(row).to_contain_text("live")
     expect(row).to_contain_text("controller")
+    expect(row).to_contain_text("rack-a")
     expect(page.locator("#controller")).to_have_text("broker 0")
     screenshot(page, shots, "brokers")
 
