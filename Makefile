@@ -1,11 +1,12 @@
-# Moldau: `make dev` runs a broker, `make test` runs the whole suite, `make bench` measures.
+# Moldau: `make dev` runs a broker and its console, `make test` runs the whole suite, `make bench` measures.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 9092
+CONSOLE_PORT ?= 8080
 DATA ?= ./data
 
-.PHONY: dev test test-unit typecheck bench lint venv test-venv system-deps clean
+.PHONY: dev test test-unit typecheck screenshots bench lint venv test-venv system-deps clean
 
 # What running needs (`make dev`), and what the tests need on top (`make test`).
 $(VENV)/.installed: pyproject.toml
@@ -22,15 +23,17 @@ venv: $(VENV)/.installed
 
 test-venv: $(VENV)/.installed-test
 
+# One broker and its web console (http://127.0.0.1:$(CONSOLE_PORT)/).
 dev: venv
-	$(VENV)/bin/moldau dev --port $(PORT) --data-dir $(DATA)
+	$(VENV)/bin/moldau dev --port $(PORT) --data-dir $(DATA) --console --console-port $(CONSOLE_PORT)
 
-# Debian packages the tests drive: kcat (a real client) and Apache ZooKeeper.
+# Debian packages the tests drive: kcat (a real client), Apache ZooKeeper, and chromium
+# (the console's browser tests; Playwright drives it, never `playwright install`).
 system-deps:
-	@if ! command -v kcat >/dev/null 2>&1 || [ ! -f /usr/share/java/zookeeper.jar ]; then \
+	@if ! command -v kcat >/dev/null 2>&1 || [ ! -f /usr/share/java/zookeeper.jar ] || [ ! -x /usr/bin/chromium ]; then \
 		SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper chromium; \
 	fi
 
 # What is clean under `mypy --strict` (the type checker runs before the tests). Not yet
@@ -44,6 +47,11 @@ typecheck: test-venv
 
 test: test-venv system-deps typecheck
 	$(PY) -m pytest -q tests
+
+# The console's screenshots in docs/console/ (shown in the README), from its browser tests.
+screenshots: test-venv system-deps
+	MOLDAU_CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/integration/test_console_browser.py \
+		tests/cluster/test_cluster_cli.py::test_up_status_kill_down
 
 test-unit: test-venv
 	$(PY) -m pytest -q tests/unit

@@ -29,6 +29,7 @@ from moldau.cluster.local import (
 DEFAULT_DIR = Path("cluster")
 DEFAULT_BASE_PORT = 9092
 DEFAULT_ZOOKEEPER_PORT = 2181
+DEFAULT_CONSOLE_PORT = 8080
 DEFAULT_UP_TIMEOUT_S = 60.0
 DEFAULT_STATUS_TIMEOUT_S = 5.0
 DEFAULT_DOWN_TIMEOUT_S = 30.0
@@ -100,6 +101,14 @@ def add_parsers(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="a broker property for every broker (repeatable)",
     )
+    up_parser.add_argument("--console", action="store_true", help="also start the web console (moldau console)")
+    up_parser.add_argument(
+        "--console-port",
+        type=port_number,
+        default=DEFAULT_CONSOLE_PORT,
+        metavar="PORT",
+        help="the console's HTTP port, with --console (default: %(default)s)",
+    )
     up_parser.add_argument(
         "--timeout",
         type=positive_float,
@@ -149,6 +158,8 @@ def check_up(args: argparse.Namespace) -> None:
     ports = broker_ports(args.base_port, args.brokers)
     if ports[-1] > 65535:
         parser.error(f"--base-port {args.base_port} with {args.brokers} brokers goes past port 65535")
+    if args.console and args.console_port in [*ports, args.zookeeper_port]:
+        parser.error(f"--console-port {args.console_port} is taken by ZooKeeper or a broker")
     if args.zookeeper_port in ports:
         parser.error(
             f"--zookeeper-port {args.zookeeper_port} is one of the brokers' ports ({ports[0]}-{ports[-1]})"
@@ -180,6 +191,7 @@ def run_up(args: argparse.Namespace) -> int:
         zookeeper_port=args.zookeeper_port,
         overrides=dict(args.override),
         timeout=args.timeout,
+        console_port=args.console_port if args.console else None,
     )
     try:
         state = up(request, progress)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     dev.add_argument("--port", type=int, default=9092)
     dev.add_argument("--data-dir", type=Path, default=Path("./data"))
     dev.add_argument("--log-level", default="INFO")
+    dev.add_argument("--console", action="store_true", help="also run the web console (moldau console)")
+    dev.add_argument("--console-port", type=int, default=8080, metavar="PORT", help="the console's HTTP port")
     dev.set_defaults(func=run_dev)
 
 
@@ -62,9 +65,10 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 def run_dev(args: argparse.Namespace) -> int:
-    if not 0 <= args.port <= 65535:
-        print(f"moldau: error: --port {args.port} is out of range", file=sys.stderr)
-        return 2
+    for flag, port in (("--port", args.port), ("--console-port", args.console_port)):
+        if not 0 <= port <= 65535:
+            print(f"moldau: error: {flag} {port} is out of range", file=sys.stderr)
+            return 2
     config = BrokerConfig.from_sources(
         {
             "listeners": f"PLAINTEXT://127.0.0.1:{args.port}",
@@ -72,7 +76,20 @@ def run_dev(args: argparse.Namespace) -> int:
         }
     )
     _setup_logging(args.log_level)
-    return serve(config)
+    if not args.console:
+        return serve(config)
+    from moldau.console.command import console_command
+
+    console = subprocess.Popen(console_command(f"127.0.0.1:{args.port}", args.console_port), stdin=subprocess.DEVNULL)
+    try:
+        return serve(config)
+    finally:
+        console.terminate()
+        try:
+            console.wait(5)
+        except subprocess.TimeoutExpired:
+            console.kill()
+            console.wait()
 
 
 def serve(config: BrokerConfig) -> int:

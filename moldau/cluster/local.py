@@ -5,6 +5,7 @@ Layout of DIR:
     cluster.json            what is running: pids, ports, zookeeper.connect, bootstrap
     zookeeper/zoo.cfg       zookeeper/data/ (snapshots, transaction logs), zookeeper/zookeeper.log
     broker-<id>/broker.log  broker-<id>/data/ (the broker's log.dirs)
+    console.log             the web console's log (`up --console`)
 
 Every process runs detached (a session of its own) so it outlives the command that
 started it and a Ctrl-C in the terminal. `cluster.json` records each pid with the
@@ -43,6 +44,7 @@ from moldau.cluster.zookeeper_process import (
     find_zookeeper,
     is_serving,
 )
+from moldau.console.command import READY_LINE, console_command
 
 if TYPE_CHECKING:
     from confluent_kafka.admin._metadata import ClusterMetadata
@@ -216,6 +218,23 @@ class BrokerEntry:
 
 
 @dataclass
+class ConsoleEntry:
+    """The web console `up --console` started."""
+
+    pid: int
+    start_time: int | None
+    port: int
+    log: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/"
+
+    def alive(self) -> bool:
+        return pid_alive(self.pid, self.start_time)
+
+
+@dataclass
 class ClusterState:
     """What cluster.json holds."""
 
@@ -223,6 +242,7 @@ class ClusterState:
     zookeeper: ZooKeeperEntry | None = None
     brokers: list[BrokerEntry] = field(default_factory=list)
     properties: dict[str, str] = field(default_factory=dict)
+    console: ConsoleEntry | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -234,7 +254,11 @@ class ClusterState:
         return ",".join(b.address for b in self.brokers)
 
     def any_alive(self) -> bool:
-        return (self.zookeeper is not None and self.zookeeper.alive()) or any(b.alive() for b in self.brokers)
+        return (
+            (self.zookeeper is not None and self.zookeeper.alive())
+            or any(b.alive() for b in self.brokers)
+            or (self.console is not None and self.console.alive())
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -246,16 +270,19 @@ class ClusterState:
             "zookeeper": asdict(self.zookeeper) if self.zookeeper else None,
             "brokers": [asdict(b) for b in self.brokers],
             "properties": self.properties,
+            "console": asdict(self.console) if self.console else None,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ClusterState:
         zk = data.get("zookeeper")
+        console = data.get("console")
         return cls(
             dir=str(data["dir"]),
             zookeeper=ZooKeeperEntry(**zk) if zk else None,
             brokers=[BrokerEntry(**b) for b in data.get("brokers", [])],
             properties={str(k): str(v) for k, v in data.get("properties", {}).items()},
+            console=ConsoleEntry(**console) if console else None,
             created=str(data.get("created", "")),
         )
 
@@ -400,6 +427,7 @@ class UpRequest:
     zookeeper_port: int
     overrides: dict[str, str]
     timeout: float
+    console_port: int | None = None  # also start the web console on this port
 
 
 def broker_ports(base_port: int, brokers: int) -> list[int]:
@@ -442,6 +470,8 @@ def check_ports(request: UpRequest) -> None:
     wanted = [(request.zookeeper_port, "ZooKeeper", "--zookeeper-port")]
     wanted += [(port, f"broker {i}", "--base-port") for i, port in enumerate(broker_ports(request.base_port,
                                                                                           request.brokers))]
+    if request.console_port is not None:
+        wanted.append((request.console_port, "the console", "--console-port"))
     for port, who, flag in wanted:
         if not port_free(port):
             raise ClusterError(f"port {port} (for {who}) is already in use on {HOST}; choose another {flag}")
@@ -583,6 +613,29 @@ class _Startup:
             Path(by_id[missing[0]].log),
         )
 
+    def start_console(self, port: int, deadline: float) -> None:
+        log_path = self.directory / "console.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                console_command(self.state.bootstrap, port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.directory,
+                env=_broker_env(),
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+        self.state.console = ConsoleEntry(proc.pid, process_start_time(proc.pid), port, str(log_path))
+        self.save()
+        self.report(f"starting the console on {HOST}:{port} (pid {proc.pid}, log {log_path})")
+        while READY_LINE not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None:
+                raise ClusterError(f"the console exited with code {proc.returncode}", log_path)
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the console did not start within {self.request.timeout:g}s", log_path)
+            time.sleep(0.1)
+
     def abort(self) -> None:
         """Stop whatever started (brokers first), forget cluster.json; data stays for inspection."""
         for proc in reversed(self.procs):
@@ -615,6 +668,8 @@ def up(request: UpRequest, report: Report) -> ClusterState:
         for broker_id, port in enumerate(broker_ports(request.base_port, request.brokers)):
             startup.start_broker(broker_id, port)
         view = startup.wait_ready(deadline)
+        if request.console_port is not None:
+            startup.start_console(request.console_port, deadline)
     except BaseException:
         startup.abort()
         raise
@@ -622,6 +677,8 @@ def up(request: UpRequest, report: Report) -> ClusterState:
     startup.save()
     report(f"cluster up: {request.brokers} broker(s), controller {view.controller}, "
            f"zookeeper.connect {startup.state.zookeeper_connect}")
+    if startup.state.console is not None:
+        report(f"console: {startup.state.console.url}")
     return startup.state
 
 
@@ -646,6 +703,7 @@ class ClusterStatus:
     zookeeper_serving: bool
     brokers: list[BrokerStatus]
     view: MetadataView
+    console: ConsoleEntry | None = None
 
     def problems(self) -> list[str]:
         """What keeps the cluster from being all up; empty when it is."""
@@ -691,6 +749,7 @@ def status(state: ClusterState, timeout: float) -> ClusterStatus:
             BrokerStatus(b.id, b.port, b.pid, b in running, b.id in view.broker_ids) for b in state.brokers
         ],
         view=view,
+        console=state.console,
     )
 
 
@@ -732,6 +791,8 @@ def format_status(st: ClusterStatus, max_partitions: int = 20) -> list[str]:
             lines += [f"  {i.text()}" for i in issues[:max_partitions]]
             if len(issues) > max_partitions:
                 lines.append(f"  ... and {len(issues) - max_partitions} more")
+    if st.console is not None:
+        lines.append(f"console: {st.console.url} ({'up' if st.console.alive() else 'down'}, pid {st.console.pid})")
     problems = st.problems()
     lines.append(f"status: {'DEGRADED: ' + '; '.join(problems) if problems else 'all up'}")
     return lines
@@ -752,6 +813,10 @@ def down(directory: Path, timeout: float, delete_data: bool, report: Report) -> 
     outlives `timeout`. Removes cluster.json, and with `delete_data` the data too."""
     state = require_state(directory)
     killed: list[str] = []
+    if state.console is not None and state.console.alive():
+        report(f"stopping the console (pid {state.console.pid})")
+        if stop_process(state.console.pid, state.console.start_time, timeout) == "killed":
+            killed.append("the console")
     for broker in _shutdown_order(state, timeout):
         report(f"stopping broker {broker.id} (pid {broker.pid})")
         outcome = stop_process(broker.pid, broker.start_time, timeout)

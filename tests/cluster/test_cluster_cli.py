@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +24,12 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from playwright.sync_api import expect
 
 from moldau.cluster.local import pid_alive, port_free
 from moldau.cluster.zookeeper_process import JavaNotFoundError, ZooKeeperNotFoundError, find_java, find_zookeeper
-from tests.helpers import env_with_repo_on_path
+from tests.browser import chromium, screenshot_dir
+from tests.helpers import env_with_repo_on_path, free_port
 
 try:
     find_zookeeper()
@@ -71,7 +74,9 @@ class Pids:
             state: dict[str, Any] = json.loads((self.directory / "cluster.json").read_text())
         except FileNotFoundError:
             return None
-        entries = [state["zookeeper"], *state["brokers"]] if state["zookeeper"] else state["brokers"]
+        entries = [state["zookeeper"], *state["brokers"]] if state["zookeeper"] else list(state["brokers"])
+        if state.get("console"):
+            entries.append(state["console"])
         for entry in entries:
             self.seen[entry["pid"]] = entry["start_time"]
             if Path(entry["log"]) not in self.logs:
@@ -130,12 +135,15 @@ def produce_and_consume(bootstrap: str) -> None:
     assert got == {f"m{i}" for i in range(30)}
 
 
-def test_up_status_kill_down(cluster_dir: tuple[Path, Pids]) -> None:
+def test_up_status_kill_down(cluster_dir: tuple[Path, Pids], tmp_path: Path) -> None:
     directory, pids = cluster_dir
+    shots = screenshot_dir(tmp_path / "screenshots")
     zk_port, base = free_ports(3)
+    console_port = free_port()
     started = time.monotonic()
     up = moldau("up", "--brokers", "3", "--dir", str(directory), "--base-port", str(base),
-                "--zookeeper-port", str(zk_port), "--override", "zookeeper.session.timeout.ms=2000")
+                "--zookeeper-port", str(zk_port), "--override", "zookeeper.session.timeout.ms=2000",
+                "--console", "--console-port", str(console_port))
     state = pids.record()
     assert up.returncode == 0, up.stderr
     expected = ",".join(f"127.0.0.1:{base + i}" for i in range(3))
@@ -151,6 +159,12 @@ def test_up_status_kill_down(cluster_dir: tuple[Path, Pids]) -> None:
 
     produce_and_consume(up.stdout.strip())
 
+    # The console runs beside the brokers and sees all three.
+    assert state["console"]["port"] == console_port
+    with urllib.request.urlopen(f"http://127.0.0.1:{console_port}/brokers", timeout=30) as page:
+        html = page.read().decode()
+    assert html.count('class="live"') == 3 and "controller" in html
+
     status = moldau("status", "--dir", str(directory))
     assert status.returncode == 0, status.stdout + status.stderr
     lines = status.stdout.splitlines()
@@ -161,6 +175,7 @@ def test_up_status_kill_down(cluster_dir: tuple[Path, Pids]) -> None:
     controller = int(controller_line.split(": ")[1])
     assert controller in (0, 1, 2)
     assert "partitions without a leader: none" in lines
+    assert f"console: http://127.0.0.1:{console_port}/ (up, pid {state['console']['pid']})" in lines
     assert lines[-1] == "status: all up"
 
     again = moldau("up", "--brokers", "3", "--dir", str(directory), "--base-port", str(base),
@@ -178,6 +193,19 @@ def test_up_status_kill_down(cluster_dir: tuple[Path, Pids]) -> None:
     row = next(line.split() for line in degraded.stdout.splitlines() if line.startswith(f"{victim['id']} "))
     assert row[3] == "dead" and row[5] == "down"
     assert f"broker {victim['id']} is down" in degraded.stdout.splitlines()[-1]
+
+    # The console shows the dead broker and highlights the partitions it left under-replicated.
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(f"http://127.0.0.1:{console_port}/replication")
+        rows = page.locator("#under-replicated tr.under-replicated")
+        expect(rows.first).to_be_visible(timeout=30_000)  # once the controller shrank the ISRs
+        assert str(victim["id"]) in rows.first.locator("td").nth(5).inner_text()  # out of sync
+        expect(page.locator("#health-summary")).to_contain_text("under-replicated")
+        page.screenshot(path=str(shots / "cluster-replication.png"), full_page=True)
+        page.goto(f"http://127.0.0.1:{console_port}/brokers")
+        expect(page.locator(f"#brokers tr[data-broker='{victim['id']}']")).to_contain_text("dead")
+        page.screenshot(path=str(shots / "cluster-brokers.png"), full_page=True)
 
     down = moldau("down", "--dir", str(directory))
     assert down.returncode == 0, down.stderr

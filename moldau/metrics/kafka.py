@@ -1,0 +1,474 @@
+"""Kafka's broker metrics under the names Prometheus users already query.
+
+Names follow the JMX exporter's standard Kafka rules (`lowercaseOutputName: true`):
+`kafka.server:type=BrokerTopicMetrics,name=BytesInPerSec,topic=T` (a meter's Count)
+becomes `kafka_server_brokertopicmetrics_bytesin_total{topic="T"}`; a gauge's Value
+`kafka_<domain>_<type>_<name>`; a histogram quantiles plus `_count`. Consumer group and
+partition offsets follow kafka_exporter (`kafka_consumergroup_lag{consumergroup,topic,
+partition}`, ...). Each broker exposes what it knows: per-topic traffic for the
+partitions it leads, controller gauges only while it is the controller (0 otherwise, as
+Kafka), group lag for the groups it coordinates.
+
+The broker reports events through `BrokerMetrics` methods (the hot-path ones take a
+`TopicMetrics` it keeps per topic), and hands a `BrokerSnapshot` (plain data) to
+`collect` at each scrape for everything that is a level rather than an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from moldau.metrics.registry import (
+    Counter,
+    CounterChild,
+    Family,
+    Registry,
+    Sample,
+)
+
+# Kafka's RequestMetrics time components, in milliseconds (kafka.network.RequestChannel).
+REQUEST_TIMES = ("requestqueuetimems", "localtimems", "remotetimems", "responsequeuetimems", "responsesendtimems")
+
+
+def request_metric_names(api_name: str, from_follower: bool | None = None) -> tuple[str, ...]:
+    """The `request` label values Kafka updates for one request: a fetch counts as
+    `FetchFollower` or `FetchConsumer` and also as `Fetch` (RequestChannel.metricNames)."""
+    if api_name == "Fetch" and from_follower is not None:
+        return ("FetchFollower" if from_follower else "FetchConsumer", "Fetch")
+    return (api_name,)
+
+
+class TopicMetrics:
+    """The counters one topic's traffic updates, looked up once (hot path: plain adds)."""
+
+    __slots__ = (
+        "bytes_in",
+        "messages_in",
+        "bytes_out",
+        "produce_requests",
+        "fetch_requests",
+        "failed_produce",
+        "failed_fetch",
+        "_all",
+    )
+
+    def __init__(self, m: BrokerMetrics, topic: str) -> None:
+        self.bytes_in = m.bytes_in.labels(topic)
+        self.messages_in = m.messages_in.labels(topic)
+        self.bytes_out = m.bytes_out.labels(topic)
+        self.produce_requests = m.total_produce_requests.labels(topic)
+        self.fetch_requests = m.total_fetch_requests.labels(topic)
+        self.failed_produce = m.failed_produce_requests.labels(topic)
+        self.failed_fetch = m.failed_fetch_requests.labels(topic)
+        self._all = m.all_topics
+
+    def appended(self, size_bytes: int, records: int) -> None:
+        """A produce to this topic was appended by its leader (BytesIn, MessagesIn)."""
+        self.bytes_in.value += size_bytes
+        self.messages_in.value += records
+        self.produce_requests.value += 1
+        a = self._all
+        a.bytes_in.value += size_bytes
+        a.messages_in.value += records
+        a.produce_requests.value += 1
+
+    def produce_failed(self) -> None:
+        self.produce_requests.value += 1
+        self.failed_produce.value += 1
+        self._all.produce_requests.value += 1
+        self._all.failed_produce.value += 1
+
+    def fetched(self, size_bytes: int) -> None:
+        """A consumer's fetch from this topic returned `size_bytes` of records (BytesOut)."""
+        self.bytes_out.value += size_bytes
+        self.fetch_requests.value += 1
+        self._all.bytes_out.value += size_bytes
+        self._all.fetch_requests.value += 1
+
+    def fetch_failed(self) -> None:
+        self.fetch_requests.value += 1
+        self.failed_fetch.value += 1
+        self._all.fetch_requests.value += 1
+        self._all.failed_fetch.value += 1
+
+
+@dataclass
+class AllTopics:
+    """The unlabelled broker-wide series of BrokerTopicMetrics (Kafka's AllTopics*)."""
+
+    bytes_in: CounterChild
+    messages_in: CounterChild
+    bytes_out: CounterChild
+    produce_requests: CounterChild
+    fetch_requests: CounterChild
+    failed_produce: CounterChild
+    failed_fetch: CounterChild
+
+
+class RequestStats:
+    """The series one kind of request updates (by API, version, and for a fetch whether a
+    follower sent it), looked up once: `completed` is the per-request cost."""
+
+    __slots__ = ("_counters", "_timers", "_metrics")
+
+    def __init__(self, m: BrokerMetrics, api_name: str, api_version: int, from_follower: bool | None) -> None:
+        names = request_metric_names(api_name, from_follower)
+        self._counters = tuple(m.requests.labels(n, str(api_version)) for n in names)
+        # per name: total, then Kafka's components in REQUEST_TIMES order
+        self._timers = tuple(
+            (m.total_time.labels(n), *(m.time_components[c].labels(n) for c in REQUEST_TIMES)) for n in names
+        )
+        self._metrics = m
+
+    def completed(
+        self,
+        request_queue_ms: float,
+        local_ms: float,
+        remote_ms: float = 0.0,
+        response_send_ms: float = 0.0,
+        response_queue_ms: float = 0.0,
+    ) -> None:
+        """A response was sent (for acks=0: the request handled). Where its time went, in
+        ms: waiting to be read by a handler, in the handler, waiting elsewhere (acks=all,
+        fetch.min.bytes), waiting to be written, being written."""
+        for c in self._counters:
+            c.value += 1
+        total_ms = request_queue_ms + local_ms + remote_ms + response_queue_ms + response_send_ms
+        for total, queue, local, remote, response_queue, send in self._timers:
+            total.observe(total_ms)
+            queue.observe(request_queue_ms)
+            local.observe(local_ms)
+            remote.observe(remote_ms)
+            response_queue.observe(response_queue_ms)
+            send.observe(response_send_ms)
+        self._metrics._busy_ms += local_ms
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """One partition replica on this broker, as the broker knows it at scrape time."""
+
+    topic: str
+    partition: int
+    leader: int  # -1: none
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    is_leader: bool
+    log_start_offset: int
+    log_end_offset: int
+    high_watermark: int
+    size_bytes: int
+    segments: int
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """A group this broker coordinates: its members and committed offsets."""
+
+    group_id: str
+    members: int
+    committed: Mapping[tuple[str, int], int]
+
+
+@dataclass(frozen=True)
+class BrokerSnapshot:
+    """Every level the broker's gauges show, read by the broker when scraped."""
+
+    replicas: Sequence[ReplicaState] = ()
+    is_active_controller: bool = False
+    offline_partitions: int = 0  # known to the controller only: 0 elsewhere, as in Kafka
+    global_partitions: int = 0  # idem
+    global_topics: int = 0  # idem
+    live_brokers: int = 0
+    request_queue_size: int = 0
+    groups: Sequence[GroupState] = ()
+    # high watermarks of partitions other brokers lead, for the lag of groups coordinated here
+    remote_high_watermarks: Mapping[tuple[str, int], int] = field(default_factory=dict)
+
+
+class BrokerMetrics:
+    """Kafka's metrics for one broker: event methods for the broker to call, `collect`
+    for the scrape."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        r = self.registry = registry or Registry()
+        topic = ("topic",)
+        # Each per-topic family also has its broker-wide series, without the label.
+        self.bytes_in = r.counter(
+            "kafka_server_brokertopicmetrics_bytesin_total",
+            "Bytes appended by producers (BytesInPerSec)",
+            topic,
+            aggregate=True,
+        )
+        self.bytes_out = r.counter(
+            "kafka_server_brokertopicmetrics_bytesout_total",
+            "Bytes sent to consumers (BytesOutPerSec)",
+            topic,
+            aggregate=True,
+        )
+        self.messages_in = r.counter(
+            "kafka_server_brokertopicmetrics_messagesin_total",
+            "Records appended (MessagesInPerSec)",
+            topic,
+            aggregate=True,
+        )
+        self.total_produce_requests = r.counter(
+            "kafka_server_brokertopicmetrics_totalproducerequests_total",
+            "Produce requests per topic",
+            topic,
+            aggregate=True,
+        )
+        self.total_fetch_requests = r.counter(
+            "kafka_server_brokertopicmetrics_totalfetchrequests_total",
+            "Fetch requests per topic",
+            topic,
+            aggregate=True,
+        )
+        self.failed_produce_requests = r.counter(
+            "kafka_server_brokertopicmetrics_failedproducerequests_total",
+            "Failed produce requests per topic",
+            topic,
+            aggregate=True,
+        )
+        self.failed_fetch_requests = r.counter(
+            "kafka_server_brokertopicmetrics_failedfetchrequests_total",
+            "Failed fetch requests per topic",
+            topic,
+            aggregate=True,
+        )
+        self.replication_bytes_in = r.counter(
+            "kafka_server_brokertopicmetrics_replicationbytesin_total", "Bytes this broker's followers fetched"
+        )
+        self.replication_bytes_out = r.counter(
+            "kafka_server_brokertopicmetrics_replicationbytesout_total", "Bytes followers fetched from this broker"
+        )
+        self.all_topics = AllTopics(
+            *(
+                _aggregate(c)
+                for c in (
+                    self.bytes_in,
+                    self.messages_in,
+                    self.bytes_out,
+                    self.total_produce_requests,
+                    self.total_fetch_requests,
+                    self.failed_produce_requests,
+                    self.failed_fetch_requests,
+                )
+            )
+        )
+        self.requests = r.counter(
+            "kafka_network_requestmetrics_requests_total", "Requests by API and version", ("request", "version")
+        )
+        self.errors = r.counter(
+            "kafka_network_requestmetrics_errors_total", "Error codes in responses, by API", ("request", "error")
+        )
+        self.total_time = r.summary(
+            "kafka_network_requestmetrics_totaltimems", "Request total time in ms", ("request",)
+        )
+        self.time_components = {
+            name: r.summary(f"kafka_network_requestmetrics_{name}", f"Request {name[:-2]} in ms", ("request",))
+            for name in REQUEST_TIMES
+        }
+        self.isr_shrinks = r.counter("kafka_server_replicamanager_isrshrinks_total", "ISR shrinks (IsrShrinksPerSec)")
+        self.isr_expands = r.counter("kafka_server_replicamanager_isrexpands_total", "ISR expands (IsrExpandsPerSec)")
+        self._topics: dict[str, TopicMetrics] = {}
+        self._requests: dict[tuple[str, int, bool | None], RequestStats] = {}
+        # Handler busy time, for RequestHandlerAvgIdlePercent: idle = 1 - busy / wall time.
+        self._busy_ms = 0.0
+        self._idle_window: tuple[float, float] | None = None  # (start, busy_ms at start)
+        self._idle_ratio = 1.0
+
+    # ------------------------------------------------------------------- events
+
+    def topic(self, name: str) -> TopicMetrics:
+        """The topic's counters; keep it (one per topic) and call it on the hot path."""
+        t = self._topics.get(name)
+        if t is None:
+            t = self._topics[name] = TopicMetrics(self, name)
+        return t
+
+    def topic_deleted(self, name: str) -> None:
+        self._topics.pop(name, None)
+        for c in (
+            self.bytes_in,
+            self.bytes_out,
+            self.messages_in,
+            self.total_produce_requests,
+            self.total_fetch_requests,
+            self.failed_produce_requests,
+            self.failed_fetch_requests,
+        ):
+            c.remove(name)
+
+    def request(self, api_name: str, api_version: int, from_follower: bool | None = None) -> RequestStats:
+        """The series for this kind of request (`RequestStats.completed` when answered).
+        `from_follower` only for Fetch: True for a follower's fetch, False for a consumer's."""
+        key = (api_name, api_version, from_follower)
+        stats = self._requests.get(key)
+        if stats is None:
+            stats = self._requests[key] = RequestStats(self, api_name, api_version, from_follower)
+        return stats
+
+    def request_error(self, api_name: str, error_name: str) -> None:
+        """A response carried this error code (Kafka counts each error, NONE excluded)."""
+        if error_name != "NONE":
+            self.errors.labels(api_name, error_name).inc()
+
+    def isr_shrunk(self) -> None:
+        self.isr_shrinks.inc()
+
+    def isr_expanded(self) -> None:
+        self.isr_expands.inc()
+
+    def replicated_in(self, size_bytes: int) -> None:
+        self.replication_bytes_in.inc(size_bytes)
+
+    def replicated_out(self, size_bytes: int) -> None:
+        self.replication_bytes_out.inc(size_bytes)
+
+    def tick(self, now: float, idle_window_s: float = 60.0) -> None:
+        """Move the time windows (latency quantiles, handler idle ratio); called at each
+        scrape and may be called by a broker timer."""
+        self.registry.tick(now)
+        if self._idle_window is None:
+            self._idle_window = (now, self._busy_ms)
+            return
+        start, busy_at_start = self._idle_window
+        elapsed_ms = (now - start) * 1000
+        if elapsed_ms >= idle_window_s * 1000:
+            busy = self._busy_ms - busy_at_start
+            self._idle_ratio = max(0.0, min(1.0, 1.0 - busy / elapsed_ms))
+            self._idle_window = (now, self._busy_ms)
+
+    # ------------------------------------------------------------------- scrape
+
+    def collect(self, snapshot: BrokerSnapshot, now: float) -> list[Family]:
+        self.tick(now)
+        return [*self.registry.collect(now), *level_families(snapshot, self._idle_ratio)]
+
+
+def _aggregate(counter: Counter) -> CounterChild:
+    assert counter.aggregate is not None
+    return counter.aggregate
+
+
+def _gauge(name: str, help: str, samples: Iterable[tuple[tuple[tuple[str, str], ...], float]]) -> Family:
+    return Family(name, "gauge", help, tuple(Sample(name, labels, value) for labels, value in samples))
+
+
+def level_families(s: BrokerSnapshot, handler_idle_ratio: float = 1.0) -> list[Family]:
+    """Every gauge, from the snapshot: the JMX exporter's names, then kafka_exporter's."""
+    led = [r for r in s.replicas if r.is_leader]
+    tp = lambda r: (("topic", r.topic), ("partition", str(r.partition)))  # noqa: E731
+    families = [
+        _gauge(
+            "kafka_server_replicamanager_underreplicatedpartitions",
+            "Partitions led here whose ISR is smaller than their replicas",
+            [((), sum(1 for r in led if len(r.isr) < len(r.replicas)))],
+        ),
+        _gauge("kafka_server_replicamanager_leadercount", "Partitions led by this broker", [((), len(led))]),
+        _gauge(
+            "kafka_server_replicamanager_partitioncount", "Partition replicas on this broker", [((), len(s.replicas))]
+        ),
+        _gauge(
+            "kafka_controller_kafkacontroller_activecontrollercount",
+            "1 on the active controller, else 0",
+            [((), 1 if s.is_active_controller else 0)],
+        ),
+        _gauge(
+            "kafka_controller_kafkacontroller_offlinepartitionscount",
+            "Partitions without a leader (controller only)",
+            [((), s.offline_partitions if s.is_active_controller else 0)],
+        ),
+        _gauge(
+            "kafka_controller_kafkacontroller_globalpartitioncount",
+            "Partitions in the cluster (controller only)",
+            [((), s.global_partitions if s.is_active_controller else 0)],
+        ),
+        _gauge(
+            "kafka_controller_kafkacontroller_globaltopiccount",
+            "Topics in the cluster (controller only)",
+            [((), s.global_topics if s.is_active_controller else 0)],
+        ),
+        _gauge(
+            "kafka_log_log_size",
+            "Bytes of a partition's log on this broker",
+            [(tp(r), r.size_bytes) for r in s.replicas],
+        ),
+        _gauge("kafka_log_log_logstartoffset", "Log start offset", [(tp(r), r.log_start_offset) for r in s.replicas]),
+        _gauge("kafka_log_log_logendoffset", "Log end offset", [(tp(r), r.log_end_offset) for r in s.replicas]),
+        _gauge(
+            "kafka_log_log_numlogsegments", "Segments in a partition's log", [(tp(r), r.segments) for r in s.replicas]
+        ),
+        _gauge(
+            "kafka_network_requestchannel_requestqueuesize",
+            "Requests read but not yet handled",
+            [((), s.request_queue_size)],
+        ),
+        _gauge(
+            "kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent",
+            "Fraction of time request handling was idle (0..1)",
+            [((), handler_idle_ratio)],
+        ),
+        *exporter_families(s),
+    ]
+    return families
+
+
+def exporter_families(s: BrokerSnapshot) -> list[Family]:
+    """kafka_exporter's topic and consumer group series, for what this broker knows."""
+    led = sorted((r for r in s.replicas if r.is_leader), key=lambda r: (r.topic, r.partition))
+    tp = lambda r: (("partition", str(r.partition)), ("topic", r.topic))  # noqa: E731
+    partitions_per_topic: dict[str, int] = {}
+    for r in led:
+        partitions_per_topic[r.topic] = partitions_per_topic.get(r.topic, 0) + 1
+    high_watermarks = dict(s.remote_high_watermarks)
+    high_watermarks.update({(r.topic, r.partition): r.high_watermark for r in led})
+    lag: list[tuple[tuple[tuple[str, str], ...], float]] = []
+    current: list[tuple[tuple[tuple[str, str], ...], float]] = []
+    lag_sum: dict[tuple[str, str], int] = {}
+    for g in sorted(s.groups, key=lambda g: g.group_id):
+        for (topic, partition), offset in sorted(g.committed.items()):
+            labels = (("consumergroup", g.group_id), ("partition", str(partition)), ("topic", topic))
+            current.append((labels, offset))
+            hw = high_watermarks.get((topic, partition))
+            if hw is not None:
+                value = max(0, hw - offset)
+                lag.append((labels, value))
+                lag_sum[(g.group_id, topic)] = lag_sum.get((g.group_id, topic), 0) + value
+    return [
+        _gauge("kafka_brokers", "Number of Brokers in the Kafka Cluster", [((), s.live_brokers)]),
+        _gauge(
+            "kafka_topic_partitions",
+            "Number of partitions for this Topic (led here)",
+            [((("topic", t),), n) for t, n in sorted(partitions_per_topic.items())],
+        ),
+        _gauge("kafka_topic_partition_current_offset", "High watermark", [(tp(r), r.high_watermark) for r in led]),
+        _gauge("kafka_topic_partition_oldest_offset", "Log start offset", [(tp(r), r.log_start_offset) for r in led]),
+        _gauge("kafka_topic_partition_in_sync_replica", "ISR size", [(tp(r), len(r.isr)) for r in led]),
+        _gauge("kafka_topic_partition_leader", "Leader broker id", [(tp(r), r.leader) for r in led]),
+        _gauge("kafka_topic_partition_replicas", "Replica count", [(tp(r), len(r.replicas)) for r in led]),
+        _gauge(
+            "kafka_topic_partition_under_replicated_partition",
+            "1 if under-replicated",
+            [(tp(r), 1 if len(r.isr) < len(r.replicas) else 0) for r in led],
+        ),
+        _gauge(
+            "kafka_topic_partition_leader_is_preferred",
+            "1 if the leader is the first replica",
+            [(tp(r), 1 if r.replicas and r.replicas[0] == r.leader else 0) for r in led],
+        ),
+        _gauge("kafka_consumergroup_current_offset", "Committed offset of a group at a partition", current),
+        _gauge("kafka_consumergroup_lag", "High watermark minus committed offset", lag),
+        _gauge(
+            "kafka_consumergroup_lag_sum",
+            "Lag of a group over a topic's partitions",
+            [((("consumergroup", g), ("topic", t)), v) for (g, t), v in sorted(lag_sum.items())],
+        ),
+        _gauge(
+            "kafka_consumergroup_members",
+            "Members of a consumer group",
+            [((("consumergroup", g.group_id),), g.members) for g in sorted(s.groups, key=lambda g: g.group_id)],
+        ),
+    ]
