@@ -1,5 +1,6 @@
 """Imports point one way (docs/ARCHITECTURE.md): protocol <- log <- {replication, groups,
-controller} <- server <- cluster (the local cluster launcher) <- {cli, console, testing}. A package may import its own
+controller, metrics} <- {server, console} <- cluster (the local cluster launcher) <- {cli,
+testing}. The console imports nothing of the broker: it talks to it over the Kafka protocol. A package may import its own
 modules and the layers below it, never a layer above nor a peer of its own layer. Imports
 made only for type checking count too: they are the same dependency, postponed."""
 from __future__ import annotations
@@ -14,9 +15,9 @@ LAYERS: dict[str, int] = {
     "protocol": 0,
     "log": 1,
     "replication": 2, "groups": 2, "controller": 2, "metrics": 2,
-    "server": 3,
+    "server": 3, "console": 3,
     "cluster": 4,
-    "cli": 5, "console": 5, "testing": 5,
+    "cli": 5, "testing": 5,
 }
 
 
