@@ -119,9 +119,10 @@ class Purgatory:
             else:
                 del self._watchers[key]
 
-    def complete_all(self) -> None:
-        """Shutdown: complete every waiting operation now (they answer with what they have)."""
+    def expire_all(self) -> None:
+        """Shutdown: every waiting operation expires now (an acks=all produce is answered
+        REQUEST_TIMED_OUT, never as if its followers had the batch)."""
         for ops in list(self._watchers.values()):
             for op in list(ops):
-                op.force_complete()
+                op._expire()
         self._watchers.clear()

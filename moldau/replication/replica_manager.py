@@ -184,6 +184,7 @@ class ReplicaManager:
         self.fetch_purgatory = Purgatory("Fetch", scheduler)
         self._lease_warning = RateLimitedWarning(log)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._shut_down = False
 
     # --- lookups ----------------------------------------------------------------------
 
@@ -224,6 +225,8 @@ class ReplicaManager:
         """Apply a LeaderAndIsr request's partition states; an error per partition
         (STALE_CONTROLLER_EPOCH for a leader epoch older than one already applied)."""
         out: list[tuple[TopicPartition, ErrorCode]] = []
+        if self._shut_down:  # a LeaderAndIsr that raced the broker's shutdown: too late to follow
+            return [(tp, ErrorCode.not_leader_or_follower) for tp, _, _ in states]
         for tp, state, log_config in states:
             partition = self.partitions.get(tp)
             if partition is not None and state.leader_epoch < partition.leader_epoch:
@@ -312,11 +315,14 @@ class ReplicaManager:
             fetcher.remove(tp)
 
     async def shutdown(self) -> None:
-        for fetcher in self.fetchers.values():
+        """Stop fetching and answer every waiting request; roles sent afterwards are
+        refused (the broker is going)."""
+        self._shut_down = True
+        fetchers, self.fetchers = list(self.fetchers.values()), {}
+        for fetcher in fetchers:
             await fetcher.stop()
-        self.fetchers.clear()
-        self.produce_purgatory.complete_all()
-        self.fetch_purgatory.complete_all()
+        self.produce_purgatory.expire_all()
+        self.fetch_purgatory.expire_all()
         for task in list(self._tasks):
             task.cancel()
 

@@ -538,25 +538,30 @@ class Broker:
             await self._controlled_shutdown()
         for server in self.servers:
             server.close()
-        await self.replicas.shutdown()
-        self.controller_link.close()
-        if self._election is not None:
-            try:
-                await self._election  # a round in flight finishes (it sees _stopping after)
-            except Exception:
-                pass
-        if self.controller is not None:
-            await self.controller.stop()
-            self.controller = None
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-        await asyncio.to_thread(self.coordination.close)
-        self.logs.shutdown()
+        try:
+            await self.replicas.shutdown()
+            self.controller_link.close()
+            if self._election is not None:
+                try:
+                    await self._election  # a round in flight finishes (it sees _stopping after)
+                except Exception:
+                    pass
+            if self.controller is not None:
+                await self.controller.stop()
+                self.controller = None
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        finally:
+            # Whatever failed above, the session ends and the logs are closed cleanly: a
+            # broker that stops without closing its ZooKeeper client can hang at exit on
+            # executor threads still waiting on it.
+            await asyncio.to_thread(self.coordination.close)
+            self.logs.shutdown()
         log.info("broker %d shut down cleanly", self.broker_id)
 
     async def _controlled_shutdown(self, timeout_s: float = 10.0) -> None:

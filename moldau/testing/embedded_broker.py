@@ -1,6 +1,6 @@
 """`EmbeddedBroker`: one Moldau broker in a background thread of the calling process.
 
-The broker is the one `moldau dev` runs (a `ClusterBroker` on the embedded coordinator),
+The broker is the one `moldau dev` runs (a `Broker` on the embedded coordinator),
 on its own asyncio event loop in a daemon thread, listening on 127.0.0.1. Port 0 (the
 default) lets the kernel choose a free port when the listener binds, so brokers started
 in parallel (pytest-xdist workers, several tests) never race for a port. The data lives
@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from moldau.server.cluster_broker import ClusterBroker
+    from moldau.server.broker import Broker
 
 # Broker properties that suit tests, as Kafka's testcontainers module sets them: no
 # delay before a consumer group's first rebalance (Kafka waits 3 s for more members)
@@ -86,7 +86,7 @@ class EmbeddedBroker:
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._broker: ClusterBroker | None = None
+        self._broker: Broker | None = None
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -161,13 +161,13 @@ class EmbeddedBroker:
     def _run(self, ready: concurrent.futures.Future[int]) -> None:
         """The broker thread: start, serve until `stop()` stops the loop, clean up."""
         from moldau.controller.embedded_coordination import EmbeddedCoordination
-        from moldau.server.cluster_broker import ClusterBroker
+        from moldau.server.broker import Broker
         from moldau.server.config import BrokerConfig
 
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
-        broker: ClusterBroker | None = None
+        broker: Broker | None = None
         try:
             assert self.data_dir is not None
             config = BrokerConfig.from_sources({
@@ -175,7 +175,7 @@ class EmbeddedBroker:
                 "listeners": f"PLAINTEXT://127.0.0.1:{self.requested_port}",
                 "log.dirs": str(self.data_dir),
             })
-            broker = ClusterBroker(config, EmbeddedCoordination(config.log_dirs[0]))
+            broker = Broker(config, EmbeddedCoordination(config.log_dirs[0]))
             loop.run_until_complete(self._start(broker))
         except BaseException as exc:
             if broker is not None:
@@ -193,7 +193,7 @@ class EmbeddedBroker:
         finally:
             _close(loop)
 
-    async def _start(self, broker: ClusterBroker) -> None:
+    async def _start(self, broker: Broker) -> None:
         await broker.start()
         # Alone, the broker elects itself controller and sends itself its metadata;
         # until then a client would see no broker and a new topic no leader.
@@ -218,7 +218,7 @@ class EmbeddedBroker:
         names (``cleanup.policy``, ``retention.ms``...)."""
         topic = name if name is not None else unique_topic_name("topic")
 
-        async def create(broker: ClusterBroker) -> None:
+        async def create(broker: Broker) -> None:
             await asyncio.to_thread(broker.create_topic, topic, partitions, replication_factor, dict(config or {}))
             await broker.wait_for_topics([topic], True, timeout)
             if topic not in broker.metadata.topics:
@@ -230,7 +230,7 @@ class EmbeddedBroker:
     def delete_topic(self, name: str, timeout: float = 10.0) -> None:
         """Delete a topic and wait until the broker no longer has it."""
 
-        async def delete(broker: ClusterBroker) -> None:
+        async def delete(broker: Broker) -> None:
             await asyncio.to_thread(broker.delete_topic, name)
             await broker.wait_for_topics([name], False, timeout)
 
@@ -239,7 +239,7 @@ class EmbeddedBroker:
     def topics(self) -> list[str]:
         """The names of the topics the broker has, internal ones included."""
 
-        async def names(broker: ClusterBroker) -> list[str]:
+        async def names(broker: Broker) -> list[str]:
             return sorted(broker.metadata.topics)
 
         return self._call(names, 10.0)

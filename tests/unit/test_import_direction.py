@@ -1,8 +1,9 @@
 """Imports point one way (docs/ARCHITECTURE.md): protocol <- log <- {replication, groups,
 controller, metrics} <- {server, console} <- cluster (the local cluster launcher) <- {cli,
-testing}. The console imports nothing of the broker: it talks to it over the Kafka protocol. A package may import its own
-modules and the layers below it, never a layer above nor a peer of its own layer. Imports
-made only for type checking count too: they are the same dependency, postponed."""
+testing}. The console imports nothing of the broker: it talks to it over the Kafka
+protocol. A package may import its own modules and the layers below it, never a layer
+above nor a peer of its own layer. Imports made only for type checking count too: they
+are the same dependency, postponed."""
 from __future__ import annotations
 
 import ast

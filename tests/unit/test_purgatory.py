@@ -62,11 +62,11 @@ def test_expires_at_its_deadline_not_before() -> None:
     assert purgatory.watched() == 0
 
 
-def test_complete_all_answers_every_waiting_operation() -> None:
+def test_expire_all_expires_every_waiting_operation() -> None:
     _, purgatory = setup()
     ops = [Waiter(100, [False]) for _ in range(3)]
     for i, op in enumerate(ops):
         purgatory.try_complete_else_watch(op, [f"k{i % 2}"])
-    purgatory.complete_all()
-    assert [op.completions for op in ops] == [["done"]] * 3
+    purgatory.expire_all()
+    assert [op.completions for op in ops] == [["expired"]] * 3
     assert purgatory.watched() == 0

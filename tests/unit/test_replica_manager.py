@@ -200,3 +200,20 @@ def test_a_pending_acks_all_produce_fails_when_leadership_moves(tmp_path: Path) 
         cluster.send_leader_and_isr(TP)
         assert pending and pending[0][TP].error == ErrorCode.not_leader_or_follower
     run(test)
+
+
+def test_roles_sent_after_shutdown_are_refused(tmp_path: Path) -> None:
+    async def test() -> None:
+        cluster = make_cluster(tmp_path, replicas=(0, 1))
+        follower = cluster.brokers[1]
+        assert follower.fetchers
+        pending = produce(cluster.brokers[0], -1, records(), timeout_ms=60_000)
+        await cluster.brokers[0].shutdown()
+        assert pending and pending[0][TP].error == ErrorCode.request_timed_out  # answered, not left hanging
+        await follower.shutdown()
+        assert follower.fetchers == {}
+        state = LeaderAndIsrState(0, 1, (0, 1), (0, 1), 1)
+        assert follower.become_leader_or_follower([(TP, state, cluster.config)], 0) == \
+            [(TP, ErrorCode.not_leader_or_follower)]
+        assert follower.fetchers == {}
+    run(test)
