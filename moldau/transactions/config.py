@@ -24,3 +24,17 @@ class TransactionConfig:
     remove_expired_transactional_ids_interval_ms: int = 3600000
     offsets_topic_partitions: int = 50  # offsets.topic.num.partitions (AddOffsetsToTxn's group partition)
     log_value_version: int = 1
+    transaction_log_replication_factor: int = 3  # transaction.state.log.replication.factor
+    transaction_log_min_isr: int = 2  # transaction.state.log.min.isr
+    transaction_log_segment_bytes: int = 104857600  # transaction.state.log.segment.bytes
+
+    def topic_configs(self) -> dict[str, str]:
+        """The topic configs ``__transaction_state`` is created with (Kafka's
+        ``transactionTopicConfigs``): compacted, uncompressed, no unclean election."""
+        return {
+            "cleanup.policy": "compact",
+            "compression.type": "uncompressed",
+            "unclean.leader.election.enable": "false",
+            "min.insync.replicas": str(self.transaction_log_min_isr),
+            "segment.bytes": str(self.transaction_log_segment_bytes),
+        }

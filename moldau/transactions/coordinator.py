@@ -451,6 +451,36 @@ class TransactionCoordinator:
             return ErrorCode.none
         return self._transition(metadata, metadata.prepare_add_partitions(added, now_ms))
 
+    def verify_partitions_in_transaction(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        partitions: Iterable[TopicPartition],
+    ) -> dict[TopicPartition, ErrorCode]:
+        """AddPartitionsToTxn v4+ with ``verify_only`` (KIP-890 part 1, a partition leader
+        asking before it appends a transactional batch): NONE for each partition already in
+        the ongoing transaction, TRANSACTION_ABORTABLE for the others; one error for all
+        when the producer does not match or the transaction is completing. Writes nothing
+        (and, as in Kafka, does not look at a pending transition)."""
+        wanted = list(partitions)
+        if not transactional_id:
+            return dict.fromkeys(wanted, ErrorCode.invalid_request)
+        error, loaded = self._lookup(transactional_id)
+        if loaded is None:
+            return dict.fromkeys(wanted, error)
+        metadata = loaded.transactions.get(transactional_id)
+        if metadata is None or metadata.producer_id != producer_id:
+            return dict.fromkeys(wanted, ErrorCode.invalid_producer_id_mapping)
+        if metadata.producer_epoch != producer_epoch:
+            return dict.fromkeys(wanted, ErrorCode.producer_fenced)
+        if metadata.state in (PREPARE_COMMIT, PREPARE_ABORT):
+            return dict.fromkeys(wanted, ErrorCode.concurrent_transactions)
+        return {
+            tp: ErrorCode.none if tp in metadata.topic_partitions else ErrorCode.transaction_abortable
+            for tp in wanted
+        }
+
     def group_offsets_partition(self, group_id: str) -> TopicPartition:
         """The ``__consumer_offsets`` partition of a group (what AddOffsetsToTxn adds)."""
         return GROUP_METADATA_TOPIC, partition_for(group_id, self.config.offsets_topic_partitions)

@@ -223,6 +223,29 @@ def test_add_partitions() -> None:
     assert_replay_matches(c, fake_log)
 
 
+def test_verify_partitions_in_transaction() -> None:
+    c, fake_log, _ = make()
+    pid, epoch = begin(c)
+    c.add_partitions_to_txn(TXN, pid, epoch, [("t", 0)], T0)
+    writes = len(fake_log.partitions[c.partition_for(TXN)])
+    assert c.verify_partitions_in_transaction(TXN, pid, epoch, [("t", 0), ("t", 1)]) == {
+        ("t", 0): E.none, ("t", 1): E.transaction_abortable}
+    assert c.verify_partitions_in_transaction(TXN, pid, epoch + 1, [("t", 0)]) == {("t", 0): E.producer_fenced}
+    assert c.verify_partitions_in_transaction(TXN, pid + 1, epoch, [("t", 0)]) == {
+        ("t", 0): E.invalid_producer_id_mapping}
+    assert c.verify_partitions_in_transaction("", pid, epoch, [("t", 0)]) == {("t", 0): E.invalid_request}
+    assert len(fake_log.partitions[c.partition_for(TXN)]) == writes
+    c.end_txn(TXN, pid, epoch, True, T0)
+    assert c.verify_partitions_in_transaction(TXN, pid, epoch, [("t", 0)]) == {("t", 0): E.concurrent_transactions}
+
+
+def test_transaction_topic_configs() -> None:
+    configs = TransactionConfig().topic_configs()
+    assert configs["cleanup.policy"] == "compact"
+    assert configs["min.insync.replicas"] == "2"
+    assert configs["compression.type"] == "uncompressed"
+
+
 def test_add_offsets_adds_the_groups_offsets_partition() -> None:
     c, _, _ = make()
     pid, epoch = begin(c)
@@ -471,7 +494,8 @@ def test_describe_and_list() -> None:
 
 _ops = st.lists(
     st.tuples(
-        st.sampled_from(["init", "recover", "add", "offsets", "commit", "abort", "markers", "tick", "expire", "fail"]),
+        st.sampled_from(["init", "recover", "add", "offsets", "commit", "abort", "markers", "tick", "expire", "fail",
+                         "failover"]),
         st.sampled_from(["a", "b", "c"]),
         st.integers(0, 3),
     ),
@@ -512,6 +536,13 @@ def test_replay_rebuilds_the_live_state(ops: list[tuple[str, str, int]]) -> None
                 outstanding[markers.transactional_id] = markers
         elif op == "expire":
             c.expire_transactional_ids(now + 60_000)
+        elif op == "failover":
+            # another broker becomes coordinator of the partition: reload, higher epoch
+            p = c.partition_for(txn)
+            epoch_before = c.coordinator_epoch(p) or 0
+            c.unload_partition(p)
+            for markers in c.load_partition(p, epoch_before + 1, list(fake_log.partitions.get(p, [])), now):
+                outstanding[markers.transactional_id] = markers
         elif op == "fail":
             fake_log.fail_with = CoordinatorAppendError(E.not_enough_replicas)
             c.add_partitions_to_txn(txn, pid, epoch, [("x", n)], now)
