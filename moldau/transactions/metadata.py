@@ -175,8 +175,6 @@ class TransactionMetadata:
         again when it matches the last one (a retry of a bump whose answer was lost);
         None otherwise: the producer is fenced.
         """
-        if self.is_producer_epoch_exhausted:
-            raise RuntimeError(f"no producer epoch left for producer id {self.producer_id}")
         epoch = self.current.producer_epoch
         last = self.current.last_producer_epoch
         if expected_producer_epoch is None:
@@ -187,6 +185,10 @@ class TransactionMetadata:
             new_epoch, new_last = epoch, last
         else:
             return None
+        if new_epoch != epoch and self.is_producer_epoch_exhausted:
+            # The coordinator rotates the producer id instead (Kafka checks before deciding,
+            # so its retry of a bump to the last usable epoch fails with an internal error).
+            raise RuntimeError(f"no producer epoch left for producer id {self.producer_id}")
         return self._to(
             EMPTY,
             now_ms,

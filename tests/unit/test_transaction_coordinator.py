@@ -176,6 +176,22 @@ def test_kip360_an_expired_id_gives_a_recovering_producer_a_new_producer_id() ->
     assert (r.error, r.producer_id, r.producer_epoch) == (E.none, 1000, 0)
 
 
+def test_an_exhausted_epoch_answers_a_retry_and_fences_the_stale() -> None:
+    c, _, _ = make()
+    pid, _ = begin(c)
+    p = c.partition_for(TXN)
+    m = c.transaction(TXN)
+    assert m is not None
+    m.current = replace(m.current, producer_epoch=32765, last_producer_epoch=32764)
+    bumped = c.init_producer_id(TXN, 60000, T0, producer_id=pid, producer_epoch=32765)
+    assert (bumped.error, bumped.producer_epoch) == (E.none, 32766)  # the last usable epoch
+    retry = c.init_producer_id(TXN, 60000, T0, producer_id=pid, producer_epoch=32765)
+    assert (retry.error, retry.producer_id, retry.producer_epoch) == (E.none, pid, 32766)
+    stale = c.init_producer_id(TXN, 60000, T0, producer_id=pid, producer_epoch=100)
+    assert stale.error is E.producer_fenced
+    assert c.coordinator_epoch(p) == 7
+
+
 def test_exhausted_epoch_rotates_the_producer_id() -> None:
     c, fake_log, _ = make()
     value = TransactionLogValue(500, 32766, 60000, S.COMPLETE_COMMIT, (), T0, T0)
