@@ -13,7 +13,7 @@ ROOT = Path(moldau.__file__).parent
 LAYERS: dict[str, int] = {
     "protocol": 0,
     "log": 1,
-    "replication": 2, "groups": 2, "controller": 2,
+    "replication": 2, "groups": 2, "controller": 2, "authorizer": 2,
     "server": 3,
     "cluster": 4,
     "cli": 5, "console": 5, "testing": 5,
