@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from moldau.authorizer.ssl_principal_mapper import SslPrincipalMapper
+
 USER_TYPE = "User"
 
 
@@ -114,3 +116,12 @@ def distinguished_name(subject: Sequence[Sequence[tuple[str, str]]]) -> str:
                 parts.append(f"{_RFC2253_KEYWORDS.get(attribute, attribute)}={_escape_rfc2253(value)}")
         rdns.append("+".join(parts))
     return ",".join(rdns)
+
+
+def ssl_principal(mapper: SslPrincipalMapper, subject_dn: str | None) -> KafkaPrincipal:
+    """The principal of an SSL connection: `User:ANONYMOUS` without a client certificate,
+    else `User:<the mapped name of the certificate subject's DN>`. Raise NoMatchingRule
+    when no rule applies (the client then fails authentication)."""
+    if subject_dn is None:
+        return ANONYMOUS
+    return KafkaPrincipal(USER_TYPE, mapper.get_name(subject_dn))
