@@ -21,6 +21,7 @@ The rules, in Kafka's order:
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -229,3 +230,22 @@ def operations_bitfield(operations: Iterable[AclOperation]) -> int:
     for op in operations:
         field |= 1 << int(op)
     return field
+
+
+def client_host(peer_address: str) -> str:
+    """The host an ACL's `host` is compared with: the client's IP address as Java writes it
+    (InetAddress.getHostAddress), so that ACLs written for Kafka match here too. IPv4 as is;
+    an IPv4-mapped IPv6 address as its IPv4 address (Java makes it an Inet4Address); other
+    IPv6 addresses uncompressed, without leading zeros (`::1` -> `0:0:0:0:0:0:0:1`), with
+    their `%scope` if any. Anything else (a Unix socket path) unchanged."""
+    address, _, scope = peer_address.partition("%")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return peer_address
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    text = ":".join(format(int(group, 16), "x") for group in ip.exploded.split(":"))
+    return f"{text}%{scope}" if scope else text

@@ -18,7 +18,7 @@ from moldau.authorizer.acl import (
     ResourcePatternFilter,
     ResourceType,
 )
-from moldau.authorizer.authorizer import AclAuthorizer, AuthorizerConfig, operations_bitfield
+from moldau.authorizer.authorizer import AclAuthorizer, AuthorizerConfig, client_host, operations_bitfield
 from moldau.authorizer.principal import KafkaPrincipal
 
 Op = AclOperation
@@ -216,3 +216,13 @@ def test_authorize_by_resource_type() -> None:
                        acl("*", principal="User:*", operation=Op.WRITE, permission=DENY), allow_everyone=True)
     # An allowed literal wildcard survives literal denies.
     assert by_type(acl("*", operation=Op.WRITE), acl("orders", operation=Op.WRITE, permission=DENY))
+
+
+def test_client_host_is_written_as_java_writes_it() -> None:
+    assert client_host("10.0.0.7") == "10.0.0.7"
+    assert client_host("::1") == "0:0:0:0:0:0:0:1"
+    assert client_host("fe80::1%eth0") == "fe80:0:0:0:0:0:0:1%eth0"
+    assert client_host("2001:db8::ab:0") == "2001:db8:0:0:0:0:ab:0"
+    assert client_host("::ffff:10.0.0.7") == "10.0.0.7"
+    auth = authorizer(acl("orders", host="0:0:0:0:0:0:0:1"))
+    assert auth.authorize(ALICE, client_host("::1"), Op.READ, topic("orders"))
