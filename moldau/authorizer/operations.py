@@ -66,136 +66,136 @@ _GROUP_DENIED = ErrorCode.group_authorization_failed
 _CLUSTER_DENIED = ErrorCode.cluster_authorization_failed
 _TXN_DENIED = ErrorCode.transactional_id_authorization_failed
 
-T, G, C, X = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.CLUSTER, ResourceType.TRANSACTIONAL_ID
-Op = AclOperation
+_T, _G, _C, _X = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.CLUSTER, ResourceType.TRANSACTIONAL_ID
+_Op = AclOperation
 
 
 def _cluster(operation: AclOperation, on_denial: OnDenial = OnDenial.REQUEST, when: str = "") -> AclCheck:
-    return AclCheck(C, operation, Target.CLUSTER, _CLUSTER_DENIED, on_denial, when=when)
+    return AclCheck(_C, operation, Target.CLUSTER, _CLUSTER_DENIED, on_denial, when=when)
 
 
-_CLUSTER_ACTION = Permission(C, Op.CLUSTER_ACTION, Target.CLUSTER)
+_CLUSTER_ACTION = Permission(_C, _Op.CLUSTER_ACTION, Target.CLUSTER)
 
 API_ACL_CHECKS: dict[int, tuple[AclCheck, ...]] = {
     ApiKey.PRODUCE: (
-        AclCheck(X, Op.WRITE, Target.TRANSACTIONAL_ID, _TXN_DENIED, OnDenial.REQUEST,
+        AclCheck(_X, _Op.WRITE, Target.TRANSACTIONAL_ID, _TXN_DENIED, OnDenial.REQUEST,
                  when="the request holds a transactional batch (a missing transactional id is denied too)"),
-        AclCheck(T, Op.WRITE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),
+        AclCheck(_T, _Op.WRITE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),
     ),
     ApiKey.FETCH: (
-        AclCheck(C, Op.CLUSTER_ACTION, Target.CLUSTER, _TOPIC_DENIED, OnDenial.EACH,
+        AclCheck(_C, _Op.CLUSTER_ACTION, Target.CLUSTER, _TOPIC_DENIED, OnDenial.EACH,
                  when="a follower's fetch (replica_id >= 0); denied: every partition of the "
                       "request gets TOPIC_AUTHORIZATION_FAILED"),
-        AclCheck(T, Op.READ, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH, when="a consumer's fetch (replica_id < 0)"),
+        AclCheck(_T, _Op.READ, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH, when="a consumer's fetch (replica_id < 0)"),
     ),
-    ApiKey.LIST_OFFSETS: (AclCheck(T, Op.DESCRIBE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),),
+    ApiKey.LIST_OFFSETS: (AclCheck(_T, _Op.DESCRIBE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),),
     ApiKey.METADATA: (
-        AclCheck(T, Op.DESCRIBE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH,
+        AclCheck(_T, _Op.DESCRIBE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH,
                  when="topics named in the request; for all topics (null list, or v0 empty list) "
                       "the denied ones are omitted silently (describable_topics)"),
-        AclCheck(T, Op.CREATE, Target.TOPICS_TO_CREATE, _TOPIC_DENIED, OnDenial.EACH,
-                 bypass=(Permission(C, Op.CREATE, Target.CLUSTER),),
+        AclCheck(_T, _Op.CREATE, Target.TOPICS_TO_CREATE, _TOPIC_DENIED, OnDenial.EACH,
+                 bypass=(Permission(_C, _Op.CREATE, Target.CLUSTER),),
                  when="allow_auto_topic_creation and auto.create.topics.enable, for describable "
                       "topics that do not exist"),
     ),
     ApiKey.OFFSET_COMMIT: (
-        AclCheck(G, Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST,
+        AclCheck(_G, _Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST,
                  when="denied: every partition of the request gets GROUP_AUTHORIZATION_FAILED"),
-        AclCheck(T, Op.READ, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),
+        AclCheck(_T, _Op.READ, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),
     ),
     ApiKey.OFFSET_FETCH: (
-        AclCheck(G, Op.DESCRIBE, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST,
+        AclCheck(_G, _Op.DESCRIBE, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST,
                  when="v8+: per group of the request, each denied group gets the error"),
-        AclCheck(T, Op.DESCRIBE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH,
+        AclCheck(_T, _Op.DESCRIBE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH,
                  when="partitions named; for all partitions (null topics) the denied ones are omitted"),
     ),
     ApiKey.FIND_COORDINATOR: (
-        AclCheck(G, Op.DESCRIBE, Target.COORDINATOR_KEY, _GROUP_DENIED, OnDenial.REQUEST, when="key type 0 (group)"),
-        AclCheck(X, Op.DESCRIBE, Target.COORDINATOR_KEY, _TXN_DENIED, OnDenial.REQUEST,
+        AclCheck(_G, _Op.DESCRIBE, Target.COORDINATOR_KEY, _GROUP_DENIED, OnDenial.REQUEST, when="key type 0 (group)"),
+        AclCheck(_X, _Op.DESCRIBE, Target.COORDINATOR_KEY, _TXN_DENIED, OnDenial.REQUEST,
                  when="key type 1 (transaction); v4+: per coordinator key"),
     ),
-    ApiKey.JOIN_GROUP: (AclCheck(G, Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),),
-    ApiKey.HEARTBEAT: (AclCheck(G, Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),),
-    ApiKey.LEAVE_GROUP: (AclCheck(G, Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),),
-    ApiKey.SYNC_GROUP: (AclCheck(G, Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),),
-    ApiKey.DESCRIBE_GROUPS: (AclCheck(G, Op.DESCRIBE, Target.GROUPS, _GROUP_DENIED, OnDenial.EACH),),
+    ApiKey.JOIN_GROUP: (AclCheck(_G, _Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),),
+    ApiKey.HEARTBEAT: (AclCheck(_G, _Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),),
+    ApiKey.LEAVE_GROUP: (AclCheck(_G, _Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),),
+    ApiKey.SYNC_GROUP: (AclCheck(_G, _Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),),
+    ApiKey.DESCRIBE_GROUPS: (AclCheck(_G, _Op.DESCRIBE, Target.GROUPS, _GROUP_DENIED, OnDenial.EACH),),
     ApiKey.LIST_GROUPS: (
-        AclCheck(G, Op.DESCRIBE, Target.GROUPS, None, OnDenial.OMIT,
-                 bypass=(Permission(C, Op.DESCRIBE, Target.CLUSTER),)),
+        AclCheck(_G, _Op.DESCRIBE, Target.GROUPS, None, OnDenial.OMIT,
+                 bypass=(Permission(_C, _Op.DESCRIBE, Target.CLUSTER),)),
     ),
-    ApiKey.DELETE_GROUPS: (AclCheck(G, Op.DELETE, Target.GROUPS, _GROUP_DENIED, OnDenial.EACH),),
+    ApiKey.DELETE_GROUPS: (AclCheck(_G, _Op.DELETE, Target.GROUPS, _GROUP_DENIED, OnDenial.EACH),),
     ApiKey.OFFSET_DELETE: (
-        AclCheck(G, Op.DELETE, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),
-        AclCheck(T, Op.READ, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),
+        AclCheck(_G, _Op.DELETE, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),
+        AclCheck(_T, _Op.READ, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),
     ),
     ApiKey.CREATE_TOPICS: (
-        AclCheck(T, Op.CREATE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH,
-                 bypass=(Permission(C, Op.CREATE, Target.CLUSTER),),
+        AclCheck(_T, _Op.CREATE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH,
+                 bypass=(Permission(_C, _Op.CREATE, Target.CLUSTER),),
                  when='error message "Authorization failed."'),
-        AclCheck(T, Op.DESCRIBE_CONFIGS, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH,
+        AclCheck(_T, _Op.DESCRIBE_CONFIGS, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH,
                  when="denied: the topic is still created, its topic_config_error_code is "
                       "TOPIC_AUTHORIZATION_FAILED and its configs are not returned"),
     ),
     ApiKey.DELETE_TOPICS: (
-        AclCheck(T, Op.DESCRIBE, Target.TOPICS, ErrorCode.unknown_topic_id, OnDenial.EACH,
+        AclCheck(_T, _Op.DESCRIBE, Target.TOPICS, ErrorCode.unknown_topic_id, OnDenial.EACH,
                  when="topics named by topic id only: denied Describe answers UNKNOWN_TOPIC_ID"),
-        AclCheck(T, Op.DELETE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),
+        AclCheck(_T, _Op.DELETE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),
     ),
-    ApiKey.DELETE_RECORDS: (AclCheck(T, Op.DELETE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),),
+    ApiKey.DELETE_RECORDS: (AclCheck(_T, _Op.DELETE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),),
     ApiKey.DESCRIBE_CONFIGS: (
-        AclCheck(T, Op.DESCRIBE_CONFIGS, Target.CONFIG_RESOURCES, _TOPIC_DENIED, OnDenial.EACH,
+        AclCheck(_T, _Op.DESCRIBE_CONFIGS, Target.CONFIG_RESOURCES, _TOPIC_DENIED, OnDenial.EACH,
                  when="a TOPIC resource"),
-        _cluster(Op.DESCRIBE_CONFIGS, OnDenial.EACH, when="a BROKER or BROKER_LOGGER resource"),
+        _cluster(_Op.DESCRIBE_CONFIGS, OnDenial.EACH, when="a BROKER or BROKER_LOGGER resource"),
     ),
     ApiKey.ALTER_CONFIGS: (
-        AclCheck(T, Op.ALTER_CONFIGS, Target.CONFIG_RESOURCES, _TOPIC_DENIED, OnDenial.EACH,
+        AclCheck(_T, _Op.ALTER_CONFIGS, Target.CONFIG_RESOURCES, _TOPIC_DENIED, OnDenial.EACH,
                  when="a TOPIC resource"),
-        _cluster(Op.ALTER_CONFIGS, OnDenial.EACH, when="a BROKER resource"),
+        _cluster(_Op.ALTER_CONFIGS, OnDenial.EACH, when="a BROKER resource"),
     ),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (
-        AclCheck(T, Op.ALTER_CONFIGS, Target.CONFIG_RESOURCES, _TOPIC_DENIED, OnDenial.EACH,
+        AclCheck(_T, _Op.ALTER_CONFIGS, Target.CONFIG_RESOURCES, _TOPIC_DENIED, OnDenial.EACH,
                  when="a TOPIC resource"),
-        _cluster(Op.ALTER_CONFIGS, OnDenial.EACH, when="a BROKER or BROKER_LOGGER resource"),
+        _cluster(_Op.ALTER_CONFIGS, OnDenial.EACH, when="a BROKER or BROKER_LOGGER resource"),
     ),
     ApiKey.CREATE_PARTITIONS: (
-        AclCheck(T, Op.ALTER, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH,
+        AclCheck(_T, _Op.ALTER, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH,
                  when='error message "The topic authorization is failed."'),
     ),
     ApiKey.ELECT_LEADERS: (
-        _cluster(Op.ALTER, when="denied: top-level error and each named partition gets the error"),
+        _cluster(_Op.ALTER, when="denied: top-level error and each named partition gets the error"),
     ),
     ApiKey.OFFSET_FOR_LEADER_EPOCH: (
-        AclCheck(T, Op.DESCRIBE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH, bypass=(_CLUSTER_ACTION,)),
+        AclCheck(_T, _Op.DESCRIBE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH, bypass=(_CLUSTER_ACTION,)),
     ),
     ApiKey.INIT_PRODUCER_ID: (
-        AclCheck(X, Op.WRITE, Target.TRANSACTIONAL_ID, _TXN_DENIED, OnDenial.REQUEST,
+        AclCheck(_X, _Op.WRITE, Target.TRANSACTIONAL_ID, _TXN_DENIED, OnDenial.REQUEST,
                  when="a transactional id is given"),
-        AclCheck(T, Op.WRITE, Target.ANY_TOPIC, _CLUSTER_DENIED, OnDenial.REQUEST,
-                 bypass=(Permission(C, Op.IDEMPOTENT_WRITE, Target.CLUSTER),),
+        AclCheck(_T, _Op.WRITE, Target.ANY_TOPIC, _CLUSTER_DENIED, OnDenial.REQUEST,
+                 bypass=(Permission(_C, _Op.IDEMPOTENT_WRITE, Target.CLUSTER),),
                  when="no transactional id (an idempotent producer)"),
     ),
     ApiKey.DESCRIBE_LOG_DIRS: (
-        _cluster(Op.DESCRIBE, when="denied: no results, and (v3+) top-level CLUSTER_AUTHORIZATION_FAILED"),
+        _cluster(_Op.DESCRIBE, when="denied: no results, and (v3+) top-level CLUSTER_AUTHORIZATION_FAILED"),
     ),
-    ApiKey.DESCRIBE_PRODUCERS: (AclCheck(T, Op.READ, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),),
-    ApiKey.ALTER_PARTITION_REASSIGNMENTS: (_cluster(Op.ALTER),),
-    ApiKey.LIST_PARTITION_REASSIGNMENTS: (_cluster(Op.DESCRIBE),),
-    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: (_cluster(Op.DESCRIBE),),
-    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: (_cluster(Op.ALTER),),
+    ApiKey.DESCRIBE_PRODUCERS: (AclCheck(_T, _Op.READ, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),),
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: (_cluster(_Op.ALTER),),
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: (_cluster(_Op.DESCRIBE),),
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: (_cluster(_Op.DESCRIBE),),
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: (_cluster(_Op.ALTER),),
     # Inter-broker requests: only brokers (and super users) may send them.
-    ApiKey.LEADER_AND_ISR: (_cluster(Op.CLUSTER_ACTION),),
-    ApiKey.STOP_REPLICA: (_cluster(Op.CLUSTER_ACTION),),
-    ApiKey.UPDATE_METADATA: (_cluster(Op.CLUSTER_ACTION),),
-    ApiKey.CONTROLLED_SHUTDOWN: (_cluster(Op.CLUSTER_ACTION),),
-    ApiKey.ALTER_PARTITION: (_cluster(Op.CLUSTER_ACTION),),
+    ApiKey.LEADER_AND_ISR: (_cluster(_Op.CLUSTER_ACTION),),
+    ApiKey.STOP_REPLICA: (_cluster(_Op.CLUSTER_ACTION),),
+    ApiKey.UPDATE_METADATA: (_cluster(_Op.CLUSTER_ACTION),),
+    ApiKey.CONTROLLED_SHUTDOWN: (_cluster(_Op.CLUSTER_ACTION),),
+    ApiKey.ALTER_PARTITION: (_cluster(_Op.CLUSTER_ACTION),),
 }
 
 # The ACL APIs, which the server adds with the authorizer (not yet in moldau.protocol.apis).
 # Without an authorizer configured they answer SECURITY_DISABLED.
 DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS = 29, 30, 31
-API_ACL_CHECKS[DESCRIBE_ACLS] = (_cluster(Op.DESCRIBE),)
-API_ACL_CHECKS[CREATE_ACLS] = (_cluster(Op.ALTER),)
-API_ACL_CHECKS[DELETE_ACLS] = (_cluster(Op.ALTER),)
+API_ACL_CHECKS[DESCRIBE_ACLS] = (_cluster(_Op.DESCRIBE),)
+API_ACL_CHECKS[CREATE_ACLS] = (_cluster(_Op.ALTER),)
+API_ACL_CHECKS[DELETE_ACLS] = (_cluster(_Op.ALTER),)
 
 # Never authorized: a client calls them before it has a principal worth checking.
 UNAUTHORIZED_APIS: frozenset[int] = frozenset({
