@@ -65,6 +65,10 @@ def test_acl_json_is_kafkas() -> None:
     }
     assert encode_acls(entries) == GOLDEN_ACLS
     assert decode_acls(GOLDEN_ACLS) == entries
+    accented = AccessControlEntry("User:zoë", "*", AclOperation.WRITE, ALLOW)
+    assert encode_acls([accented]) == (
+        '{"version":1,"acls":[{"principal":"User:zoë","permissionType":"Allow","operation":"Write","host":"*"}]}'
+    ).encode()
     single = AccessControlEntry("User:alice", "*", AclOperation.READ, ALLOW)
     assert encode_acls([single]) == (
         b'{"version":1,"acls":[{"principal":"User:alice","permissionType":"Allow","operation":"Read","host":"*"}]}')
