@@ -3,6 +3,8 @@ literal/prefixed/wildcard patterns, implied operations, by-resource-type checks.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from moldau.authorizer.acl import (
     ANY_ENTRY,
@@ -226,3 +228,23 @@ def test_client_host_is_written_as_java_writes_it() -> None:
     assert client_host("::ffff:10.0.0.7") == "10.0.0.7"
     auth = authorizer(acl("orders", host="0:0:0:0:0:0:0:1"))
     assert auth.authorize(ALICE, client_host("::1"), Op.READ, topic("orders"))
+
+
+names = st.text(alphabet="ab*", min_size=1, max_size=4)
+patterns = st.builds(ResourcePattern, st.sampled_from([TOPIC, GROUP]), names, st.sampled_from([LITERAL, PREFIXED]))
+
+
+@given(st.lists(patterns, max_size=8), names, st.sampled_from([TOPIC, GROUP]))
+def test_the_match_filter_selects_exactly_the_patterns_authorize_consults(
+        found: list[ResourcePattern], name: str, resource_type: ResourceType) -> None:
+    # Two statements of one rule: DescribeAcls with MATCH, and the ACLs authorize() reads.
+    entry = AccessControlEntry(ALICE, "*", Op.READ, ALLOW)
+    auth = AclAuthorizer(AuthorizerConfig(), [AclBinding(p, entry) for p in found])
+    by_filter = {b.pattern for b in auth.acls(AclBindingFilter(
+        ResourcePatternFilter(resource_type, name, PatternType.MATCH), ANY_ENTRY))}
+    consulted = {p for p in found if p.resource_type is resource_type and (
+        (p.pattern_type is LITERAL and p.name in (name, "*")) or
+        (p.pattern_type is PREFIXED and name.startswith(p.name)))}
+    assert by_filter == consulted
+    assert bool(consulted) == bool(auth.matching_acls(Resource(resource_type, name)))
+    assert auth.authorize(ALICE, HOST, Op.DESCRIBE, Resource(resource_type, name)) == bool(consulted)
