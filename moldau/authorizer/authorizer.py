@@ -42,8 +42,27 @@ from moldau.authorizer.acl import (
 )
 from moldau.authorizer.principal import KafkaPrincipal, parse_super_users
 
+AUTHORIZER_CLASS_NAME_CONFIG = "authorizer.class.name"
 SUPER_USERS_CONFIG = "super.users"
 ALLOW_EVERYONE_IF_NO_ACL_FOUND_CONFIG = "allow.everyone.if.no.acl.found"
+# Kafka's ACL authorizers (ZooKeeper mode, KRaft mode): either name turns this one on.
+ACL_AUTHORIZER_CLASS_NAMES = frozenset({
+    "kafka.security.authorizer.AclAuthorizer",
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+})
+
+
+def authorizer_configured(properties: Mapping[str, str]) -> bool:
+    """Whether the broker authorizes requests: `authorizer.class.name` names one of Kafka's
+    ACL authorizers (unset or empty: no authorization, as in Kafka; the ACL APIs then answer
+    SECURITY_DISABLED). Raise ValueError for another class: Moldau cannot load it."""
+    name = properties.get(AUTHORIZER_CLASS_NAME_CONFIG, "").strip()
+    if not name:
+        return False
+    if name not in ACL_AUTHORIZER_CLASS_NAMES:
+        raise ValueError(f"{AUTHORIZER_CLASS_NAME_CONFIG}={name} is not supported; use one of "
+                         f"{', '.join(sorted(ACL_AUTHORIZER_CLASS_NAMES))}")
+    return True
 
 # An Allow of any of these operations permits the key operation too.
 IMPLIED_BY: dict[AclOperation, frozenset[AclOperation]] = {

@@ -92,6 +92,20 @@ def pattern_at(pattern_type: PatternType, resource_type_name: str, name: str) ->
     return ResourcePattern(resource_type, name, pattern_type)
 
 
+def acls_from_znodes(znodes: Iterable[tuple[PatternType, str, str, bytes | None]]
+                     ) -> dict[ResourcePattern, frozenset[AccessControlEntry]]:
+    """The ACLs found at load time, from (pattern type of the root, resource type child,
+    name child, the name znode's value) for every znode under `ACL_ROOTS`. Unknown resource
+    types and znodes without entries are skipped."""
+    found: dict[ResourcePattern, frozenset[AccessControlEntry]] = {}
+    for pattern_type, resource_type_name, name, data in znodes:
+        pattern = pattern_at(pattern_type, resource_type_name, name)
+        entries = decode_acls(data)
+        if pattern is not None and entries:
+            found[pattern] = entries
+    return found
+
+
 def encode_acls(entries: Iterable[AccessControlEntry]) -> bytes:
     """The znode value for a pattern's entries. Kafka writes them in its set's (hash) order;
     Moldau sorts them, so the same entries always give the same bytes."""

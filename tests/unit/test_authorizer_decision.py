@@ -20,7 +20,13 @@ from moldau.authorizer.acl import (
     ResourcePatternFilter,
     ResourceType,
 )
-from moldau.authorizer.authorizer import AclAuthorizer, AuthorizerConfig, client_host, operations_bitfield
+from moldau.authorizer.authorizer import (
+    AclAuthorizer,
+    AuthorizerConfig,
+    authorizer_configured,
+    client_host,
+    operations_bitfield,
+)
 from moldau.authorizer.principal import KafkaPrincipal
 
 Op = AclOperation
@@ -70,6 +76,15 @@ def test_super_users_may_do_anything_even_when_denied() -> None:
     assert auth.authorize("User:broker", HOST, Op.WRITE, topic("orders"))
     assert auth.authorize("User:admin", HOST, Op.CLUSTER_ACTION, CLUSTER)
     assert not auth.authorize(ALICE, HOST, Op.READ, topic("orders"))
+
+
+def test_authorizer_class_names() -> None:
+    assert not authorizer_configured({})
+    assert not authorizer_configured({"authorizer.class.name": " "})
+    assert authorizer_configured({"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"})
+    assert authorizer_configured({"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer"})
+    with pytest.raises(ValueError, match="is not supported"):
+        authorizer_configured({"authorizer.class.name": "com.example.OpaAuthorizer"})
 
 
 def test_super_users_must_be_principals() -> None:

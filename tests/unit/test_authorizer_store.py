@@ -16,6 +16,7 @@ from moldau.authorizer.store import (
     AclStoreError,
     ChangeNotification,
     acl_path,
+    acls_from_znodes,
     change_notification,
     decode_acls,
     decode_change_notification,
@@ -138,3 +139,17 @@ def test_notification_sequence() -> None:
     now = 100 * 60 * 1000
     assert expired_notifications({"acl_changes_0000000001": now - 16 * 60 * 1000,
                                   "acl_changes_0000000002": now - 60 * 1000}, now) == ["acl_changes_0000000001"]
+
+
+def test_acls_loaded_from_znodes() -> None:
+    read = AccessControlEntry("User:alice", "*", AclOperation.READ, ALLOW)
+    znodes = [
+        (LITERAL, "Topic", "orders", encode_acls([read])),
+        (PREFIXED, "Group", "g-", encode_acls([read])),
+        (LITERAL, "Broker", "1", encode_acls([read])),  # a type this broker does not know
+        (LITERAL, "Topic", "empty", b""),
+    ]
+    assert acls_from_znodes(znodes) == {
+        ResourcePattern(ResourceType.TOPIC, "orders", LITERAL): {read},
+        ResourcePattern(ResourceType.GROUP, "g-", PREFIXED): {read},
+    }
