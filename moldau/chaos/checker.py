@@ -19,7 +19,10 @@ What it reports (`Anomaly.kind`), and what it takes as evidence:
 * `unavailable`: after the last fault healed (no fault active), no send was acknowledged
   within `recovery_s` seconds although sends were tried and the run went on that long.
 * `acked-while-unavailable`: a send invoked during a fault marked ``expect: "no-acks"``
-  (after its `grace`, before its heal) was acknowledged.
+  (after its `grace`, before its heal) was acknowledged (only sends to its
+  `partitions`, when it lists them).
+* `expectation-failed`: something the scenario promised did not happen in time (the
+  nemesis records `expect` ops: e.g. the ISR shrinks when a follower is cut off).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ KINDS = (
     "lost-commit",
     "unavailable",
     "acked-while-unavailable",
+    "expectation-failed",
 )
 
 
@@ -87,11 +91,12 @@ class CheckerOptions:
 def _pairs(history: list[Op]) -> list[tuple[Op, Op | None]]:
     """(invoke, completion) per operation; an invoke never completed pairs with None.
     Operations recorded only as a completion (poll, assign, final-read) pair with
-    themselves as their invoke."""
-    open_ops: dict[tuple[str, str], Op] = {}
+    themselves as their invoke. A process does one operation of a kind at a time, except
+    sends: a producer has many in flight, told apart by their unique values."""
+    open_ops: dict[tuple[str, str, str], Op] = {}
     pairs: list[tuple[Op, Op | None]] = []
     for op in history:
-        key = (str(op["process"]), str(op["f"]))
+        key = (str(op["process"]), str(op["f"]), str(op.get("value", "")) if op["f"] == "send" else "")
         if op["type"] == INVOKE:
             if key in open_ops:
                 pairs.append((open_ops.pop(key), None))
@@ -122,6 +127,9 @@ def check(history: Iterable[Op], options: CheckerOptions | None = None) -> Resul
     _check_reads(ops, report)
     _check_commits(pairs, report)
     _check_availability(pairs, ops, opts, report)
+    for op in ops:
+        if op["f"] == "expect" and op["type"] == FAIL:
+            report("expectation-failed", what=op.get("value"), time=op["time"])
 
     for kind in KINDS:
         listed = found.get(kind, [])
@@ -247,18 +255,27 @@ def _check_availability(pairs: list[tuple[Op, Op | None]], ops: list[Op], opts: 
     acks = sorted(float(done["time"]) for _, done in sends if done is not None and done["type"] == OK)
 
     active: dict[str, Op] = {}
-    windows: list[tuple[str, float, float]] = []  # no-acks windows (name, from, to)
+    # no-acks windows: (name, from, to, partitions or None for all)
+    windows: list[tuple[str, float, float, frozenset[int] | None]] = []
+
+    def scope(started: Op) -> frozenset[int] | None:
+        listed = started.get("partitions")
+        return None if listed is None else frozenset(int(p) for p in listed)
+
     for op in ops:
         if op["f"] != "fault":
             continue
         name = str(op["value"])
-        if op.get("action") == "start":
+        if op.get("action") == "start" and name not in active:
             active[name] = op
-        elif op.get("action") == "heal":
-            started = active.pop(name, None)
-            if started is not None and started.get("expect") == "no-acks":
-                grace = float(started.get("grace", opts.no_acks_grace_s))
-                windows.append((name, float(started["time"]) + grace, float(op["time"])))
+        elif op.get("action") in ("heal", "healed"):
+            # "all" is the runner's final heal of everything still active.
+            ended = list(active) if name == "all" else [name]
+            for each in ended:
+                started = active.pop(each, None)
+                if started is not None and started.get("expect") == "no-acks":
+                    grace = float(started.get("grace", opts.no_acks_grace_s))
+                    windows.append((each, float(started["time"]) + grace, float(op["time"]), scope(started)))
             if not active:
                 heal = float(op["time"])
                 deadline = heal + opts.recovery_s
@@ -268,11 +285,13 @@ def _check_availability(pairs: list[tuple[Op, Op | None]], ops: list[Op], opts: 
     for name, started in active.items():
         if started.get("expect") == "no-acks":
             grace = float(started.get("grace", opts.no_acks_grace_s))
-            windows.append((name, float(started["time"]) + grace, end))
+            windows.append((name, float(started["time"]) + grace, end, scope(started)))
 
-    for name, frm, to in windows:
+    for name, frm, to, partitions in windows:
         for invoked, done in sends:
-            if done is not None and done["type"] == OK and frm <= invoked < to:
+            if done is None or done["type"] != OK or not frm <= invoked < to:
+                continue
+            if partitions is None or int(done["partition"]) in partitions:
                 report(
                     "acked-while-unavailable",
                     fault=name,
@@ -282,4 +301,4 @@ def _check_availability(pairs: list[tuple[Op, Op | None]], ops: list[Op], opts: 
                 )
 
 
-__all__ = ["Anomaly", "CheckerOptions", "FAIL", "INFO", "KINDS", "Result", "check"]
+__all__ = ["Anomaly", "CheckerOptions", "INFO", "KINDS", "Result", "check"]
