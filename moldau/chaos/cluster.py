@@ -157,6 +157,7 @@ class ChaosCluster:
     brokers: int = 3
     properties: dict[str, str] = field(default_factory=dict)
     procs: dict[str, Proc] = field(default_factory=dict)
+    _admin: AdminClient | None = None
 
     @staticmethod
     def host_names(brokers: int) -> list[str]:
@@ -258,6 +259,13 @@ class ChaosCluster:
     # --------------------------------------------------------------- admin views
 
     def admin(self) -> AdminClient:
+        """One client for the run: a future of a client that was garbage-collected fails
+        with _DESTROY, so every call goes through this one."""
+        if self._admin is None:
+            self._admin = self._new_admin()
+        return self._admin
+
+    def _new_admin(self) -> AdminClient:
         return AdminClient(
             {
                 "bootstrap.servers": self.bootstrap,

@@ -25,10 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from moldau.chaos.checker import CheckerOptions, Result, check
-from moldau.chaos.cluster import ChaosCluster
+from moldau.chaos.cluster import BROKER_PROPERTIES, ChaosCluster
 from moldau.chaos.history import HistoryWriter, read
 from moldau.chaos.netns import Network, check_support
 from moldau.chaos.workload import Recorder, Workload, WorkloadOptions, final_read
+from moldau.groups.records import partition_for
+
+OFFSETS_PARTITIONS = BROKER_PROPERTIES["offsets.topic.num.partitions"]
 
 
 @dataclass
@@ -87,6 +90,18 @@ class Context:
             leader = self.cluster.leader(self.topic, partition)
             if leader is not None and leader not in self.dead:
                 return leader
+            time.sleep(0.3)
+        return self.rng.choice(self.cluster.broker_ids)
+
+    def coordinator(self) -> int:
+        """The group coordinator of the workload's group: the leader of its
+        __consumer_offsets partition."""
+        partition = partition_for(self.workload.options.group, int(OFFSETS_PARTITIONS))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            state = self.cluster.partition_states("__consumer_offsets").get(partition)
+            if state is not None and state[0] >= 0 and state[0] not in self.dead:
+                return state[0]
             time.sleep(0.3)
         return self.rng.choice(self.cluster.broker_ids)
 
