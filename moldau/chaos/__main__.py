@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:
             outcome = run(scenario, RunOptions(seed=seed, fault_s=args.fault_s, rounds=args.rounds, keep=args.keep))
             summary = outcome.summary()
-            expected = outcome.ok if scenario.known_bug is None else not outcome.result.valid
+            expected = scenario.expected(outcome)
             summary["expected"] = expected
             summaries.append(summary)
             unexpected += 0 if expected else 1

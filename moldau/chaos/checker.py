@@ -18,8 +18,9 @@ What it reports (`Anomaly.kind`), and what it takes as evidence:
   offset than that commit's.
 * `unavailable`: after the last fault healed (no fault active), no send was acknowledged
   within `recovery_s` seconds although sends were tried and the run went on that long.
-* `acked-while-unavailable`: a send invoked during a fault marked ``expect: "no-acks"``
-  (after its `grace`, before its heal) was acknowledged (only sends to its
+* `acked-while-unavailable`: a send acknowledged while a fault marked
+  ``expect: "no-acks"`` lasted (after its `grace`, before its heal; a send retried by
+  the client and acknowledged after the heal is fine) (only sends to its
   `partitions`, when it lists them).
 * `expectation-failed`: something the scenario promised did not happen in time (the
   nemesis records `expect` ops: e.g. the ISR shrinks when a follower is cut off).
@@ -289,7 +290,7 @@ def _check_availability(pairs: list[tuple[Op, Op | None]], ops: list[Op], opts: 
 
     for name, frm, to, partitions in windows:
         for invoked, done in sends:
-            if done is None or done["type"] != OK or not frm <= invoked < to:
+            if done is None or done["type"] != OK or not frm <= float(done["time"]) < to:
                 continue
             if partitions is None or int(done["partition"]) in partitions:
                 report(

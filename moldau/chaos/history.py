@@ -27,8 +27,8 @@ Operations (`f`) and their fields:
   in the partition from its start to its high watermark, in offset order, and `offsets`
   alongside. Lost writes are judged against it.
 * `fault` (the nemesis): `type` `info`, `value` the fault's name, `action` `start` or
-  `heal`; `expect` ``"no-acks"`` on a start means no send invoked after `grace` seconds
-  past it and before its heal may be acknowledged (e.g. the leader cut off from
+  `heal` (recorded when the heal begins); `expect` ``"no-acks"`` on a start means no
+  send may be acknowledged from `grace` seconds after it until its heal (e.g. the leader cut off from
   ZooKeeper, the ISR below min.insync.replicas).
 
 JSON object keys are strings: partitions in `offsets` are written as strings and read

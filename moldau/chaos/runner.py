@@ -159,6 +159,15 @@ class Scenario:
     # A scenario that is known to find an anomaly in Moldau: the bug, by name. The run
     # is expected to report it (so the suite stays green and the bug stays visible).
     known_bug: str | None = None
+    # The anomaly kinds that bug shows as; any other kind is unexpected.
+    known_kinds: frozenset[str] = frozenset()
+
+    def expected(self, outcome: RunResult) -> bool:
+        """Clean, or (for a scenario with a known bug) showing that bug and nothing else."""
+        if self.known_bug is None:
+            return outcome.ok
+        kinds = outcome.result.kinds()
+        return not outcome.problems and bool(kinds) and kinds <= self.known_kinds
 
 
 @dataclass

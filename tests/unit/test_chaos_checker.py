@@ -176,11 +176,25 @@ def test_no_acknowledgement_while_a_no_acks_fault_lasts() -> None:
     h = [op(1.0, "nemesis", "info", "fault", value="leader-cut-from-zk", action="start", expect="no-acks", grace=2.0)]
     h += send(1.5, "early", 0, 0)  # within the grace (the lease): allowed
     h += send(4.0, "late", 0, 1)
+    h += send(5.0, "retried", 0, 3, took=2.0)  # invoked during the fault, acknowledged after its heal: fine
     h.append(op(6.0, "nemesis", "info", "fault", value="leader-cut-from-zk", action="heal"))
     h += send(6.5, "after", 0, 2)
-    h.append(final(7.0, 0, ["early", "late", "after"]))
+    h.append(final(7.5, 0, ["early", "late", "after", "retried"]))
     result = check(h)
     assert [(a.kind, a.detail["value"]) for a in result.anomalies] == [("acked-while-unavailable", "late")]
+
+
+def test_concurrent_sends_of_one_producer_pair_by_value() -> None:
+    h = [
+        op(0.0, "p", "invoke", "send", value="a"),
+        op(0.1, "p", "invoke", "send", value="b"),
+        op(0.2, "p", "ok", "send", value="b", partition=0, offset=0),
+        op(0.3, "p", "info", "send", value="a"),
+        final(1.0, 0, ["b"]),
+    ]
+    result = check(h)
+    assert result.valid
+    assert result.stats["send-ok"] == 1 and result.stats["send-info"] == 1
 
 
 def test_history_lines_round_trip_and_bad_lines_are_named() -> None:
