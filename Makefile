@@ -5,7 +5,11 @@ PY := $(VENV)/bin/python
 PORT ?= 9092
 DATA ?= ./data
 
-.PHONY: dev test test-unit bench lint venv system-deps clean
+SEEDS ?= 20
+FAULT_S ?= 5
+FUZZ_REQUESTS ?= 1000000
+
+.PHONY: dev test test-unit bench lint venv system-deps chaos-deps chaos fuzz clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +30,30 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper; \
 	fi
 
-test: venv system-deps
+# What the fault-injection suite drives (root needed to use them): network namespaces,
+# veth pairs and bridges (iproute2), partitions and packet loss (iptables), clock jumps
+# (faketime), disk errors (fiu-utils).
+chaos-deps:
+	@missing=""; \
+	for pair in ip:iproute2 iptables:iptables faketime:faketime fiu-run:fiu-utils; do \
+		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+test: venv system-deps chaos-deps
 	$(PY) -m pytest -q tests
+
+# The long fault-injection run: every scenario x SEEDS seeds (docs/reliability.md).
+# Needs root; reproduce one run with `python -m moldau.chaos --scenario NAME --seed N`.
+chaos: venv system-deps chaos-deps
+	$(PY) -m moldau.chaos --seeds $(SEEDS) --fault-s $(FAULT_S) --out chaos-results.json
+
+# FUZZ_REQUESTS fuzzed requests against one live broker (docs/reliability.md).
+fuzz: venv
+	$(PY) -m moldau.chaos.fuzz_run --requests $(FUZZ_REQUESTS) --out fuzz-results.json
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
