@@ -285,9 +285,6 @@ SCENARIOS: dict[str, Scenario] = {
             fsync_errors,
             disk_brokers=True,
             topic_configs={"flush.messages": "1"},
-            known_bug="a failed fsync leaves the batch in the log, unacknowledged; retries write it again: duplicates "
-            "(docs/reliability.md #4)",
-            known_kinds=frozenset({"duplicate"}),
         ),
     ]
 }
