@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             summaries.append(summary)
             unexpected += 0 if expected else 1
             status = "ok" if outcome.ok else ("KNOWN BUG" if expected else "FAIL")
+            if outcome.ok and not expected:
+                status = "NOT SEEN"  # a known bug that this run did not reproduce
             detail = "" if outcome.ok else f" anomalies={summary['anomalies']} problems={outcome.problems[:3]}"
             kept = "" if outcome.ok and not args.keep else f" dir={outcome.workdir}"
             print(f"{status:9} {name:28} seed={seed:<3} {outcome.seconds:5.1f}s{detail}{kept}", flush=True)

@@ -16,8 +16,9 @@ What it reports (`Anomaly.kind`), and what it takes as evidence:
   sets a smaller offset.
 * `lost-commit`: an OffsetFetch started after a commit was acknowledged returns a smaller
   offset than that commit's.
-* `unavailable`: after the last fault healed (no fault active), no send was acknowledged
-  within `recovery_s` seconds although sends were tried and the run went on that long.
+* `unavailable`: after the last fault healed (no fault active), a partition that took
+  writes before was not written within `recovery_s` seconds (none: no partition was),
+  although sends were tried and the run went on that long.
 * `acked-while-unavailable`: a send acknowledged while a fault marked
   ``expect: "no-acks"`` lasted (after its `grace`, before its heal; a send retried by
   the client and acknowledged after the heal is fine) (only sends to its
@@ -253,7 +254,10 @@ def _check_availability(pairs: list[tuple[Op, Op | None]], ops: list[Op], opts: 
         return
     end = float(ops[-1]["time"])
     sends = [(float(inv["time"]), done) for inv, done in pairs if inv["f"] == "send"]
-    acks = sorted(float(done["time"]) for _, done in sends if done is not None and done["type"] == OK)
+    # (ack time, partition) of every acknowledged send
+    acks = sorted(
+        (float(done["time"]), int(done["partition"])) for _, done in sends if done is not None and done["type"] == OK
+    )
 
     active: dict[str, Op] = {}
     # no-acks windows: (name, from, to, partitions or None for all)
@@ -281,8 +285,12 @@ def _check_availability(pairs: list[tuple[Op, Op | None]], ops: list[Op], opts: 
                 heal = float(op["time"])
                 deadline = heal + opts.recovery_s
                 tried = any(heal <= t <= deadline for t, _ in sends)
-                if end >= deadline and tried and not any(heal <= a <= deadline for a in acks):
-                    report("unavailable", fault=name, healed_at=heal, within_s=opts.recovery_s)
+                if end >= deadline and tried:
+                    # Every partition written before the heal is written again soon after.
+                    before = {p for a, p in acks if a < heal}
+                    after = {p for a, p in acks if heal <= a <= deadline}
+                    for partition in sorted(before - after) if after or before else [None]:
+                        report("unavailable", fault=name, healed_at=heal, within_s=opts.recovery_s, partition=partition)
     for name, started in active.items():
         if started.get("expect") == "no-acks":
             grace = float(started.get("grace", opts.no_acks_grace_s))

@@ -158,6 +158,8 @@ class ChaosCluster:
     properties: dict[str, str] = field(default_factory=dict)
     procs: dict[str, Proc] = field(default_factory=dict)
     _admin: AdminClient | None = None
+    # host:port the brokers reach ZooKeeper through instead (a latency proxy)
+    zookeeper_via: str | None = None
 
     @staticmethod
     def host_names(brokers: int) -> list[str]:
@@ -169,7 +171,7 @@ class ChaosCluster:
 
     @property
     def zookeeper_connect(self) -> str:
-        return f"{self.net.address('zk')}:{ZK_PORT}"
+        return self.zookeeper_via or f"{self.net.address('zk')}:{ZK_PORT}"
 
     @property
     def bootstrap(self) -> str:

@@ -54,7 +54,14 @@ class WorkloadOptions:
     consumers: int = 2
     group: str = "chaos-group"
     commit_interval_s: float = 0.5
-    message_timeout_ms: int = 15000
+    # 0: sends never time out in the client. librdkafka answers a send's timeout by
+    # bumping the idempotent producer's epoch and sending what it still holds again under
+    # new sequence numbers, so a write that was persisted but not acknowledged is written
+    # twice: duplicates made by the client, not the broker (librdkafka#4953, seen here in
+    # the follower-partitioned scenario). Without timeouts, a duplicate is the broker's.
+    message_timeout_ms: int = 0
+    # How long stopping waits for outstanding sends; those left are indeterminate.
+    flush_timeout_s: float = 20.0
 
 
 @dataclass
@@ -170,9 +177,11 @@ class Workload:
                 self.stopping.wait(delay)
             else:
                 next_send = time.monotonic()
-        # Every outstanding send ends in its delivery report (ok or a timeout) within
-        # message.timeout.ms.
-        producer.flush(self.options.message_timeout_ms / 1000 + 5)
+        # Outstanding sends end in their delivery reports; any left after this are never
+        # completed in the history (indeterminate).
+        left = producer.flush(self.options.flush_timeout_s)
+        if left:
+            rec.record(name, "info", "producer-unflushed", value=str(left))
 
     # ------------------------------------------------------------------ consume
 

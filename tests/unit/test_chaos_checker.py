@@ -69,6 +69,7 @@ def clean_history() -> list[dict[str, Any]]:
     h += send(1.0, "e", outcome="info")  # indeterminate and never written: fine
     h.append(op(2.0, "fault", "info", "fault", value="kill-1", action="heal"))
     h += send(2.5, "f", 0, 2)
+    h += send(2.6, "g", 1, 1)
     h.append(op(2.0, "consumer-0", "ok", "assign", partitions=[0, 1]))
     h.append(op(2.1, "consumer-0", "ok", "poll", records=[[0, 0, "a"], [0, 1, "b"], [1, 0, "d"]]))
     h += commit(2.2, {0: 2, 1: 1})
@@ -79,7 +80,7 @@ def clean_history() -> list[dict[str, Any]]:
     h.append(op(3.6, "consumer-0", "ok", "assign", partitions=[0]))
     h.append(op(3.7, "consumer-0", "ok", "poll", records=[[0, 2, "f"]]))
     h.append(final(4.0, 0, ["a", "b", "f", "c"]))
-    h.append(final(4.0, 1, ["d"]))
+    h.append(final(4.0, 1, ["d", "g"]))
     return h
 
 
@@ -87,7 +88,7 @@ def test_a_clean_history_has_no_anomaly() -> None:
     result = check(clean_history(), CheckerOptions(recovery_s=1.0))
     assert result.valid, [a.text() for a in result.anomalies]
     assert result.unchecked == []
-    assert result.stats["send-ok"] == 4
+    assert result.stats["send-ok"] == 5
     assert result.stats["send-info"] == 2
 
 
@@ -167,6 +168,10 @@ def test_writes_must_resume_after_the_last_heal() -> None:
     # Once one send is acknowledged in time, it is available.
     h += send(5.0, "ok", 0, 1)
     assert check(h, CheckerOptions(recovery_s=5.0)).valid
+    # Each partition written before must be written again: here partition 1 is not.
+    h1 = h + send(0.5, "b", 1, 0)
+    result = check(h1, CheckerOptions(recovery_s=5.0))
+    assert [(a.kind, a.detail["partition"]) for a in result.anomalies] == [("unavailable", 1)]
     # A run that ended before the deadline says nothing.
     short = [x for x in h if x["time"] < 4.0 and x.get("value") != "ok"]
     assert check(short, CheckerOptions(recovery_s=5.0)).valid
