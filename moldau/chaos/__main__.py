@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from moldau.chaos.scenarios import SCENARIOS
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every `finally` kills what
+    # the run started and removes its namespaces.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(prog="python -m moldau.chaos", description=__doc__.split("\n")[0])
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--scenario", action="append", help="a scenario to run (repeatable; default: all)")

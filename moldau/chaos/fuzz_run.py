@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -330,6 +331,9 @@ def replay(broker: BrokerUnderTest, frame_hex: str, timeout: float = 10.0) -> st
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every `finally` kills what
+    # the run started and removes its namespaces.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(prog="python -m moldau.chaos.fuzz_run", description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--requests", type=int, default=1_000_000)

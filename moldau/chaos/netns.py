@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -101,7 +102,8 @@ def _leftover_tag(name: str) -> str | None:
 
 
 def sweep(own_tag: str | None = None) -> list[str]:
-    """Delete namespaces and links of ours whose creator no longer runs; what was deleted."""
+    """Delete namespaces and links of ours whose creator no longer runs (and the processes
+    still running in such a namespace); what was deleted."""
     removed: list[str] = []
     names = [line.split()[0] for line in run(["ip", "netns", "list"]).stdout.splitlines() if line.strip()]
     links = []
@@ -117,6 +119,12 @@ def sweep(own_tag: str | None = None) -> list[str]:
         if pid is not None and _pid_alive(pid):
             continue
         if name in names:
+            # A crashed run's servers may still run inside: they are ours, end them.
+            for pid in run(["ip", "netns", "pids", name], check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
             run(["ip", "netns", "del", name], check=False)
         else:
             run(["ip", "link", "del", name], check=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -91,7 +92,17 @@ def test_leftovers_of_a_dead_run_are_swept_and_live_ones_kept(network: netns.Net
     tag = netns.base36(dead.pid)
     netns.run(["ip", "netns", "add", f"{netns.PREFIX}-{tag}-x"])
     netns.run(["ip", "link", "add", f"{netns.PREFIX}{tag}br", "type", "bridge"])
-    removed = netns.sweep()
+    # A server the crashed run left running in its namespace.
+    orphan = subprocess.Popen(["ip", "netns", "exec", f"{netns.PREFIX}-{tag}-x", "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 5
+        while not netns.run(["ip", "netns", "pids", f"{netns.PREFIX}-{tag}-x"]).stdout.strip():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        removed = netns.sweep()
+        assert orphan.wait(5) == -9
+    finally:
+        orphan.kill()
     assert f"{netns.PREFIX}-{tag}-x" in removed and f"{netns.PREFIX}{tag}br" in removed
     # This run's own namespaces (a live pid) survive a sweep by anyone.
     assert all(h.namespace not in removed for h in network.hosts.values())
