@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import datetime
 import io
+import socket
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kio.schema.create_topics.v7 import request as ct
-from kio.schema.types import TopicName
+from kio.schema.fetch.v4 import request as fetch4
+from kio.schema.types import BrokerId, TopicName
 from kio.serial import entity_writer
-from kio.static.primitive import i16, i32, i32Timedelta
+from kio.static.primitive import i8, i16, i32, i32Timedelta
 
 from moldau.chaos import fuzz
-from moldau.chaos.fuzz_run import BrokerUnderTest, FuzzOptions, client_check, replay, run_fuzz
+from moldau.chaos.fuzz_run import PING, BrokerUnderTest, FuzzOptions, client_check, replay, run_fuzz
 
 # AlterPartition v2 whose topics array is null (a mutated varint): the controller's event
 # failed and the handler waited for its answer for ever (a hang). Now: connection closed.
@@ -100,6 +103,33 @@ def test_create_topics_with_a_million_partitions_is_refused_promptly(broker: Bro
         assert outcome.startswith("answered"), outcome
     finally:
         broker.kill()  # it may be building partitions, with memory that others share
+
+
+def fetch_without_partitions_frame(max_wait_ms: int) -> bytes:
+    """Fetch v4 with no topics, min_bytes 1 and this max_wait."""
+    body = io.BytesIO()
+    request = fetch4.FetchRequest(
+        replica_id=BrokerId(-1),
+        max_wait=i32Timedelta.parse(datetime.timedelta(milliseconds=max_wait_ms)),
+        min_bytes=i32(1),
+        max_bytes=i32(1 << 20),
+        isolation_level=i8(0),
+        topics=(),
+    )
+    entity_writer(fetch4.FetchRequest)(body, request)
+    payload = fuzz.header(1, 4, 5) + body.getvalue()
+    return struct.pack(">i", len(payload)) + payload
+
+
+@pytest.mark.xfail(strict=True, reason="docs/reliability.md #10: a Fetch without partitions spins the event loop")
+def test_a_fetch_without_partitions_does_not_stop_the_broker(broker: BrokerUnderTest) -> None:
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as waiting:
+        waiting.sendall(fetch_without_partitions_frame(3000))
+        time.sleep(0.2)
+        started = time.monotonic()
+        outcome = replay(broker, PING.hex(), timeout=10)  # another client, meanwhile
+        took = time.monotonic() - started
+    assert outcome.startswith("answered") and took < 1.0, (outcome, took)
 
 
 @pytest.mark.xfail(
