@@ -55,6 +55,41 @@ class ClusterStartError(RuntimeError):
     pass
 
 
+DISK_FILLER = "chaos-disk-filler"
+
+
+def mount_small_disk(path: Path, size_mb: int, tag: str) -> None:
+    """A tmpfs of `size_mb` at `path`, its source named `mdc<tag>disk` so that
+    `sweep_mounts` finds it after a crashed run."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", f"mdc{tag}disk", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+def sweep_mounts(own_tag: str) -> list[str]:
+    """Unmount the small disks of runs whose creator no longer runs."""
+    removed = []
+    for line in Path("/proc/mounts").read_text().splitlines():
+        source, target = line.split()[:2]
+        if not (source.startswith("mdc") and source.endswith("disk")):
+            continue
+        tag = source[3:-4]
+        if tag == own_tag:
+            continue
+        try:
+            os.kill(int(tag, 36), 0)
+            continue
+        except (ProcessLookupError, ValueError):
+            pass
+        subprocess.run(["umount", "-l", target], capture_output=True, timeout=30)
+        removed.append(target)
+    return removed
+
+
 @dataclass
 class Proc:
     name: str
@@ -160,6 +195,7 @@ class ChaosCluster:
     _admin: AdminClient | None = None
     # host:port the brokers reach ZooKeeper through instead (a latency proxy)
     zookeeper_via: str | None = None
+    mounts: list[Path] = field(default_factory=list)
 
     @staticmethod
     def host_names(brokers: int) -> list[str]:
@@ -236,7 +272,17 @@ class ChaosCluster:
         proc.ready = ready
         return proc
 
-    def start(self, clock_brokers: tuple[int, ...] = (), disk_brokers: tuple[int, ...] = ()) -> None:
+    def start(
+        self,
+        clock_brokers: tuple[int, ...] = (),
+        disk_brokers: tuple[int, ...] = (),
+        small_disk_mb: int = 0,
+    ) -> None:
+        """`small_disk_mb`: every broker's log dir is a tmpfs of that size (to fill it)."""
+        if small_disk_mb:
+            for i in self.broker_ids:
+                mount_small_disk(self.workdir / f"b{i}" / "data", small_disk_mb, self.net.tag)
+                self.mounts.append(self.workdir / f"b{i}" / "data")
         if disk_brokers and shutil.which("fiu-run") is None:
             raise ClusterStartError("fiu-run is not installed (apt-get install fiu-utils, or `make chaos-deps`)")
         if clock_brokers and not FAKETIME_LIB.exists():
@@ -257,6 +303,24 @@ class ChaosCluster:
                 proc.kill()
             except Exception:  # noqa: BLE001 - keep killing the others
                 pass
+        for mount in self.mounts:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
+        self.mounts.clear()
+
+    def fill_disk(self, broker_id: int) -> None:
+        """Fill the broker's (small) log dir until the disk is full."""
+        path = self.workdir / f"b{broker_id}" / "data" / DISK_FILLER
+        with open(path, "wb") as f:
+            chunk = bytes(1 << 20)
+            try:
+                while True:
+                    f.write(chunk)
+                    f.flush()
+            except OSError:
+                pass
+
+    def free_disk(self, broker_id: int) -> None:
+        (self.workdir / f"b{broker_id}" / "data" / DISK_FILLER).unlink(missing_ok=True)
 
     # --------------------------------------------------------------- admin views
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from moldau.chaos.checker import CheckerOptions, Result, check
-from moldau.chaos.cluster import BROKER_PROPERTIES, ZK_PORT, ChaosCluster
+from moldau.chaos.cluster import BROKER_PROPERTIES, ZK_PORT, ChaosCluster, sweep_mounts
 from moldau.chaos.history import HistoryWriter, read
 from moldau.chaos.netns import Network, check_support
 from moldau.chaos.proxy import ThreadedProxy
@@ -138,6 +138,8 @@ class Context:
     def heal_all(self) -> None:
         """After the scenario (also after it failed): every fault undone."""
         self.net.heal()
+        for i in self.cluster.broker_ids:
+            self.cluster.free_disk(i)
         if self.zookeeper_proxy is not None:
             self.zookeeper_proxy.set_delay(0.0)
         for i in self.cluster.broker_ids:
@@ -160,6 +162,7 @@ class Scenario:
     clock_brokers: bool = False  # start every broker under libfaketime
     disk_brokers: bool = False  # start every broker under fiu-run
     zookeeper_proxy: bool = False  # brokers reach ZooKeeper through a latency proxy
+    small_disk_mb: int = 0  # every broker's log dir on a tmpfs this big (0: the work dir's disk)
     topic_configs: dict[str, str] = field(default_factory=dict)
     checker: CheckerOptions = field(default_factory=CheckerOptions)
     # A scenario that is known to find an anomaly in Moldau: the bug, by name. The run
@@ -227,6 +230,7 @@ def run(scenario: Scenario, options: RunOptions) -> RunResult:
         recorder = Recorder(HistoryWriter(out))
         try:
             net.create()
+            sweep_mounts(net.tag)
             if scenario.zookeeper_proxy:
                 # In the root namespace, on the bridge's address: every broker reaches it.
                 proxy = ThreadedProxy((net.address("zk"), ZK_PORT), 0.0, (net.gateway, 0))
@@ -235,6 +239,7 @@ def run(scenario: Scenario, options: RunOptions) -> RunResult:
             cluster.start(
                 clock_brokers=tuple(cluster.broker_ids) if scenario.clock_brokers else (),
                 disk_brokers=tuple(cluster.broker_ids) if scenario.disk_brokers else (),
+                small_disk_mb=scenario.small_disk_mb,
             )
             cluster.create_topic(TOPIC, wl_opts.partitions, 3, {"min.insync.replicas": "2", **scenario.topic_configs})
             workload = Workload(cluster.bootstrap, recorder, wl_opts)

@@ -239,6 +239,18 @@ def clock_jump_on_controller(ctx: Context) -> None:
     ctx.fault("clock-jump", "heal", broker=controller)
 
 
+def disk_full(ctx: Context) -> None:
+    leader = _leader_not_coordinator(ctx)
+    # The leader's log dir (a 64 MB tmpfs) filled up: appends fail with ENOSPC. What it
+    # could not write must be neither served nor acknowledged; once space is back, writes
+    # resume.
+    ctx.fault("disk-full", "start", broker=leader)
+    ctx.cluster.fill_disk(leader)
+    ctx.sleep(ctx.options.fault_s)
+    ctx.fault("disk-full", "heal", broker=leader)
+    ctx.cluster.free_disk(leader)
+
+
 def fsync_errors(ctx: Context) -> None:
     partition = ctx.pick_partition()
     leader = ctx.leader_of(partition)
@@ -331,6 +343,12 @@ SCENARIOS: dict[str, Scenario] = {
             "the controller's wall clock jumps (libfaketime), then back",
             clock_jump_on_controller,
             clock_brokers=True,
+        ),
+        Scenario(
+            "disk-full",
+            "a leader's log dir (a 64 MB tmpfs) filled up, then freed",
+            disk_full,
+            small_disk_mb=64,
         ),
         Scenario(
             "fsync-errors",
