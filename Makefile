@@ -6,7 +6,11 @@ PORT ?= 9092
 CONSOLE_PORT ?= 8080
 DATA ?= ./data
 
-.PHONY: dev test test-unit typecheck screenshots bench lint venv test-venv system-deps clean
+SEEDS ?= 20
+FAULT_S ?= 5
+FUZZ_REQUESTS ?= 1000000
+
+.PHONY: dev test test-unit typecheck screenshots bench lint venv test-venv system-deps chaos-deps chaos fuzz clean
 
 # What running needs (`make dev`), and what the tests need on top (`make test`).
 $(VENV)/.installed: pyproject.toml
@@ -36,6 +40,19 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper chromium; \
 	fi
 
+# What the fault-injection suite drives (root needed to use them): network namespaces,
+# veth pairs and bridges (iproute2), partitions and packet loss (iptables), clock jumps
+# (faketime), disk errors (fiu-utils).
+chaos-deps:
+	@missing=""; \
+	for pair in ip:iproute2 iptables:iptables faketime:faketime fiu-run:fiu-utils; do \
+		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
 # What is clean under `mypy --strict` (the type checker runs before the tests). Not yet
 # controller/controller.py: every int it puts into an inter-broker request wants kio's
 # i32/i64.
@@ -45,8 +62,17 @@ TYPED_EXCLUDE := moldau/controller/controller\.py$$
 typecheck: test-venv
 	$(VENV)/bin/mypy --strict $(TYPED) --exclude '$(TYPED_EXCLUDE)'
 
-test: test-venv system-deps typecheck
+test: test-venv system-deps chaos-deps typecheck
 	$(PY) -m pytest -q tests
+
+# The long fault-injection run: every scenario x SEEDS seeds (docs/reliability.md).
+# Needs root; reproduce one run with `python -m moldau.chaos --scenario NAME --seed N`.
+chaos: test-venv system-deps chaos-deps
+	$(PY) -m moldau.chaos --seeds $(SEEDS) --fault-s $(FAULT_S) --out chaos-results.json
+
+# FUZZ_REQUESTS fuzzed requests against one live broker (docs/reliability.md).
+fuzz: test-venv
+	$(PY) -m moldau.chaos.fuzz_run --requests $(FUZZ_REQUESTS) --out fuzz-results.json
 
 # The console's screenshots in docs/console/ (shown in the README), from its browser tests.
 screenshots: test-venv system-deps

@@ -228,8 +228,13 @@ class Controller:
                     log.warning("controller %d: fenced by a newer controller; resigning", self.broker_id)
                     self.active = False
                     return
-                except Exception:
+                except Exception as exc:
                     log.exception("controller %d: error processing %r", self.broker_id, event)
+                    # Whoever waits for this event's answer gets the error, not a wait
+                    # without end (a fuzzed AlterPartition with null topics hung here).
+                    done = getattr(event, "done", None)
+                    if isinstance(done, asyncio.Future) and not done.done():
+                        done.set_exception(exc)
         except asyncio.CancelledError:
             pass
         except NotControllerError:

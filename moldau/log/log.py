@@ -455,6 +455,7 @@ class Log:
         segment = self.active_segment
         if segment.created_ms is None:
             segment.created_ms = now_ms
+        end_before = self.log_end_offset
         segment.append(
             data,
             headers,
@@ -462,7 +463,16 @@ class Log:
             max_index_bytes=self.config.segment_index_bytes,
         )
         if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
-            self.flush()
+            try:
+                self.flush()
+            except OSError:
+                # The disk refused to make these batches durable: take them out again
+                # before anyone reads them, so they are neither served nor acknowledged,
+                # and a producer's retry is written once. (They stayed before, unknown to
+                # the producer state: every retry was written again. Found by the chaos
+                # suite's fsync-errors scenario.)
+                self.truncate_to(end_before)
+                raise
 
     def roll(self, now_ms: int, base_offset: int | None = None) -> None:
         """Start a new active segment at the log end offset, or at ``base_offset`` if that

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from kio.serial import entity_reader, entity_writer
 
 from moldau.protocol.apis import ApiKey, is_flexible, request_type, response_type
+from moldau.protocol.tagged import strip_unknown_tagged_fields
 
 SIZE = struct.Struct(">i")
 HEADER_FIXED = struct.Struct(">hhih")  # api_key, api_version, correlation_id, client_id len
@@ -149,7 +150,14 @@ def _writer(api_key: int, api_version: int) -> Callable[..., Any]:
 def decode_request(api_key: int, api_version: int, frame: bytes, pos: int) -> Any:
     """Decode a request body with kio; any fault becomes MalformedRequestError."""
     try:
-        request, _size = _reader(api_key, api_version)(memoryview(frame).toreadonly(), pos)
+        try:
+            request, _size = _reader(api_key, api_version)(memoryview(frame).toreadonly(), pos)
+        except KeyError as unknown_tag:
+            # kio refuses tagged fields its schema lacks; the protocol says skip them.
+            if "tagged field" not in str(unknown_tag):
+                raise
+            body = strip_unknown_tagged_fields(request_type(api_key, api_version), frame, pos)
+            request, _size = _reader(api_key, api_version)(memoryview(body).toreadonly(), 0)
     except MalformedRequestError:
         raise
     except Exception as exc:  # kio raises ValueError, IndexError, OverflowError, ...

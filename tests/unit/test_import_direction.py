@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     "replication": 2, "groups": 2, "controller": 2, "metrics": 2, "transactions": 2, "authorizer": 2,
     "server": 3, "console": 3,
     "cluster": 4,
-    "cli": 5, "testing": 5,
+    "cli": 5, "testing": 5, "chaos": 5,
 }
 
 

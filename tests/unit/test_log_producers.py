@@ -110,3 +110,27 @@ def test_retention_deletes_the_snapshots_of_deleted_segments(tmp_path: Path) -> 
     assert first == 6
     assert log.producer_state.snapshot_offsets() == [6]  # taken by the roll that retention forced
     assert log.producer_state.producers[PID].last_sequence == 5  # the state outlives the data
+
+
+def test_a_batch_whose_fsync_failed_is_taken_out_and_its_retry_written_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = open_log(tmp_path / "t-0", flush_messages=1)  # every append is fsynced
+    produce(log, 0, 2)
+    import moldau.log.segment as segment_module
+
+    real_fsync = segment_module.os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(segment_module.os, "fsync", failing_fsync)
+    with pytest.raises(OSError):
+        produce(log, 2, 3)
+    assert log.log_end_offset == 2  # not served, not acknowledged
+    assert len(validate_batches(bytearray(log.read(0, 1 << 20)))) == 1
+    monkeypatch.setattr(segment_module.os, "fsync", real_fsync)
+    assert produce(log, 2, 3).first_offset == 2  # the client's retry, once the disk works
+    again = produce(log, 2, 3)  # and its retry is recognised
+    assert (again.first_offset, again.duplicate) == (2, True)
+    assert log.log_end_offset == 5
