@@ -121,7 +121,6 @@ def fetch_without_partitions_frame(max_wait_ms: int) -> bytes:
     return struct.pack(">i", len(payload)) + payload
 
 
-@pytest.mark.xfail(strict=True, reason="docs/reliability.md #10: a Fetch without partitions spins the event loop")
 def test_a_fetch_without_partitions_does_not_stop_the_broker(broker: BrokerUnderTest) -> None:
     with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as waiting:
         waiting.sendall(fetch_without_partitions_frame(3000))
