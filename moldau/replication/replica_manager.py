@@ -310,6 +310,16 @@ class ReplicaManager:
         if restart or tp not in fetcher.partitions:
             fetcher.add(tp, partition.leader_epoch)
 
+    def follow_unreached_leaders(self) -> None:
+        """Start fetching for followed partitions whose leader had no known address when
+        the role arrived (LeaderAndIsr before the UpdateMetadata that names the leader)."""
+        if self._shut_down:
+            return
+        fetching = {tp for f in self.fetchers.values() for tp in f.partitions}
+        for tp, partition in self.partitions.items():
+            if not partition.is_leader and partition.leader_id >= 0 and tp not in fetching:
+                self._follow(partition, True)
+
     def _stop_fetching(self, tp: TopicPartition) -> None:
         for fetcher in self.fetchers.values():
             fetcher.remove(tp)

@@ -675,6 +675,7 @@ class Broker:
                 topic.configs = configs[name]
             else:  # a topic new to this broker
                 topic.configs = new_topic_configs.get(name, {})
+        self.replicas.follow_unreached_leaders()
         return ErrorCode.none
 
     def _delete_stray_logs(self) -> None:

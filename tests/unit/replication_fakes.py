@@ -130,6 +130,7 @@ class Cluster:
         self.lag_time_max_ms = lag_time_max_ms
         self.brokers: dict[int, ReplicaManager] = {}
         self.leases: dict[int, Lease] = {}
+        self.unknown_addresses: set[int] = set()  # brokers whose address the metadata lacks yet
 
     def start(self, broker_id: int) -> ReplicaManager:
         logs = LogManager([self.root / f"broker-{broker_id}"], self.config)
@@ -164,6 +165,8 @@ class Leaders:
         self.local_id = local_id
 
     def address(self, broker_id: int) -> tuple[str, int] | None:
+        if broker_id in self.cluster.unknown_addresses:
+            return None
         return (f"broker-{broker_id}", 9092)
 
     def connect(self, broker_id: int, address: tuple[str, int]) -> LeaderEndPoint:

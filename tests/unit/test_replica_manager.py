@@ -217,3 +217,22 @@ def test_roles_sent_after_shutdown_are_refused(tmp_path: Path) -> None:
             [(TP, ErrorCode.not_leader_or_follower)]
         assert follower.fetchers == {}
     run(test)
+
+
+def test_a_leader_without_a_known_address_is_followed_once_the_metadata_names_it(tmp_path: Path) -> None:
+    async def test() -> None:
+        clock = ManualClock()
+        controller = FakeController()
+        cluster = Cluster(tmp_path, LogConfig(), clock, ManualScheduler(clock), controller)
+        controller.states[TP] = ControllerState(0, 0, (0, 1), (0, 1))
+        cluster.start(0)
+        follower = cluster.start(1)
+        cluster.unknown_addresses.add(0)  # LeaderAndIsr before the UpdateMetadata naming broker 0
+        cluster.send_leader_and_isr(TP)
+        assert not follower.fetchers
+        produce(cluster.brokers[0], 1, records())
+        cluster.unknown_addresses.clear()
+        follower.follow_unreached_leaders()
+        await replicate(cluster, followers=(1,))
+        assert follower.logs.get(*TP).log_end_offset == 1
+    run(test)
