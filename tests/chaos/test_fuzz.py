@@ -131,9 +131,6 @@ def test_a_fetch_without_partitions_does_not_stop_the_broker(broker: BrokerUnder
     assert outcome.startswith("answered") and took < 1.0, (outcome, took)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="docs/reliability.md #2: Metadata v10/v11 with a null topic name closes the connection"
-)
 def test_metadata_v10_with_a_null_topic_name_is_answered(broker: BrokerUnderTest) -> None:
     outcome = replay(broker, METADATA_V10_NULL_NAME)
     assert outcome.startswith("answered"), outcome

@@ -71,6 +71,11 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
         for req in requested:
             name = getattr(req, "name", None)
             topic_id = getattr(req, "topic_id", None)
+            if name is None and (version < 12 or topic_id is None or topic_id.int == 0):
+                # Kafka: "Topic name can not be null" before v12 (an INVALID_REQUEST); a
+                # topic named by neither a name nor an id is as meaningless from v12 on.
+                topics.append(_error_topic(t, "" if version < 12 else None, topic_id, ErrorCode.invalid_request))
+                continue
             if name is None and topic_id is not None:
                 state = store.topics_by_id.get(topic_id)
                 if state is None:
