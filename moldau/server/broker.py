@@ -160,6 +160,7 @@ class Broker:
         # written while it read.
         self._config_writes: dict[str, int] = {}
         self._election_again = False
+        self._groups_unloaded_for_lease: set[int] = set()
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -388,6 +389,29 @@ class Broker:
     def _check_isr(self) -> None:
         if self.lease_valid():
             self.replicas.check_isr(self.clock())
+            self._reload_groups_after_lease()
+        else:
+            self._unload_groups_without_lease()
+
+    def _unload_groups_without_lease(self) -> None:
+        """A coordinator serves only within the leadership lease, as a partition leader
+        does: past it another broker may coordinate these groups, and answering from our
+        cache (OffsetFetch) would hand out stale offsets (docs/reliability.md #1)."""
+        for p in list(self.groups.loaded_partitions):
+            self.groups.unload_partition(p)
+            self._groups_unloaded_for_lease.add(p)
+            log.warning("broker %d: no recent ZooKeeper round trip; not coordinating the groups of %s-%d",
+                        self.broker_id, OFFSETS_TOPIC, p)
+
+    def _reload_groups_after_lease(self) -> None:
+        """The lease is back: reload the group partitions this broker still leads."""
+        for p in list(self._groups_unloaded_for_lease):
+            self._groups_unloaded_for_lease.discard(p)
+            partition = self.replicas.partitions.get((OFFSETS_TOPIC, p))
+            if partition is not None and partition.is_leader and p not in self.groups.loaded_partitions:
+                log.info("broker %d: lease renewed; coordinating the groups of %s-%d again", self.broker_id,
+                         OFFSETS_TOPIC, p)
+                self.groups.load_partition(p, _replay(partition.log), self.clock())
 
     def lease_valid(self) -> bool:
         return self.lease.valid()
