@@ -295,8 +295,6 @@ SCENARIOS: dict[str, Scenario] = {
             "coordinator-cut-from-zookeeper",
             "the group coordinator cut from ZooKeeper but not from clients, past its session",
             coordinator_cut_from_zookeeper,
-            known_bug="stale OffsetFetch from a coordinator past its lease (docs/reliability.md #1)",
-            known_kinds=frozenset({"lost-commit", "commit-backwards"}),
         ),
         Scenario(
             "kip101-double-failure",
