@@ -70,6 +70,9 @@ class DelayedOperation(ABC):
         """Called once before `on_complete` when the deadline passed first."""
 
 
+PURGE_AFTER = 1000
+
+
 class Purgatory:
     """Delayed operations of one kind, watched by key (a topic-partition)."""
 
@@ -77,6 +80,10 @@ class Purgatory:
         self.name = name
         self._scheduler = scheduler
         self._watchers: dict[Hashable, list[DelayedOperation]] = {}
+        # Operations completed but still in some key's list: purged lazily, all at once
+        # past PURGE_AFTER (Kafka's purgeInterval), so completing n operations costs O(n),
+        # not O(n) each.
+        self._completed_watched = 0
 
     def try_complete_else_watch(self, operation: DelayedOperation, keys: Iterable[Hashable]) -> bool:
         """Complete the operation now if it can; otherwise watch it under `keys` and arm
@@ -86,7 +93,7 @@ class Purgatory:
         keys = list(keys)
         for key in keys:
             self._watchers.setdefault(key, []).append(operation)
-        operation._unwatch = lambda: self._purge(keys)
+        operation._unwatch = self._completed_one
         operation._timer = self._scheduler.call_later(max(operation.delay_ms, 0) / 1000, operation._expire)
         return False
 
@@ -97,7 +104,7 @@ class Purgatory:
             return 0
         done = 0
         for operation in list(watchers):
-            if operation.completed or operation.try_complete():
+            if not operation.completed and operation.try_complete():
                 done += 1
         self._purge([key])
         return done
@@ -107,6 +114,12 @@ class Purgatory:
         if key is not None:
             return sum(1 for op in self._watchers.get(key, ()) if not op.completed)
         return len({id(op) for ops in self._watchers.values() for op in ops if not op.completed})
+
+    def _completed_one(self) -> None:
+        self._completed_watched += 1
+        if self._completed_watched >= PURGE_AFTER:
+            self._purge(list(self._watchers))
+            self._completed_watched = 0
 
     def _purge(self, keys: Iterable[Hashable]) -> None:
         for key in keys:

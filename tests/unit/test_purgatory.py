@@ -70,3 +70,16 @@ def test_expire_all_expires_every_waiting_operation() -> None:
     purgatory.expire_all()
     assert [op.completions for op in ops] == [["expired"]] * 3
     assert purgatory.watched() == 0
+
+
+def test_completed_operations_are_purged_from_every_key_in_bulk() -> None:
+    scheduler, purgatory = setup()
+    ready = [False]
+    ops = [Waiter(60_000, ready) for _ in range(2500)]
+    for op in ops:
+        purgatory.try_complete_else_watch(op, ["a", "b"])
+    ready[0] = True
+    assert purgatory.check_and_complete("a") == 2500
+    assert purgatory.watched() == 0
+    # Key "b" was never checked: its completed operations went in the bulk purges.
+    assert len(purgatory._watchers.get("b", [])) < 1000
