@@ -44,6 +44,7 @@ class ReplicaFetcher:
         self.partitions: dict[TopicPartition, FollowedPartition] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run())
@@ -58,12 +59,15 @@ class ReplicaFetcher:
         self.partitions.pop(tp, None)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        """Stop the fetch loop. A cancellation can be lost when it meets a response that
+        completes at the same moment (asyncio.wait_for in Python 3.11 may swallow it), so
+        the loop also checks a flag, and the task is cancelled again until it ends."""
+        self._stopping = True
+        self._wake.set()
+        task = self._task
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
         self.endpoint.close()
 
     def _log(self, tp: TopicPartition) -> Log | None:
@@ -71,7 +75,7 @@ class ReplicaFetcher:
         return partition.log if partition is not None else None
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 if not self.partitions:
                     self._wake.clear()
