@@ -31,6 +31,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from moldau.protocol.partitioning import java_string_hash as java_string_hash  # re-exported
+from moldau.protocol.partitioning import partition_for as partition_for  # re-exported
+
 OFFSET_COMMIT_KEY_VERSION = 1
 """The key version Kafka writes for offset commits (0 is the same layout, pre-0.10)."""
 GROUP_METADATA_KEY_VERSION = 2
@@ -40,7 +43,6 @@ GROUP_METADATA_VALUE_VERSION = 3
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _INT64 = struct.Struct(">q")
-_UINT16 = struct.Struct(">H")
 
 
 class RecordDecodeError(ValueError):
@@ -455,26 +457,3 @@ def group_metadata_record(group: str, value: GroupMetadataValue | None) -> tuple
     """(key, value) of a group's metadata; ``value`` None makes the tombstone."""
     key = encode_group_metadata_key(GroupMetadataKey(group))
     return key, None if value is None else encode_group_metadata_value(value)
-
-
-# --- partitioning ----------------------------------------------------------------------
-
-
-def java_string_hash(s: str) -> int:
-    """Java's ``String.hashCode``: ``s[0]*31^(n-1) + ... + s[n-1]`` over UTF-16 code
-    units, in 32-bit two's complement."""
-    raw = s.encode("utf-16-be", "surrogatepass")
-    h = 0
-    for (unit,) in _UINT16.iter_unpack(raw):
-        h = (31 * h + unit) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
-def partition_for(group_id: str, partitions: int) -> int:
-    """The ``__consumer_offsets`` partition of a group:
-    ``Utils.abs(groupId.hashCode()) % offsets.topic.num.partitions``, where ``Utils.abs``
-    maps Integer.MIN_VALUE to 0 (``Math.abs`` would leave it negative)."""
-    if partitions <= 0:
-        raise ValueError("partitions must be positive")
-    h = java_string_hash(group_id)
-    return (0 if h == -(1 << 31) else abs(h)) % partitions

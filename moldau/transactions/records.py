@@ -46,6 +46,8 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from moldau.protocol.partitioning import java_string_hash as java_string_hash  # re-exported
+from moldau.protocol.partitioning import partition_for as partition_for  # re-exported
 from moldau.transactions.state import TransactionState
 
 TRANSACTION_STATE_TOPIC = "__transaction_state"
@@ -57,7 +59,6 @@ _INT8 = struct.Struct(">b")
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 _INT64 = struct.Struct(">q")
-_UINT16 = struct.Struct(">H")
 
 _TAG_PREVIOUS_PRODUCER_ID = 0
 _TAG_NEXT_PRODUCER_ID = 1
@@ -357,26 +358,3 @@ def transaction_record(
 ) -> tuple[bytes, bytes | None]:
     """(key, value) of a transactional id's record; ``value`` None makes the tombstone."""
     return encode_key(transactional_id), None if value is None else encode_value(value, version)
-
-
-# --- partitioning ----------------------------------------------------------------------
-
-
-def java_string_hash(s: str) -> int:
-    """Java's ``String.hashCode`` over UTF-16 code units, in 32-bit two's complement
-    (the same function as ``moldau.groups.records``; a peer package, so not imported)."""
-    raw = s.encode("utf-16-be", "surrogatepass")
-    h = 0
-    for (unit,) in _UINT16.iter_unpack(raw):
-        h = (31 * h + unit) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
-def partition_for(transactional_id: str, partitions: int) -> int:
-    """The ``__transaction_state`` partition of a transactional id:
-    ``Utils.abs(transactionalId.hashCode()) % transaction.state.log.num.partitions``
-    (``Utils.abs`` maps Integer.MIN_VALUE to 0)."""
-    if partitions <= 0:
-        raise ValueError("partitions must be positive")
-    h = java_string_hash(transactional_id)
-    return (0 if h == -(1 << 31) else abs(h)) % partitions
