@@ -187,9 +187,10 @@ def zookeeper_restarted(ctx: Context) -> None:
 
 
 def zookeeper_down_past_session(ctx: Context) -> None:
-    # Down for longer than a session: the brokers presume their sessions expired and give
-    # up leadership; ZooKeeper restores the sessions from its log and the brokers
-    # reconnect into them, so the controller sees nobody leave (docs/reliability.md #8).
+    # Down for longer than a session: the brokers presume their sessions expired (and stop
+    # acknowledging); ZooKeeper restores the sessions from its log and the brokers
+    # reconnect into them, so the controller sees nobody leave: they must keep leading
+    # what they led (docs/reliability.md #8).
     zk = ctx.cluster.procs["zk"]
     ctx.fault("zookeeper-down", "start")
     zk.kill()
@@ -317,12 +318,6 @@ SCENARIOS: dict[str, Scenario] = {
             "zookeeper-down-past-session",
             "ZooKeeper down for longer than a session, then restarted with the sessions in its log",
             zookeeper_down_past_session,
-            known_bug="brokers give up leadership for a session ZooKeeper kept; nothing gives it back "
-            "(docs/reliability.md #8)",
-            known_kinds=frozenset({"unavailable", "expectation-failed"}),
-            # Only when the controller keeps its session and another broker presumes its
-            # own expired (their disconnections end on either side of the session timeout).
-            sometimes=True,
         ),
         Scenario(
             "leader-in-minority",

@@ -107,7 +107,14 @@ class Coordination(Protocol):
         """Disconnect: ephemeral nodes (registration, /controller) disappear."""
 
     def on_session_lost(self, callback: EventCallback) -> None:
-        """Call back when the session expires (ephemeral nodes are gone)."""
+        """Call back when the session expires (ephemeral nodes are gone), or is presumed
+        expired after a whole session timeout without the service (it may yet turn out
+        alive: compare `session_id` when connected again)."""
+
+    @property
+    def session_id(self) -> int | None:
+        """Which session we are in (None while there is none): a new value means the
+        ephemeral nodes and everything granted to the old session are gone."""
 
     def ping(self) -> None:
         """One round trip in the current session; CoordinationError if it is gone."""

@@ -73,6 +73,7 @@ class EmbeddedCoordination:
         self._partition_states: dict[str, dict[int, tuple[LeaderAndIsr, int]]] = {}
         self._pending_deletions: list[str] = []
         # ephemeral: this session's
+        self._session = 1  # bumped by expire_session
         self._brokers: dict[int, BrokerInfo] = {}
         self._controller: int | None = None
         self._fencing_epoch: int | None = None  # the epoch this session won
@@ -222,11 +223,16 @@ class EmbeddedCoordination:
             had_brokers = bool(self._brokers)
             had_controller = self._controller is not None
             self._end_session()
+            self._session += 1
         if had_brokers:
             self._notify(self._broker_watches)
         if had_controller:
             self._notify(self._controller_watches)
         self._notify(self._session_lost)
+
+    @property
+    def session_id(self) -> int | None:
+        return self._session if self._open else None
 
     def ping(self) -> None:
         """Always alive: the embedded service lives in this process."""

@@ -136,6 +136,9 @@ class Broker:
         self._session_s = int(config["zookeeper.session.timeout.ms"]) / 1000
         self.lease = BrokerLease(self._session_s)
         self._registered_session: int | None = None
+        # The session our partition roles were granted in: roles outlive a disconnection
+        # (Kafka gives up nothing until ZooKeeper says the session expired), never the session.
+        self._roles_session: int | None = None
         self.controller_link = ControllerLink(self.broker_id, self.metadata, self.inter_broker,
                                               lambda: self.controller)
         self.replicas = ReplicaManager(
@@ -360,6 +363,7 @@ class Broker:
         give_up = time.monotonic() + self._session_s + 1.0
         while True:
             started = time.monotonic()
+            self._give_up_roles_of_an_ended_session()
             try:
                 await asyncio.to_thread(self.coordination.register_broker, self._broker_info())
                 break
@@ -369,9 +373,29 @@ class Broker:
                         f"broker id {self.broker_id} is already registered in ZooKeeper by a live broker; "
                         "refusing to start with a duplicate broker.id") from None
                 await asyncio.sleep(0.25)
+        self._give_up_roles_of_an_ended_session()
         self._registered = True
-        self._registered_session = getattr(self.coordination, "session_id", None)
+        self._registered_session = self.coordination.session_id
         self.lease.renew(started)
+
+    def _give_up_roles_of_an_ended_session(self) -> None:
+        """Leadership belongs to the session it was granted in. Registering in a new one,
+        after ours expired, the controller has seen us leave and moved our partitions on
+        (its LeaderAndIsr will say what we lead now): give them all up first. Back in the
+        same session (we only presumed it lost), nothing moved, and we keep them: the
+        controller, which never saw us leave, would never send them again (reliability
+        anomaly #8)."""
+        session = self.coordination.session_id
+        if session is None:
+            return
+        if self._roles_session is not None and session != self._roles_session:
+            log.warning("broker %d: in a new ZooKeeper session (0x%x, was 0x%x): giving up the partitions "
+                        "led in the old one", self.broker_id, session, self._roles_session)
+            self.replicas.resign_leadership()
+        elif self._roles_session is not None and not self._registered:
+            log.info("broker %d: ZooKeeper session 0x%x survived; keeping the partitions it leads",
+                     self.broker_id, session)
+        self._roles_session = session
 
     async def _renew_lease(self) -> None:
         while not self._stopping:
@@ -383,7 +407,7 @@ class Broker:
                 await asyncio.to_thread(self.coordination.ping)
             except CoordinationError:
                 continue
-            if getattr(self.coordination, "session_id", None) == self._registered_session and self._registered:
+            if self.coordination.session_id == self._registered_session and self._registered:
                 self.lease.renew(started)
 
     def _check_isr(self) -> None:
@@ -481,9 +505,12 @@ class Broker:
         return bool(self.config["unclean.leader.election.enable"])
 
     def _on_session_lost(self) -> None:
-        """Our ZooKeeper session expired: another broker may lead our partitions now."""
-        log.warning("broker %d: ZooKeeper session lost; giving up leadership until re-registered", self.broker_id)
-        self.replicas.resign_leadership()
+        """Our ZooKeeper session expired, or we were cut off long enough to presume so:
+        acknowledge nothing more (the lease is revoked), stop being the controller, and
+        register again. Partition roles are given up there, if the session turns out to
+        have ended (`_give_up_roles_of_an_ended_session`)."""
+        log.warning("broker %d: ZooKeeper session lost; not leading until registered again", self.broker_id)
+        self.lease.revoke()
         if self.controller is not None:
             self._loop.create_task(self.controller.stop())  # type: ignore[union-attr]
             self.controller = None

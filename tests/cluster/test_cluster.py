@@ -22,11 +22,13 @@ SESSION_MS = 2000
 
 
 class Cluster:
-    def __init__(self, root: Path, n: int, overrides: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path, n: int, overrides: dict[str, str] | None = None,
+                 per_broker: dict[int, dict[str, str]] | None = None) -> None:
         self.root = root
         self.zk = ZooKeeperServer(root / "zk")
         self.ports = [free_port() for _ in range(n)]
         self.overrides = overrides or {}
+        self.per_broker = per_broker or {}
         self.brokers: list[BrokerProcess] = []
         self._admins: list[AdminClient] = []
 
@@ -40,6 +42,7 @@ class Cluster:
                 "group.initial.rebalance.delay.ms": "0",
                 "offsets.topic.num.partitions": "3",
                 **self.overrides,
+                **self.per_broker.get(i, {}),
             }, port=port)
             self.brokers.append(b)
         for b in self.brokers:
@@ -95,10 +98,11 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None
 
 @contextmanager
 def running_cluster(tmp_path: Path, request: pytest.FixtureRequest,
-                    overrides: dict[str, str] | None = None) -> Iterator[Cluster]:
+                    overrides: dict[str, str] | None = None,
+                    per_broker: dict[int, dict[str, str]] | None = None) -> Iterator[Cluster]:
     """ZooKeeper and three brokers, stopped at the end; every process's log is printed
     when the test failed."""
-    c = Cluster(tmp_path, 3, overrides)
+    c = Cluster(tmp_path, 3, overrides, per_broker)
     try:
         c.start()
         yield c
@@ -260,6 +264,33 @@ def test_zookeeper_restart_cluster_recovers(cluster: Cluster) -> None:
 
     wait_for(created, 40, "CreateTopics to succeed once ZooKeeper is back")
     assert len(produce_some(cluster.bootstrap, topic2, ["x"])) == 1
+
+
+def test_brokers_whose_sessions_outlive_a_zookeeper_outage_keep_leading(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Reliability anomaly #8. ZooKeeper is down longer than brokers 1 and 2's session
+    timeout, so they presume their sessions expired; but a restarted ZooKeeper restores
+    sessions with a fresh timeout, and they reconnect into the same ones. The controller
+    (broker 0, with a long session) never saw them leave and sends nothing: they must
+    still lead what they led."""
+    long_session = {"zookeeper.session.timeout.ms": "30000"}
+    short_session = {"zookeeper.session.timeout.ms": "3000"}
+    with running_cluster(tmp_path, request, per_broker={0: long_session, 1: short_session,
+                                                        2: short_session}) as cluster:
+        assert cluster.controller_id() == 0, "broker 0 starts first and should be the controller"
+        topic = create(cluster, partitions=6)
+        led_by = {p: cluster.leader(topic, p) for p in range(6)}
+        assert {1, 2} <= set(led_by.values()), led_by
+        cluster.zk.kill()
+        time.sleep(4.5)  # past 3 s: brokers 1 and 2 presume their sessions lost
+        cluster.zk.start()
+        for b in (1, 2):
+            wait_for(lambda b=b: "survived; keeping the partitions" in cluster.brokers[b].log(), 20,
+                     f"broker {b} to find its session alive")
+        for p in range(6):
+            acked = produce_some(cluster.bootstrap, topic, [f"after-{p}"], partition=p, acks="all")
+            assert acked, f"partition {p} (led by {led_by[p]}) has no serving leader after the outage"
+        assert {p: cluster.leader(topic, p) for p in range(6)} == led_by
 
 
 def test_duplicate_broker_id_refuses_to_start(cluster: Cluster, tmp_path: Path) -> None:
