@@ -33,6 +33,9 @@ class LogConfig:
     flush_ms: int = LONG_MAX  # flush.ms / log.flush.interval.ms
     max_message_bytes: int = 1048588  # max.message.bytes / message.max.bytes
     message_timestamp_type: str = "CreateTime"  # or "LogAppendTime"
+    # CreateTime records older / newer than now by more than these are refused (KIP-937).
+    message_timestamp_before_max_ms: int = LONG_MAX  # message.timestamp.before.max.ms
+    message_timestamp_after_max_ms: int = LONG_MAX  # message.timestamp.after.max.ms
     cleanup_policy: str = "delete"  # cleanup.policy: delete, compact or both
     min_insync_replicas: int = 1  # min.insync.replicas
     # The log cleaner (compaction); topic name / broker property:
@@ -177,8 +180,10 @@ TOPIC_CONFIGS: dict[str, TopicConfigSpec] = {
               minimum=1),
         _spec("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", "min_cleanable_dirty_ratio", "double",
               minimum=0, maximum=1.0),
-        _spec("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", None, "long", minimum=0),
-        _spec("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", None, "long", minimum=0),
+        _spec("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms",
+              "message_timestamp_before_max_ms", "long", minimum=0),
+        _spec("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms",
+              "message_timestamp_after_max_ms", "long", minimum=0),
         # Deprecated in Kafka 3.x, removed in 4.0; 3.9 accepts and ignores them.
         _spec("message.format.version", "log.message.format.version", "message_format_version", "string",
                         pattern=_KAFKA_VERSION, deprecated=True),

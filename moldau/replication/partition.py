@@ -181,7 +181,7 @@ class Partition:
                     f"The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of "
                     f"{min_isr} for partition {self.topic}-{self.partition}")
         buf = bytearray(records or b"")
-        headers = validate_producer_batches(buf, plog.config, self.topic, self.partition)
+        headers = validate_producer_batches(buf, plog.config, self.topic, self.partition, now_ms)
         try:
             info = plog.append(buf, headers, leader_epoch=self.leader_epoch, now_ms=now_ms)
         except RecordTooLargeError as exc:

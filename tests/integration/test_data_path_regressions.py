@@ -93,3 +93,20 @@ def test_fetch_max_bytes_bounds_the_answer_across_partitions(broker: BrokerProce
     # A limit of about two and a half batches: two whole batches, and no more than the limit.
     answer = sizes(int(2.5 * batch))
     assert sum(answer) <= int(2.5 * batch) and answer[:2] == everything[:2] and answer[2:] == [0] * 4
+
+
+def test_timestamps_outside_the_topic_window_are_refused(broker: BrokerProcess) -> None:
+    """KIP-937's message.timestamp.before/after.max.ms: a record stamped an hour ago or an
+    hour ahead is refused INVALID_TIMESTAMP; one stamped now is written."""
+    topic = new_topic(broker, 1, {"message.timestamp.before.max.ms": "60000",
+                                  "message.timestamp.after.max.ms": "60000"})
+    outcome: dict[str, Any] = {}
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "retries": 0})
+    now_ms = int(datetime.datetime.now(datetime.UTC).timestamp() * 1000)
+    for name, ts in (("past", now_ms - 3_600_000), ("now", now_ms), ("future", now_ms + 3_600_000)):
+        p.produce(topic, name.encode(), timestamp=ts,
+                  on_delivery=lambda err, msg, name=name: outcome.__setitem__(name, err))
+        p.flush(10)
+    assert outcome["now"] is None
+    assert outcome["past"] is not None and outcome["past"].code() == ErrorCode.invalid_timestamp
+    assert outcome["future"] is not None and outcome["future"].code() == ErrorCode.invalid_timestamp
