@@ -148,6 +148,12 @@ def _check_writes(pairs: list[tuple[Op, Op | None]], ops: list[Op], report: Any,
     acked: dict[str, tuple[int, int]] = {}
     for inv, done in pairs:
         if inv["f"] == "send" and done is not None and done["type"] == OK:
+            if done.get("offset") is None:
+                # librdkafka acknowledged it without an offset (it does for a retried
+                # idempotent batch the broker had already written): it must still be
+                # there; where is unknown (-1 here, never an observation of an offset).
+                acked[str(done["value"])] = (int(done["partition"]), -1)
+                continue
             where = (int(done["partition"]), int(done["offset"]))
             acked[str(done["value"])] = where
             at[where].setdefault(str(done["value"]), "ack")

@@ -365,6 +365,23 @@ class ChaosCluster:
         futures[topic].result(timeout=20)
         self.wait_leaders(topic, partitions, 20.0, full_isr=True)
 
+    def isr_in_zookeeper(self, topic: str, partition: int) -> list[int] | None:
+        """The partition's ISR as the controller wrote it to ZooKeeper, which every broker
+        is then told; None if ZooKeeper does not answer. A broker cut off from the others
+        answers Metadata from its stale view, and a client may ask it: scenarios that cut
+        brokers apart read the ISR here."""
+        from moldau.controller.zookeeper import ZooKeeperCoordination
+
+        zk = ZooKeeperCoordination(self.zookeeper_connect, 4000, connection_timeout_ms=2000)
+        try:
+            zk.start()
+            state = zk.partition_state(topic, partition)
+        except Exception:  # noqa: BLE001
+            return None
+        finally:
+            zk.close()
+        return None if state is None else list(state[0].isr)
+
     def partition_states(self, topic: str) -> dict[int, tuple[int, list[int]]]:
         """partition -> (leader, isr), as a broker's metadata says; {} if no answer."""
         try:

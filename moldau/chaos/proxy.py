@@ -79,7 +79,9 @@ class LatencyProxy:
                 if not data:
                     break
             await sender
-        except (OSError, asyncio.CancelledError):
+        except OSError:  # a link reset by either side (a broker killed, ZooKeeper restarted): its end
+            sender.cancel()
+        except asyncio.CancelledError:
             sender.cancel()
             raise
         finally:

@@ -98,6 +98,13 @@ def test_an_acknowledged_write_missing_from_the_final_read_is_lost() -> None:
     assert [(a.kind, a.detail["value"]) for a in result.anomalies] == [("lost-write", "b")]
 
 
+def test_a_write_acknowledged_without_an_offset_must_still_be_there() -> None:
+    """librdkafka acknowledges some retried idempotent batches without their offset."""
+    h = send(0.0, "a", 0, 0) + send(0.2, "b", 0, None) + send(0.4, "c", 0, None) + [final(1.0, 0, ["a", "b"])]
+    result = check(h)
+    assert [(a.kind, a.detail["value"]) for a in result.anomalies] == [("lost-write", "c")]
+
+
 def test_indeterminate_writes_are_never_lost_and_a_partition_without_final_read_is_unchecked() -> None:
     h = send(0.0, "a", outcome="info") + send(0.1, "b", 3, 0)
     result = check(h)
