@@ -27,8 +27,11 @@ from moldau.metrics.registry import (
     Sample,
 )
 
-# Kafka's RequestMetrics time components, in milliseconds (kafka.network.RequestChannel).
-REQUEST_TIMES = ("requestqueuetimems", "localtimems", "remotetimems", "responsequeuetimems", "responsesendtimems")
+# Kafka's RequestMetrics time components, in milliseconds (kafka.network.RequestChannel),
+# those that have a counterpart here. Not exported: ResponseQueueTimeMs and
+# ResponseSendTimeMs (a response is written to the socket by the task that made it, with
+# no queue to a network thread), ThrottleTimeMs (no quotas).
+REQUEST_TIMES = ("requestqueuetimems", "localtimems", "remotetimems")
 
 
 def request_metric_names(api_name: str, from_follower: bool | None = None) -> tuple[str, ...]:
@@ -39,71 +42,78 @@ def request_metric_names(api_name: str, from_follower: bool | None = None) -> tu
     return (api_name,)
 
 
-class TopicMetrics:
-    """The counters one topic's traffic updates, looked up once (hot path: plain adds)."""
+# Kafka's BrokerTopicMetrics meters, each exported per topic and once for all topics (a
+# series without the label, Kafka's AllTopics*): (TopicCounters slot, exported name, help).
+BROKER_TOPIC_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("bytes_in", "kafka_server_brokertopicmetrics_bytesin_total", "Bytes appended by producers (BytesInPerSec)"),
+    ("bytes_out", "kafka_server_brokertopicmetrics_bytesout_total", "Bytes sent to consumers (BytesOutPerSec)"),
+    ("messages_in", "kafka_server_brokertopicmetrics_messagesin_total", "Records appended (MessagesInPerSec)"),
+    ("produce_requests", "kafka_server_brokertopicmetrics_totalproducerequests_total", "Produce requests per topic"),
+    ("fetch_requests", "kafka_server_brokertopicmetrics_totalfetchrequests_total", "Fetch requests per topic"),
+    ("failed_produce", "kafka_server_brokertopicmetrics_failedproducerequests_total",
+     "Failed produce requests per topic"),
+    ("failed_fetch", "kafka_server_brokertopicmetrics_failedfetchrequests_total", "Failed fetch requests per topic"),
+)
 
-    __slots__ = (
-        "bytes_in",
-        "messages_in",
-        "bytes_out",
-        "produce_requests",
-        "fetch_requests",
-        "failed_produce",
-        "failed_fetch",
-        "_all",
-    )
 
-    def __init__(self, m: BrokerMetrics, topic: str) -> None:
-        self.bytes_in = m.bytes_in.labels(topic)
-        self.messages_in = m.messages_in.labels(topic)
-        self.bytes_out = m.bytes_out.labels(topic)
-        self.produce_requests = m.total_produce_requests.labels(topic)
-        self.fetch_requests = m.total_fetch_requests.labels(topic)
-        self.failed_produce = m.failed_produce_requests.labels(topic)
-        self.failed_fetch = m.failed_fetch_requests.labels(topic)
-        self._all = m.all_topics
+class TopicCounters:
+    """One child of each BrokerTopicMetrics counter: a topic's, or the all-topics series."""
+
+    __slots__ = tuple(slot for slot, _, _ in BROKER_TOPIC_METRICS)
+    bytes_in: CounterChild
+    bytes_out: CounterChild
+    messages_in: CounterChild
+    produce_requests: CounterChild
+    fetch_requests: CounterChild
+    failed_produce: CounterChild
+    failed_fetch: CounterChild
+
+    def __init__(self, children: Mapping[str, CounterChild]) -> None:
+        for slot in TopicCounters.__slots__:
+            setattr(self, slot, children[slot])
+
+
+class TopicMetrics(TopicCounters):
+    """The counters one topic's traffic updates, looked up once and kept by the caller
+    (a `Partition` holds its topic's): an event is a few plain adds, to the topic's series
+    and to the all-topics one."""
+
+    __slots__ = ("all_topics",)
+
+    def __init__(self, counters: Mapping[str, Counter], topic: str, all_topics: TopicCounters) -> None:
+        super().__init__({slot: counter.labels(topic) for slot, counter in counters.items()})
+        self.all_topics = all_topics
 
     def appended(self, size_bytes: int, records: int) -> None:
         """A produce to this topic was appended by its leader (BytesIn, MessagesIn)."""
         self.bytes_in.value += size_bytes
         self.messages_in.value += records
         self.produce_requests.value += 1
-        a = self._all
+        a = self.all_topics
         a.bytes_in.value += size_bytes
         a.messages_in.value += records
         a.produce_requests.value += 1
 
     def produce_failed(self) -> None:
+        """A produce to this topic failed on the broker's side (Kafka does not count the
+        client's mistakes here: unknown partition, not leader, too large, corrupt)."""
         self.produce_requests.value += 1
         self.failed_produce.value += 1
-        self._all.produce_requests.value += 1
-        self._all.failed_produce.value += 1
+        self.all_topics.produce_requests.value += 1
+        self.all_topics.failed_produce.value += 1
 
     def fetched(self, size_bytes: int) -> None:
         """A consumer's fetch from this topic returned `size_bytes` of records (BytesOut)."""
         self.bytes_out.value += size_bytes
         self.fetch_requests.value += 1
-        self._all.bytes_out.value += size_bytes
-        self._all.fetch_requests.value += 1
+        self.all_topics.bytes_out.value += size_bytes
+        self.all_topics.fetch_requests.value += 1
 
     def fetch_failed(self) -> None:
         self.fetch_requests.value += 1
         self.failed_fetch.value += 1
-        self._all.fetch_requests.value += 1
-        self._all.failed_fetch.value += 1
-
-
-@dataclass
-class AllTopics:
-    """The unlabelled broker-wide series of BrokerTopicMetrics (Kafka's AllTopics*)."""
-
-    bytes_in: CounterChild
-    messages_in: CounterChild
-    bytes_out: CounterChild
-    produce_requests: CounterChild
-    fetch_requests: CounterChild
-    failed_produce: CounterChild
-    failed_fetch: CounterChild
+        self.all_topics.fetch_requests.value += 1
+        self.all_topics.failed_fetch.value += 1
 
 
 class RequestStats:
@@ -121,27 +131,18 @@ class RequestStats:
         )
         self._metrics = m
 
-    def completed(
-        self,
-        request_queue_ms: float,
-        local_ms: float,
-        remote_ms: float = 0.0,
-        response_send_ms: float = 0.0,
-        response_queue_ms: float = 0.0,
-    ) -> None:
-        """A response was sent (for acks=0: the request handled). Where its time went, in
-        ms: waiting to be read by a handler, in the handler, waiting elsewhere (acks=all,
-        fetch.min.bytes), waiting to be written, being written."""
+    def completed(self, request_queue_ms: float, local_ms: float, remote_ms: float = 0.0) -> None:
+        """A response was made (for acks=0: the request handled). Where its time went, in
+        ms: read but waiting for the connection's earlier requests, in the handler,
+        waiting elsewhere (acks=all for the followers)."""
         for c in self._counters:
             c.value += 1
-        total_ms = request_queue_ms + local_ms + remote_ms + response_queue_ms + response_send_ms
-        for total, queue, local, remote, response_queue, send in self._timers:
+        total_ms = request_queue_ms + local_ms + remote_ms
+        for total, queue, local, remote in self._timers:
             total.observe(total_ms)
             queue.observe(request_queue_ms)
             local.observe(local_ms)
             remote.observe(remote_ms)
-            response_queue.observe(response_queue_ms)
-            send.observe(response_send_ms)
         self._metrics._busy_ms += local_ms
 
 
@@ -193,69 +194,16 @@ class BrokerMetrics:
 
     def __init__(self, registry: Registry | None = None) -> None:
         r = self.registry = registry or Registry()
-        topic = ("topic",)
         # Each per-topic family also has its broker-wide series, without the label.
-        self.bytes_in = r.counter(
-            "kafka_server_brokertopicmetrics_bytesin_total",
-            "Bytes appended by producers (BytesInPerSec)",
-            topic,
-            aggregate=True,
-        )
-        self.bytes_out = r.counter(
-            "kafka_server_brokertopicmetrics_bytesout_total",
-            "Bytes sent to consumers (BytesOutPerSec)",
-            topic,
-            aggregate=True,
-        )
-        self.messages_in = r.counter(
-            "kafka_server_brokertopicmetrics_messagesin_total",
-            "Records appended (MessagesInPerSec)",
-            topic,
-            aggregate=True,
-        )
-        self.total_produce_requests = r.counter(
-            "kafka_server_brokertopicmetrics_totalproducerequests_total",
-            "Produce requests per topic",
-            topic,
-            aggregate=True,
-        )
-        self.total_fetch_requests = r.counter(
-            "kafka_server_brokertopicmetrics_totalfetchrequests_total",
-            "Fetch requests per topic",
-            topic,
-            aggregate=True,
-        )
-        self.failed_produce_requests = r.counter(
-            "kafka_server_brokertopicmetrics_failedproducerequests_total",
-            "Failed produce requests per topic",
-            topic,
-            aggregate=True,
-        )
-        self.failed_fetch_requests = r.counter(
-            "kafka_server_brokertopicmetrics_failedfetchrequests_total",
-            "Failed fetch requests per topic",
-            topic,
-            aggregate=True,
-        )
+        self.topic_counters = {
+            slot: r.counter(name, help, ("topic",), aggregate=True) for slot, name, help in BROKER_TOPIC_METRICS
+        }
+        self.all_topics = TopicCounters({slot: _aggregate(c) for slot, c in self.topic_counters.items()})
         self.replication_bytes_in = r.counter(
             "kafka_server_brokertopicmetrics_replicationbytesin_total", "Bytes this broker's followers fetched"
         )
         self.replication_bytes_out = r.counter(
             "kafka_server_brokertopicmetrics_replicationbytesout_total", "Bytes followers fetched from this broker"
-        )
-        self.all_topics = AllTopics(
-            *(
-                _aggregate(c)
-                for c in (
-                    self.bytes_in,
-                    self.messages_in,
-                    self.bytes_out,
-                    self.total_produce_requests,
-                    self.total_fetch_requests,
-                    self.failed_produce_requests,
-                    self.failed_fetch_requests,
-                )
-            )
         )
         self.requests = r.counter(
             "kafka_network_requestmetrics_requests_total", "Requests by API and version", ("request", "version")
@@ -285,21 +233,13 @@ class BrokerMetrics:
         """The topic's counters; keep it (one per topic) and call it on the hot path."""
         t = self._topics.get(name)
         if t is None:
-            t = self._topics[name] = TopicMetrics(self, name)
+            t = self._topics[name] = TopicMetrics(self.topic_counters, name, self.all_topics)
         return t
 
     def topic_deleted(self, name: str) -> None:
         self._topics.pop(name, None)
-        for c in (
-            self.bytes_in,
-            self.bytes_out,
-            self.messages_in,
-            self.total_produce_requests,
-            self.total_fetch_requests,
-            self.failed_produce_requests,
-            self.failed_fetch_requests,
-        ):
-            c.remove(name)
+        for counter in self.topic_counters.values():
+            counter.remove(name)
 
     def request(self, api_name: str, api_version: int, from_follower: bool | None = None) -> RequestStats:
         """The series for this kind of request (`RequestStats.completed` when answered).
@@ -357,10 +297,14 @@ def _gauge(name: str, help: str, samples: Iterable[tuple[tuple[tuple[str, str], 
     return Family(name, "gauge", help, tuple(Sample(name, labels, value) for labels, value in samples))
 
 
+def _partition_labels(r: ReplicaState) -> tuple[tuple[str, str], ...]:
+    return (("topic", r.topic), ("partition", str(r.partition)))
+
+
 def level_families(s: BrokerSnapshot, handler_idle_ratio: float = 1.0) -> list[Family]:
     """Every gauge, from the snapshot: the JMX exporter's names, then kafka_exporter's."""
     led = [r for r in s.replicas if r.is_leader]
-    tp = lambda r: (("topic", r.topic), ("partition", str(r.partition)))  # noqa: E731
+    tp = _partition_labels
     families = [
         _gauge(
             "kafka_server_replicamanager_underreplicatedpartitions",
@@ -419,7 +363,7 @@ def level_families(s: BrokerSnapshot, handler_idle_ratio: float = 1.0) -> list[F
 def exporter_families(s: BrokerSnapshot) -> list[Family]:
     """kafka_exporter's topic and consumer group series, for what this broker knows."""
     led = sorted((r for r in s.replicas if r.is_leader), key=lambda r: (r.topic, r.partition))
-    tp = lambda r: (("partition", str(r.partition)), ("topic", r.topic))  # noqa: E731
+    tp = _partition_labels
     partitions_per_topic: dict[str, int] = {}
     for r in led:
         partitions_per_topic[r.topic] = partitions_per_topic.get(r.topic, 0) + 1

@@ -249,8 +249,9 @@ class Registry:
         self.register(g)
         return g
 
-    def summary(self, name: str, help: str, labelnames: Sequence[str] = (), **kwargs: object) -> Summary:
-        s = Summary(name, help, labelnames, **kwargs)  # type: ignore[arg-type]
+    def summary(self, name: str, help: str, labelnames: Sequence[str] = (),
+                bounds: Sequence[float] = LATENCY_MS_BUCKETS, window_s: float = 60.0) -> Summary:
+        s = Summary(name, help, labelnames, bounds, window_s)
         self.register(s)
         return s
 
