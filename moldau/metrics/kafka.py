@@ -118,18 +118,19 @@ class TopicMetrics(TopicCounters):
 
 class RequestStats:
     """The series one kind of request updates (by API, version, and for a fetch whether a
-    follower sent it), looked up once: `completed` is the per-request cost."""
+    follower sent it), looked up once: `completed` and `error` are the per-request cost."""
 
-    __slots__ = ("_counters", "_timers", "_metrics")
+    __slots__ = ("_names", "_counters", "_timers", "_errors", "_error_children")
 
     def __init__(self, m: BrokerMetrics, api_name: str, api_version: int, from_follower: bool | None) -> None:
-        names = request_metric_names(api_name, from_follower)
+        self._names = names = request_metric_names(api_name, from_follower)
         self._counters = tuple(m.requests.labels(n, str(api_version)) for n in names)
         # per name: total, then Kafka's components in REQUEST_TIMES order
         self._timers = tuple(
             (m.total_time.labels(n), *(m.time_components[c].labels(n) for c in REQUEST_TIMES)) for n in names
         )
-        self._metrics = m
+        self._errors = m.errors
+        self._error_children: dict[str, tuple[CounterChild, ...]] = {}
 
     def completed(self, request_queue_ms: float, local_ms: float, remote_ms: float = 0.0) -> None:
         """A response was made (for acks=0: the request handled). Where its time went, in
@@ -143,7 +144,17 @@ class RequestStats:
             queue.observe(request_queue_ms)
             local.observe(local_ms)
             remote.observe(remote_ms)
-        self._metrics._busy_ms += local_ms
+
+    def error(self, error_name: str) -> None:
+        """The response carried this error code (Kafka's ErrorsPerSec counts every code in
+        a response, one per partition, NONE included: successes)."""
+        children = self._error_children.get(error_name)
+        if children is None:
+            children = self._error_children[error_name] = tuple(
+                self._errors.labels(n, error_name) for n in self._names
+            )
+        for c in children:
+            c.value += 1
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,7 @@ class ReplicaState:
     high_watermark: int
     size_bytes: int
     segments: int
+    min_insync_replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -186,6 +198,9 @@ class BrokerSnapshot:
     groups: Sequence[GroupState] = ()
     # high watermarks of partitions other brokers lead, for the lag of groups coordinated here
     remote_high_watermarks: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    # CPU seconds the broker's request handling (its event loop) has used so far, for
+    # RequestHandlerAvgIdlePercent; None when unknown
+    handler_busy_s: float | None = None
 
 
 class BrokerMetrics:
@@ -223,8 +238,9 @@ class BrokerMetrics:
         self._topics: dict[str, TopicMetrics] = {}
         self._requests: dict[tuple[str, int, bool | None], RequestStats] = {}
         # Handler busy time, for RequestHandlerAvgIdlePercent: idle = 1 - busy / wall time.
-        self._busy_ms = 0.0
-        self._idle_window: tuple[float, float] | None = None  # (start, busy_ms at start)
+        # RequestHandlerAvgIdlePercent: 1 - busy time / wall time, over the last one to
+        # two windows; (time, busy seconds) at the start of each of the last two windows.
+        self._idle_marks: list[tuple[float, float]] = []
         self._idle_ratio = 1.0
 
     # ------------------------------------------------------------------- events
@@ -250,11 +266,6 @@ class BrokerMetrics:
             stats = self._requests[key] = RequestStats(self, api_name, api_version, from_follower)
         return stats
 
-    def request_error(self, api_name: str, error_name: str) -> None:
-        """A response carried this error code (Kafka counts each error, NONE excluded)."""
-        if error_name != "NONE":
-            self.errors.labels(api_name, error_name).inc()
-
     def isr_shrunk(self) -> None:
         self.isr_shrinks.inc()
 
@@ -267,24 +278,25 @@ class BrokerMetrics:
     def replicated_out(self, size_bytes: int) -> None:
         self.replication_bytes_out.inc(size_bytes)
 
-    def tick(self, now: float, idle_window_s: float = 60.0) -> None:
+    def tick(self, now: float, handler_busy_s: float | None = None, idle_window_s: float = 30.0) -> None:
         """Move the time windows (latency quantiles, handler idle ratio); called at each
-        scrape and may be called by a broker timer."""
+        scrape (`handler_busy_s`: the handler's busy seconds so far, if known)."""
         self.registry.tick(now)
-        if self._idle_window is None:
-            self._idle_window = (now, self._busy_ms)
+        if handler_busy_s is None:
             return
-        start, busy_at_start = self._idle_window
-        elapsed_ms = (now - start) * 1000
-        if elapsed_ms >= idle_window_s * 1000:
-            busy = self._busy_ms - busy_at_start
-            self._idle_ratio = max(0.0, min(1.0, 1.0 - busy / elapsed_ms))
-            self._idle_window = (now, self._busy_ms)
+        marks = self._idle_marks
+        if not marks or now - marks[-1][0] >= idle_window_s:
+            marks.append((now, handler_busy_s))
+            del marks[:-2]
+        start, busy_at_start = marks[0]
+        if now - start >= 1.0:
+            busy = handler_busy_s - busy_at_start
+            self._idle_ratio = max(0.0, min(1.0, 1.0 - busy / (now - start)))
 
     # ------------------------------------------------------------------- scrape
 
     def collect(self, snapshot: BrokerSnapshot, now: float) -> list[Family]:
-        self.tick(now)
+        self.tick(now, snapshot.handler_busy_s)
         return [*self.registry.collect(now), *level_families(snapshot, self._idle_ratio)]
 
 
@@ -310,6 +322,11 @@ def level_families(s: BrokerSnapshot, handler_idle_ratio: float = 1.0) -> list[F
             "kafka_server_replicamanager_underreplicatedpartitions",
             "Partitions led here whose ISR is smaller than their replicas",
             [((), sum(1 for r in led if len(r.isr) < len(r.replicas)))],
+        ),
+        _gauge(
+            "kafka_server_replicamanager_underminisrpartitioncount",
+            "Partitions led here whose ISR is smaller than min.insync.replicas",
+            [((), sum(1 for r in led if len(r.isr) < r.min_insync_replicas))],
         ),
         _gauge("kafka_server_replicamanager_leadercount", "Partitions led by this broker", [((), len(led))]),
         _gauge(

@@ -1,0 +1,192 @@
+"""The broker's Prometheus metrics (`moldau.metrics`) wired in.
+
+Events are counted where they happen: the replica manager reports appends, fetches,
+replication and ISR changes through its `ReplicaStats` seam (the broker hands it the
+`BrokerMetrics`), and the dispatcher reports each answered request to `RequestMetrics`.
+Levels (partitions, under-replicated, offsets, group lag...) are read from the broker at
+scrape time (`broker_snapshot`): an idle partition costs nothing between scrapes.
+`MetricsEndpoint` serves /metrics on `metrics.port` or `metrics.listener` (off by default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import types
+import typing
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from moldau.metrics.http import METRICS_PATH, start_metrics_server
+from moldau.metrics.kafka import BrokerMetrics, BrokerSnapshot, GroupState, ReplicaState, RequestStats
+from moldau.metrics.registry import exposition
+from moldau.protocol.apis import ApiKey
+from moldau.protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from moldau.server.broker import Broker
+
+log = logging.getLogger(__name__)
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+ErrorPath = tuple[str, ...]  # field names from a response down to an `error_code`
+
+
+def error_code_paths(cls: type) -> tuple[ErrorPath, ...]:
+    """Where a kio response type holds error codes: its own `error_code` and those of the
+    entities it nests (a Produce response: one per partition)."""
+    paths: list[ErrorPath] = []
+    for f in dataclasses.fields(cls):
+        if f.name == "error_code":
+            paths.append((f.name,))
+            continue
+        inner: Any = f.type
+        if typing.get_origin(inner) is tuple:  # tuple[Entity, ...]
+            inner = typing.get_args(inner)[0]
+        elif isinstance(inner, types.UnionType) or typing.get_origin(inner) is typing.Union:  # Entity | None
+            inner = next((a for a in typing.get_args(inner) if a is not type(None)), None)
+        if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+            paths.extend((f.name, *sub) for sub in error_code_paths(inner))
+    return tuple(paths)
+
+
+def _codes_at(value: Any, path: ErrorPath) -> Iterator[int]:
+    for i, name in enumerate(path):
+        value = getattr(value, name)
+        if isinstance(value, tuple):
+            for item in value:
+                yield from _codes_at(item, path[i + 1:])
+            return
+        if value is None:
+            return
+    yield int(value)
+
+
+_ERROR_NAMES = {int(code): code.name.upper() for code in ErrorCode}
+
+
+class RequestMetrics:
+    """The dispatcher's hook: per API and version, requests, the error codes in responses
+    (Kafka's ErrorsPerSec) and where the time went (RequestQueueTimeMs: read but behind
+    the connection's earlier requests; LocalTimeMs: in the handler; RemoteTimeMs: an
+    acks=all produce waiting for the followers). A delayed fetch waits inside its
+    handler, so its wait counts as local time here."""
+
+    def __init__(self, metrics: BrokerMetrics) -> None:
+        self._metrics = metrics
+        self._stats: dict[tuple[int, int, bool | None], RequestStats] = {}
+        self._paths: dict[type, tuple[ErrorPath, ...]] = {}
+
+    def answered(self, key: int, version: int, request: Any, response: Any, received_s: float, started_s: float,
+                 local_done_s: float | None = None) -> None:
+        """`response` was made (a kio message, framed bytes, or None for acks=0);
+        times are `time.perf_counter()` seconds."""
+        now = time.perf_counter()
+        follower = getattr(request, "replica_id", -1) >= 0 if key == ApiKey.FETCH else None
+        stats = self._stats.get((key, version, follower))
+        if stats is None:
+            # Kafka's request names: PRODUCE -> Produce, LEADER_AND_ISR -> LeaderAndIsr
+            name = ApiKey(key).name.title().replace("_", "")
+            stats = self._stats[(key, version, follower)] = self._metrics.request(name, version, follower)
+        local_end = now if local_done_s is None else local_done_s
+        stats.completed((started_s - received_s) * 1000, (local_end - started_s) * 1000, (now - local_end) * 1000)
+        if response is None or isinstance(response, bytes):
+            return  # acks=0, or a hand-framed answer (cached Metadata) without errors to count
+        paths = self._paths.get(type(response))
+        if paths is None:
+            paths = self._paths[type(response)] = error_code_paths(type(response))
+        for path in paths:
+            for code in _codes_at(response, path):
+                stats.error(_ERROR_NAMES.get(code, str(code)))
+
+
+# --- levels, read at scrape time -----------------------------------------------------------
+
+
+def broker_snapshot(broker: Broker) -> BrokerSnapshot:
+    """Every level the gauges show, from the broker's state now (on its event loop)."""
+    replicas: list[ReplicaState] = []
+    follower_high_watermarks: dict[tuple[str, int], int] = {}
+    for (topic, index), p in list(broker.replicas.partitions.items()):
+        plog = p.log
+        if plog.closed:
+            continue
+        state = p.leader_state
+        replicas.append(ReplicaState(
+            topic, index, p.leader_id, tuple(p.replicas),
+            tuple(sorted(state.isr)) if state is not None else tuple(p.isr), state is not None,
+            plog.log_start_offset, plog.log_end_offset, plog.high_watermark, plog.size_in_bytes,
+            len(plog.segment_base_offsets()), plog.config.min_insync_replicas))
+        if state is None:
+            # A follower's high watermark trails its leader's by at most a fetch: the lag of
+            # a group coordinated here on a partition led elsewhere is read from it.
+            follower_high_watermarks[(topic, index)] = plog.high_watermark
+    controller = broker.controller
+    active = controller is not None and controller.active
+    offline = global_partitions = global_topics = 0
+    if controller is not None and active:
+        cs = controller.state
+        offline = sum(1 for lai, _version in cs.states.values() if lai.leader < 0 or lai.leader not in cs.live)
+        global_partitions, global_topics = len(cs.states), len(cs.topics)
+    groups: list[GroupState] = []
+    coordinator = broker.groups
+    for group_id, _protocol_type, _state in coordinator.list_groups():
+        error, offsets = coordinator.fetch_offsets(group_id, None)
+        if error != ErrorCode.none:
+            continue
+        members = len(coordinator.describe_group(group_id).members)
+        groups.append(GroupState(group_id, members, {tp: o[0] for tp, o in offsets.items()}))
+    return BrokerSnapshot(
+        replicas=replicas,
+        is_active_controller=active,
+        offline_partitions=offline,
+        global_partitions=global_partitions,
+        global_topics=global_topics,
+        live_brokers=max(1, len(broker.metadata.brokers)),
+        request_queue_size=sum(c.queued_requests for c in list(broker.connections)),
+        groups=groups,
+        remote_high_watermarks=follower_high_watermarks,
+        handler_busy_s=time.thread_time(),  # the event loop's thread: all request handling runs there
+    )
+
+
+# --- the endpoint --------------------------------------------------------------------------
+
+
+class MetricsEndpoint:
+    """/metrics for Prometheus, on `metrics.port` (the first listener's host) or
+    `metrics.listener` (http://HOST:PORT); nothing is bound when neither is set."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._server: asyncio.Server | None = None
+        self.url: str | None = None
+
+    def render(self) -> str:
+        broker = self._broker
+        return exposition(broker.metrics.collect(broker_snapshot(broker), time.monotonic()))
+
+    async def start(self) -> None:
+        address = self._broker.config.metrics_address()
+        if address is None:
+            return
+        host, port = address
+        try:
+            self._server = await start_metrics_server(host, port, self.render)
+        except OSError as exc:
+            setting = "metrics.listener" if self._broker.config["metrics.listener"] else "metrics.port"
+            raise RuntimeError(f"{setting}: cannot serve metrics on {host or '*'}:{port}: {exc}") from None
+        bound = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://{host if host not in ('', '0.0.0.0', '::') else 'localhost'}:{bound}{METRICS_PATH}"
+        log.info("metrics on %s", self.url)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
