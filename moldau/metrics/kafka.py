@@ -26,6 +26,7 @@ from moldau.metrics.registry import (
     Registry,
     Sample,
 )
+from moldau.protocol.errors import ErrorCode
 
 # Kafka's RequestMetrics time components, in milliseconds (kafka.network.RequestChannel),
 # those that have a counterpart here. Not exported: ResponseQueueTimeMs and
@@ -116,6 +117,10 @@ class TopicMetrics(TopicCounters):
         self.all_topics.failed_fetch.value += 1
 
 
+# Kafka's error names (Errors.name()), as the `error` label shows them.
+ERROR_NAMES = {int(code): code.name.upper() for code in ErrorCode}
+
+
 class RequestStats:
     """The series one kind of request updates (by API, version, and for a fetch whether a
     follower sent it), looked up once: `completed` and `error` are the per-request cost."""
@@ -130,7 +135,7 @@ class RequestStats:
             (m.total_time.labels(n), *(m.time_components[c].labels(n) for c in REQUEST_TIMES)) for n in names
         )
         self._errors = m.errors
-        self._error_children: dict[str, tuple[CounterChild, ...]] = {}
+        self._error_children: dict[int, tuple[CounterChild, ...]] = {}
 
     def completed(self, request_queue_ms: float, local_ms: float, remote_ms: float = 0.0) -> None:
         """A response was made (for acks=0: the request handled). Where its time went, in
@@ -145,14 +150,13 @@ class RequestStats:
             local.observe(local_ms)
             remote.observe(remote_ms)
 
-    def error(self, error_name: str) -> None:
+    def error_code(self, code: int) -> None:
         """The response carried this error code (Kafka's ErrorsPerSec counts every code in
         a response, one per partition, NONE included: successes)."""
-        children = self._error_children.get(error_name)
+        children = self._error_children.get(code)
         if children is None:
-            children = self._error_children[error_name] = tuple(
-                self._errors.labels(n, error_name) for n in self._names
-            )
+            name = ERROR_NAMES.get(code, str(code))
+            children = self._error_children[code] = tuple(self._errors.labels(n, name) for n in self._names)
         for c in children:
             c.value += 1
 

@@ -15,7 +15,7 @@ import logging
 import time
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from moldau.metrics.http import METRICS_PATH, start_metrics_server
@@ -56,19 +56,29 @@ def error_code_paths(cls: type) -> tuple[ErrorPath, ...]:
     return tuple(paths)
 
 
-def _codes_at(value: Any, path: ErrorPath) -> Iterator[int]:
-    for i, name in enumerate(path):
-        value = getattr(value, name)
-        if isinstance(value, tuple):
-            for item in value:
-                yield from _codes_at(item, path[i + 1:])
-            return
-        if value is None:
-            return
-    yield int(value)
+CodeSink = Callable[[int], None]
+CodeReader = Callable[[Any, CodeSink], None]
 
 
-_ERROR_NAMES = {int(code): code.name.upper() for code in ErrorCode}
+def code_reader(path: ErrorPath) -> CodeReader:
+    """A function handing every error code at `path` in a response to a sink: nested
+    closures, built once per response type (a generator walk cost several times more per
+    request)."""
+    name = path[0]
+    if len(path) == 1:
+        def leaf(value: Any, sink: CodeSink) -> None:
+            sink(getattr(value, name))
+        return leaf
+    rest = code_reader(path[1:])
+
+    def inner(value: Any, sink: CodeSink) -> None:
+        child = getattr(value, name)
+        if type(child) is tuple:
+            for item in child:
+                rest(item, sink)
+        elif child is not None:
+            rest(child, sink)
+    return inner
 
 
 class RequestMetrics:
@@ -81,7 +91,7 @@ class RequestMetrics:
     def __init__(self, metrics: BrokerMetrics) -> None:
         self._metrics = metrics
         self._stats: dict[tuple[int, int, bool | None], RequestStats] = {}
-        self._paths: dict[type, tuple[ErrorPath, ...]] = {}
+        self._readers: dict[type, tuple[CodeReader, ...]] = {}
 
     def answered(self, key: int, version: int, request: Any, response: Any, received_s: float, started_s: float,
                  local_done_s: float | None = None) -> None:
@@ -98,12 +108,11 @@ class RequestMetrics:
         stats.completed((started_s - received_s) * 1000, (local_end - started_s) * 1000, (now - local_end) * 1000)
         if response is None or isinstance(response, bytes):
             return  # acks=0, or a hand-framed answer (cached Metadata) without errors to count
-        paths = self._paths.get(type(response))
-        if paths is None:
-            paths = self._paths[type(response)] = error_code_paths(type(response))
-        for path in paths:
-            for code in _codes_at(response, path):
-                stats.error(_ERROR_NAMES.get(code, str(code)))
+        readers = self._readers.get(type(response))
+        if readers is None:
+            readers = self._readers[type(response)] = tuple(map(code_reader, error_code_paths(type(response))))
+        for read in readers:
+            read(response, stats.error_code)
 
 
 # --- levels, read at scrape time -----------------------------------------------------------

@@ -123,8 +123,8 @@ def test_kafka_metrics_after_traffic_have_the_exporters_names_and_values() -> No
     produce.completed(request_queue_ms=0.0, local_ms=1.0)
     m.request("Fetch", 12, from_follower=True).completed(request_queue_ms=0.0, local_ms=1.0, remote_ms=500.0)
     m.request("Fetch", 12, from_follower=False).completed(request_queue_ms=0.0, local_ms=1.0)
-    produce.error("NOT_LEADER_OR_FOLLOWER")
-    produce.error("NONE")
+    produce.error_code(6)  # NOT_LEADER_OR_FOLLOWER
+    produce.error_code(0)
     m.isr_shrunk()
     m.isr_shrunk()
     m.isr_expanded()
