@@ -16,15 +16,19 @@ The broker reports events through `BrokerMetrics` methods (the hot-path ones tak
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from moldau.metrics.registry import (
+    KAFKA_QUANTILES,
+    LATENCY_MS_BUCKETS,
     Counter,
     CounterChild,
     Family,
     Registry,
     Sample,
+    bucket_quantile,
 )
 from moldau.protocol.errors import ErrorCode
 
@@ -122,43 +126,100 @@ ERROR_NAMES = {int(code): code.name.upper() for code in ErrorCode}
 
 
 class RequestStats:
-    """The series one kind of request updates (by API, version, and for a fetch whether a
-    follower sent it), looked up once: `completed` and `error` are the per-request cost."""
+    """One kind of request (API, version, and for a fetch whether a follower sent it), as
+    plain counts: how many, the error codes in their responses, and where their time went
+    (Kafka's time histograms as bucket counts over a sliding window of two periods). The
+    hot path is one `completed` call per request (a few searches and adds) and one add
+    per error code; `request_families` turns them into Kafka's series at scrape time,
+    where a fetch also counts under `Fetch` (summed, not counted twice)."""
 
-    __slots__ = ("_names", "_counters", "_timers", "_errors", "_error_children")
+    __slots__ = ("names", "version", "count", "sums", "current", "previous", "errors")
 
-    def __init__(self, m: BrokerMetrics, api_name: str, api_version: int, from_follower: bool | None) -> None:
-        self._names = names = request_metric_names(api_name, from_follower)
-        self._counters = tuple(m.requests.labels(n, str(api_version)) for n in names)
-        # per name: total, then Kafka's components in REQUEST_TIMES order
-        self._timers = tuple(
-            (m.total_time.labels(n), *(m.time_components[c].labels(n) for c in REQUEST_TIMES)) for n in names
-        )
-        self._errors = m.errors
-        self._error_children: dict[int, tuple[CounterChild, ...]] = {}
+    def __init__(self, api_name: str, api_version: int, from_follower: bool | None = None) -> None:
+        self.names = request_metric_names(api_name, from_follower)
+        self.version = api_version
+        self.count = 0
+        self.sums = [0.0] * len(TIMES)  # per TIMES component
+        self.current = [0] * (len(TIMES) * _STRIDE)  # per component, a count per bucket
+        self.previous = [0] * (len(TIMES) * _STRIDE)
+        self.errors: dict[int, int] = {}  # error code -> responses' count of it
 
     def completed(self, request_queue_ms: float, local_ms: float, remote_ms: float = 0.0) -> None:
         """A response was made (for acks=0: the request handled). Where its time went, in
         ms: read but waiting for the connection's earlier requests, in the handler,
         waiting elsewhere (acks=all for the followers)."""
-        for c in self._counters:
-            c.value += 1
+        self.count += 1
         total_ms = request_queue_ms + local_ms + remote_ms
-        for total, queue, local, remote in self._timers:
-            total.observe(total_ms)
-            queue.observe(request_queue_ms)
-            local.observe(local_ms)
-            remote.observe(remote_ms)
+        sums, current, bounds = self.sums, self.current, LATENCY_MS_BUCKETS
+        sums[0] += total_ms
+        current[bisect_left(bounds, total_ms)] += 1
+        sums[1] += request_queue_ms
+        current[_STRIDE + bisect_left(bounds, request_queue_ms)] += 1
+        sums[2] += local_ms
+        current[2 * _STRIDE + bisect_left(bounds, local_ms)] += 1
+        if remote_ms > 0.0:  # rare: acks=all
+            sums[3] += remote_ms
+            current[3 * _STRIDE + bisect_left(bounds, remote_ms)] += 1
+        else:
+            current[3 * _STRIDE] += 1
 
     def error_code(self, code: int) -> None:
         """The response carried this error code (Kafka's ErrorsPerSec counts every code in
         a response, one per partition, NONE included: successes)."""
-        children = self._error_children.get(code)
-        if children is None:
-            name = ERROR_NAMES.get(code, str(code))
-            children = self._error_children[code] = tuple(self._errors.labels(n, name) for n in self._names)
-        for c in children:
-            c.value += 1
+        errors = self.errors
+        errors[code] = errors.get(code, 0) + 1
+
+    def rotate(self) -> None:
+        self.previous = self.current
+        self.current = [0] * len(self.previous)
+
+
+# Kafka's RequestMetrics histograms: the total and its components (REQUEST_TIMES).
+TIMES = ("totaltimems", *REQUEST_TIMES)
+_STRIDE = len(LATENCY_MS_BUCKETS) + 1  # buckets per component, the last above every bound
+
+
+def request_families(stats: Iterable[RequestStats]) -> list[Family]:
+    """Kafka's request series from the request kinds seen: count by request and version,
+    errors by request and error name, and per request name each time's quantiles (over
+    the window), `_count` and `_sum`."""
+    requests: dict[tuple[str, str], int] = {}
+    errors: dict[tuple[str, str], int] = {}
+    times: dict[str, tuple[list[int], list[float], list[int]]] = {}  # name -> (count, sums, window counts)
+    for st in stats:
+        window = [a + b for a, b in zip(st.previous, st.current, strict=True)]
+        for name in st.names:
+            key = (name, str(st.version))
+            requests[key] = requests.get(key, 0) + st.count
+            for code, n in st.errors.items():
+                ekey = (name, ERROR_NAMES.get(code, str(code)))
+                errors[ekey] = errors.get(ekey, 0) + n
+            count, sums, counts = times.setdefault(name, ([0], [0.0] * len(TIMES), [0] * len(window)))
+            count[0] += st.count
+            for i, x in enumerate(st.sums):
+                sums[i] += x
+            for i, n in enumerate(window):
+                counts[i] += n
+    families = [
+        Family("kafka_network_requestmetrics_requests_total", "counter", "Requests by API and version", tuple(
+            Sample("kafka_network_requestmetrics_requests_total", (("request", r), ("version", v)), n)
+            for (r, v), n in sorted(requests.items()))),
+        Family("kafka_network_requestmetrics_errors_total", "counter", "Error codes in responses, by API", tuple(
+            Sample("kafka_network_requestmetrics_errors_total", (("request", r), ("error", e)), n)
+            for (r, e), n in sorted(errors.items()))),
+    ]
+    for t, time_name in enumerate(TIMES):
+        family = f"kafka_network_requestmetrics_{time_name}"
+        samples: list[Sample] = []
+        for name, (count, sums, counts) in sorted(times.items()):
+            window = counts[t * _STRIDE:(t + 1) * _STRIDE]
+            label = (("request", name),)
+            samples += [Sample(family, (*label, ("quantile", text)), bucket_quantile(window, LATENCY_MS_BUCKETS, q))
+                        for text, q in KAFKA_QUANTILES]
+            samples.append(Sample(family + "_count", label, count[0]))
+            samples.append(Sample(family + "_sum", label, sums[t]))
+        families.append(Family(family, "summary", f"Request {time_name[:-2]} in ms", tuple(samples)))
+    return families
 
 
 @dataclass(frozen=True)
@@ -211,7 +272,7 @@ class BrokerMetrics:
     """Kafka's metrics for one broker: event methods for the broker to call, `collect`
     for the scrape."""
 
-    def __init__(self, registry: Registry | None = None) -> None:
+    def __init__(self, registry: Registry | None = None, window_s: float = 60.0) -> None:
         r = self.registry = registry or Registry()
         # Each per-topic family also has its broker-wide series, without the label.
         self.topic_counters = {
@@ -224,24 +285,12 @@ class BrokerMetrics:
         self.replication_bytes_out = r.counter(
             "kafka_server_brokertopicmetrics_replicationbytesout_total", "Bytes followers fetched from this broker"
         )
-        self.requests = r.counter(
-            "kafka_network_requestmetrics_requests_total", "Requests by API and version", ("request", "version")
-        )
-        self.errors = r.counter(
-            "kafka_network_requestmetrics_errors_total", "Error codes in responses, by API", ("request", "error")
-        )
-        self.total_time = r.summary(
-            "kafka_network_requestmetrics_totaltimems", "Request total time in ms", ("request",)
-        )
-        self.time_components = {
-            name: r.summary(f"kafka_network_requestmetrics_{name}", f"Request {name[:-2]} in ms", ("request",))
-            for name in REQUEST_TIMES
-        }
         self.isr_shrinks = r.counter("kafka_server_replicamanager_isrshrinks_total", "ISR shrinks (IsrShrinksPerSec)")
         self.isr_expands = r.counter("kafka_server_replicamanager_isrexpands_total", "ISR expands (IsrExpandsPerSec)")
         self._topics: dict[str, TopicMetrics] = {}
         self._requests: dict[tuple[str, int, bool | None], RequestStats] = {}
-        # Handler busy time, for RequestHandlerAvgIdlePercent: idle = 1 - busy / wall time.
+        self._window_s = window_s
+        self._requests_window_start: float | None = None
         # RequestHandlerAvgIdlePercent: 1 - busy time / wall time, over the last one to
         # two windows; (time, busy seconds) at the start of each of the last two windows.
         self._idle_marks: list[tuple[float, float]] = []
@@ -267,7 +316,7 @@ class BrokerMetrics:
         key = (api_name, api_version, from_follower)
         stats = self._requests.get(key)
         if stats is None:
-            stats = self._requests[key] = RequestStats(self, api_name, api_version, from_follower)
+            stats = self._requests[key] = RequestStats(api_name, api_version, from_follower)
         return stats
 
     def isr_shrunk(self) -> None:
@@ -286,6 +335,15 @@ class BrokerMetrics:
         """Move the time windows (latency quantiles, handler idle ratio); called at each
         scrape (`handler_busy_s`: the handler's busy seconds so far, if known)."""
         self.registry.tick(now)
+        if self._requests_window_start is None:
+            self._requests_window_start = now
+        elapsed = now - self._requests_window_start
+        if elapsed >= self._window_s:  # the latency windows move (as registry.Summary's)
+            for stats in self._requests.values():
+                stats.rotate()
+                if elapsed >= 2 * self._window_s:
+                    stats.rotate()
+            self._requests_window_start = now
         if handler_busy_s is None:
             return
         marks = self._idle_marks
@@ -301,7 +359,11 @@ class BrokerMetrics:
 
     def collect(self, snapshot: BrokerSnapshot, now: float) -> list[Family]:
         self.tick(now, snapshot.handler_busy_s)
-        return [*self.registry.collect(now), *level_families(snapshot, self._idle_ratio)]
+        return [
+            *self.registry.collect(now),
+            *request_families(self._requests.values()),
+            *level_families(snapshot, self._idle_ratio),
+        ]
 
 
 def _aggregate(counter: Counter) -> CounterChild:

@@ -56,28 +56,28 @@ def error_code_paths(cls: type) -> tuple[ErrorPath, ...]:
     return tuple(paths)
 
 
-CodeSink = Callable[[int], None]
-CodeReader = Callable[[Any, CodeSink], None]
+CodeCounts = dict[int, int]  # error code -> how many times seen
+CodeReader = Callable[[Any, CodeCounts], None]
 
 
 def code_reader(path: ErrorPath) -> CodeReader:
-    """A function handing every error code at `path` in a response to a sink: nested
-    closures, built once per response type (a generator walk cost several times more per
-    request)."""
+    """A function counting every error code at `path` in a response: nested closures,
+    built once per response type (a generator walk cost about four times more)."""
     name = path[0]
     if len(path) == 1:
-        def leaf(value: Any, sink: CodeSink) -> None:
-            sink(getattr(value, name))
+        def leaf(value: Any, counts: CodeCounts) -> None:
+            code = getattr(value, name)
+            counts[code] = counts.get(code, 0) + 1
         return leaf
     rest = code_reader(path[1:])
 
-    def inner(value: Any, sink: CodeSink) -> None:
+    def inner(value: Any, counts: CodeCounts) -> None:
         child = getattr(value, name)
         if type(child) is tuple:
             for item in child:
-                rest(item, sink)
+                rest(item, counts)
         elif child is not None:
-            rest(child, sink)
+            rest(child, counts)
     return inner
 
 
@@ -112,7 +112,7 @@ class RequestMetrics:
         if readers is None:
             readers = self._readers[type(response)] = tuple(map(code_reader, error_code_paths(type(response))))
         for read in readers:
-            read(response, stats.error_code)
+            read(response, stats.errors)
 
 
 # --- levels, read at scrape time -----------------------------------------------------------

@@ -262,3 +262,22 @@ def test_metrics_server_serves_scrapes_and_drops_stalled_clients(monkeypatch: py
             await server.wait_closed()
 
     asyncio.run(scenario())
+
+
+def test_request_latencies_age_out_of_the_window_but_counts_stay() -> None:
+    m = BrokerMetrics(window_s=60.0)
+    fetch = m.request("Fetch", 12, from_follower=False)
+    m.tick(now=0.0)
+    for ms in (1.0, 2.0, 400.0):
+        fetch.completed(request_queue_ms=0.0, local_ms=ms)
+
+    def scraped(now: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return parse(exposition(m.collect(BrokerSnapshot(), now=now)))
+
+    got = scraped(61.0)  # the previous period still counts
+    assert 1.0 < got[("kafka_network_requestmetrics_localtimems", (("quantile", "0.50"), ("request", "Fetch")))] < 2.5
+    assert got[("kafka_network_requestmetrics_localtimems", (("quantile", "0.99"), ("request", "FetchConsumer")))] > 300
+    got = scraped(200.0)  # two periods later: nothing recent
+    assert math.isnan(got[("kafka_network_requestmetrics_totaltimems", (("quantile", "0.50"), ("request", "Fetch")))])
+    assert got[("kafka_network_requestmetrics_totaltimems_count", (("request", "Fetch"),))] == 3
+    assert got[("kafka_network_requestmetrics_localtimems_sum", (("request", "FetchConsumer"),))] == 403.0
