@@ -16,6 +16,7 @@ import time
 import types
 import typing
 from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from moldau.metrics.http import METRICS_PATH, start_metrics_server
@@ -81,6 +82,9 @@ def code_reader(path: ErrorPath) -> CodeReader:
     return inner
 
 
+_FETCH = int(ApiKey.FETCH)
+
+
 class RequestMetrics:
     """The dispatcher's hook: per API and version, requests, the error codes in responses
     (Kafka's ErrorsPerSec) and where the time went (RequestQueueTimeMs: read but behind
@@ -90,29 +94,37 @@ class RequestMetrics:
 
     def __init__(self, metrics: BrokerMetrics) -> None:
         self._metrics = metrics
-        self._stats: dict[tuple[int, int, bool | None], RequestStats] = {}
+        self._stats: dict[int, RequestStats] = {}
         self._readers: dict[type, tuple[CodeReader, ...]] = {}
 
     def answered(self, key: int, version: int, request: Any, response: Any, received_s: float, started_s: float,
                  local_done_s: float | None = None) -> None:
         """`response` was made (a kio message, framed bytes, or None for acks=0);
         times are `time.perf_counter()` seconds."""
-        now = time.perf_counter()
-        follower = getattr(request, "replica_id", -1) >= 0 if key == ApiKey.FETCH else None
-        stats = self._stats.get((key, version, follower))
+        now = perf_counter()
+        # One int per request kind (API key, version, a follower's fetch or not): no tuple
+        # to build and hash on every request.
+        kind = key << 17 | version << 1
+        if key == _FETCH and getattr(request, "replica_id", -1) >= 0:
+            kind |= 1
+        stats = self._stats.get(kind)
         if stats is None:
             # Kafka's request names: PRODUCE -> Produce, LEADER_AND_ISR -> LeaderAndIsr
             name = ApiKey(key).name.title().replace("_", "")
-            stats = self._stats[(key, version, follower)] = self._metrics.request(name, version, follower)
-        local_end = now if local_done_s is None else local_done_s
-        stats.completed((started_s - received_s) * 1000, (local_end - started_s) * 1000, (now - local_end) * 1000)
-        if response is None or isinstance(response, bytes):
+            stats = self._stats[kind] = self._metrics.request(name, version, bool(kind & 1) if key == _FETCH else None)
+        if local_done_s is None:
+            stats.completed((started_s - received_s) * 1000, (now - started_s) * 1000)
+        else:
+            stats.completed((started_s - received_s) * 1000, (local_done_s - started_s) * 1000,
+                            (now - local_done_s) * 1000)
+        if response is None or type(response) is bytes:
             return  # acks=0, or a hand-framed answer (cached Metadata) without errors to count
         readers = self._readers.get(type(response))
         if readers is None:
             readers = self._readers[type(response)] = tuple(map(code_reader, error_code_paths(type(response))))
+        errors = stats.errors
         for read in readers:
-            read(response, stats.errors)
+            read(response, errors)
 
 
 # --- levels, read at scrape time -----------------------------------------------------------
