@@ -110,6 +110,13 @@ def add_parsers(subparsers: Any) -> None:
         help="the console's HTTP port, with --console (default: %(default)s)",
     )
     up_parser.add_argument(
+        "--metrics-port",
+        type=port_number,
+        default=None,
+        metavar="PORT",
+        help="broker i serves Prometheus metrics at http://127.0.0.1:PORT+i/metrics (default: off)",
+    )
+    up_parser.add_argument(
         "--timeout",
         type=positive_float,
         default=DEFAULT_UP_TIMEOUT_S,
@@ -160,6 +167,14 @@ def check_up(args: argparse.Namespace) -> None:
         parser.error(f"--base-port {args.base_port} with {args.brokers} brokers goes past port 65535")
     if args.console and args.console_port in [*ports, args.zookeeper_port]:
         parser.error(f"--console-port {args.console_port} is taken by ZooKeeper or a broker")
+    if args.metrics_port is not None:
+        metrics = broker_ports(args.metrics_port, args.brokers)
+        if metrics[-1] > 65535:
+            parser.error(f"--metrics-port {args.metrics_port} with {args.brokers} brokers goes past port 65535")
+        taken = set(metrics) & {*ports, args.zookeeper_port, *([args.console_port] if args.console else [])}
+        if taken:
+            parser.error(f"--metrics-port {args.metrics_port}: port {min(taken)} is taken by ZooKeeper, a broker "
+                         "or the console")
     if args.zookeeper_port in ports:
         parser.error(
             f"--zookeeper-port {args.zookeeper_port} is one of the brokers' ports ({ports[0]}-{ports[-1]})"
@@ -192,6 +207,7 @@ def run_up(args: argparse.Namespace) -> int:
         overrides=dict(args.override),
         timeout=args.timeout,
         console_port=args.console_port if args.console else None,
+        metrics_base_port=args.metrics_port,
     )
     try:
         state = up(request, progress)

@@ -40,6 +40,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     dev.add_argument("--log-level", default="INFO")
     dev.add_argument("--console", action="store_true", help="also run the web console (moldau console)")
     dev.add_argument("--console-port", type=int, default=8080, metavar="PORT", help="the console's HTTP port")
+    dev.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                     help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port)")
     dev.set_defaults(func=run_dev)
 
 
@@ -65,14 +67,16 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 def run_dev(args: argparse.Namespace) -> int:
-    for flag, port in (("--port", args.port), ("--console-port", args.console_port)):
-        if not 0 <= port <= 65535:
+    for flag, port in (("--port", args.port), ("--console-port", args.console_port),
+                       ("--metrics-port", args.metrics_port)):
+        if port is not None and not 0 <= port <= 65535:
             print(f"moldau: error: {flag} {port} is out of range", file=sys.stderr)
             return 2
     config = BrokerConfig.from_sources(
         {
             "listeners": f"PLAINTEXT://127.0.0.1:{args.port}",
             "log.dirs": str(args.data_dir.resolve()),
+            **({"metrics.port": str(args.metrics_port)} if args.metrics_port is not None else {}),
         }
     )
     _setup_logging(args.log_level)
@@ -120,6 +124,8 @@ def serve(config: BrokerConfig) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         listener = broker.bound[0]
+        if broker.metrics_endpoint.url:
+            print(f"Moldau broker {broker.broker_id} metrics on {broker.metrics_endpoint.url}", file=sys.stderr)
         print(
             f"Moldau broker {broker.broker_id} ready on {listener.host}:{listener.port}",
             file=sys.stderr,

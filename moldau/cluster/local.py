@@ -55,7 +55,8 @@ HOST = "127.0.0.1"
 ZOOKEEPER_DIR = "zookeeper"
 # Set per broker by `cluster up` itself; an --override of these would break the cluster.
 RESERVED_PROPERTIES = frozenset(
-    {"broker.id", "node.id", "listeners", "advertised.listeners", "log.dirs", "log.dir", "zookeeper.connect"}
+    {"broker.id", "node.id", "listeners", "advertised.listeners", "log.dirs", "log.dir", "zookeeper.connect",
+     "metrics.port", "metrics.listener"}
 )
 # A development cluster: failover within seconds rather than Kafka's 18 s session, and
 # no initial rebalance delay (as Kafka's own config/server.properties). --override wins.
@@ -208,10 +209,15 @@ class BrokerEntry:
     dir: str
     log: str
     log_dirs: str
+    metrics_port: int | None = None  # /metrics (`up --metrics-port`)
 
     @property
     def address(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str | None:
+        return f"http://{HOST}:{self.metrics_port}/metrics" if self.metrics_port is not None else None
 
     def alive(self) -> bool:
         return pid_alive(self.pid, self.start_time)
@@ -428,6 +434,7 @@ class UpRequest:
     overrides: dict[str, str]
     timeout: float
     console_port: int | None = None  # also start the web console on this port
+    metrics_base_port: int | None = None  # broker i serves /metrics on this port + i
 
 
 def broker_ports(base_port: int, brokers: int) -> list[int]:
@@ -435,7 +442,8 @@ def broker_ports(base_port: int, brokers: int) -> list[int]:
 
 
 def broker_properties(
-    broker_id: int, port: int, zookeeper_connect: str, log_dirs: Path, overrides: Mapping[str, str]
+    broker_id: int, port: int, zookeeper_connect: str, log_dirs: Path, overrides: Mapping[str, str],
+    metrics_port: int | None = None,
 ) -> dict[str, str]:
     """The broker's properties: local-cluster defaults, then --override, then its own identity."""
     return {
@@ -445,6 +453,7 @@ def broker_properties(
         "zookeeper.connect": zookeeper_connect,
         "listeners": f"PLAINTEXT://{HOST}:{port}",
         "log.dirs": str(log_dirs),
+        **({"metrics.port": str(metrics_port)} if metrics_port is not None else {}),
     }
 
 
@@ -472,6 +481,9 @@ def check_ports(request: UpRequest) -> None:
                                                                                           request.brokers))]
     if request.console_port is not None:
         wanted.append((request.console_port, "the console", "--console-port"))
+    if request.metrics_base_port is not None:
+        wanted += [(port, f"broker {i}'s metrics", "--metrics-port")
+                   for i, port in enumerate(broker_ports(request.metrics_base_port, request.brokers))]
     for port, who, flag in wanted:
         if not port_free(port):
             raise ClusterError(f"port {port} (for {who}) is already in use on {HOST}; choose another {flag}")
@@ -542,13 +554,13 @@ class _Startup:
         except ZooKeeperStartError as e:
             raise ClusterError(e.reason, server.log_path) from None
 
-    def start_broker(self, broker_id: int, port: int) -> None:
+    def start_broker(self, broker_id: int, port: int, metrics_port: int | None = None) -> None:
         broker_dir = self.directory / broker_dir_name(broker_id)
         data_dir = broker_dir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         log_path = broker_dir / "broker.log"
         properties = broker_properties(
-            broker_id, port, self.state.zookeeper_connect, data_dir, self.request.overrides
+            broker_id, port, self.state.zookeeper_connect, data_dir, self.request.overrides, metrics_port
         )
         args = broker_command(properties)
         with open(log_path, "ab") as log:
@@ -573,6 +585,7 @@ class _Startup:
                 dir=str(broker_dir),
                 log=str(log_path),
                 log_dirs=str(data_dir),
+                metrics_port=metrics_port,
             )
         )
         self.save()
@@ -666,7 +679,8 @@ def up(request: UpRequest, report: Report) -> ClusterState:
     try:
         startup.start_zookeeper(install)
         for broker_id, port in enumerate(broker_ports(request.base_port, request.brokers)):
-            startup.start_broker(broker_id, port)
+            metrics_port = request.metrics_base_port + broker_id if request.metrics_base_port is not None else None
+            startup.start_broker(broker_id, port, metrics_port)
         view = startup.wait_ready(deadline)
         if request.console_port is not None:
             startup.start_console(request.console_port, deadline)
@@ -677,6 +691,9 @@ def up(request: UpRequest, report: Report) -> ClusterState:
     startup.save()
     report(f"cluster up: {request.brokers} broker(s), controller {view.controller}, "
            f"zookeeper.connect {startup.state.zookeeper_connect}")
+    for broker in startup.state.brokers:
+        if broker.metrics_url is not None:
+            report(f"broker {broker.id} metrics: {broker.metrics_url}")
     if startup.state.console is not None:
         report(f"console: {startup.state.console.url}")
     return startup.state
@@ -692,6 +709,7 @@ class BrokerStatus:
     pid: int
     alive: bool
     in_metadata: bool
+    metrics_url: str | None = None
 
 
 @dataclass
@@ -746,7 +764,8 @@ def status(state: ClusterState, timeout: float) -> ClusterStatus:
         zookeeper_alive=zk_alive,
         zookeeper_serving=zk_serving,
         brokers=[
-            BrokerStatus(b.id, b.port, b.pid, b in running, b.id in view.broker_ids) for b in state.brokers
+            BrokerStatus(b.id, b.port, b.pid, b in running, b.id in view.broker_ids, b.metrics_url)
+            for b in state.brokers
         ],
         view=view,
         console=state.console,
@@ -793,6 +812,9 @@ def format_status(st: ClusterStatus, max_partitions: int = 20) -> list[str]:
                 lines.append(f"  ... and {len(issues) - max_partitions} more")
     if st.console is not None:
         lines.append(f"console: {st.console.url} ({'up' if st.console.alive() else 'down'}, pid {st.console.pid})")
+    metrics = [f"{b.id} {b.metrics_url}" for b in st.brokers if b.metrics_url is not None]
+    if metrics:
+        lines.append(f"metrics: {', '.join(metrics)}")
     problems = st.problems()
     lines.append(f"status: {'DEGRADED: ' + '; '.join(problems) if problems else 'all up'}")
     return lines

@@ -16,19 +16,27 @@ The broker reports events through `BrokerMetrics` methods (the hot-path ones tak
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from moldau.metrics.registry import (
+    KAFKA_QUANTILES,
+    LATENCY_MS_BUCKETS,
     Counter,
     CounterChild,
     Family,
     Registry,
     Sample,
+    bucket_quantile,
 )
+from moldau.protocol.errors import ErrorCode
 
-# Kafka's RequestMetrics time components, in milliseconds (kafka.network.RequestChannel).
-REQUEST_TIMES = ("requestqueuetimems", "localtimems", "remotetimems", "responsequeuetimems", "responsesendtimems")
+# Kafka's RequestMetrics time components, in milliseconds (kafka.network.RequestChannel),
+# those that have a counterpart here. Not exported: ResponseQueueTimeMs and
+# ResponseSendTimeMs (a response is written to the socket by the task that made it, with
+# no queue to a network thread), ThrottleTimeMs (no quotas).
+REQUEST_TIMES = ("requestqueuetimems", "localtimems", "remotetimems")
 
 
 def request_metric_names(api_name: str, from_follower: bool | None = None) -> tuple[str, ...]:
@@ -39,110 +47,179 @@ def request_metric_names(api_name: str, from_follower: bool | None = None) -> tu
     return (api_name,)
 
 
-class TopicMetrics:
-    """The counters one topic's traffic updates, looked up once (hot path: plain adds)."""
+# Kafka's BrokerTopicMetrics meters, each exported per topic and once for all topics (a
+# series without the label, Kafka's AllTopics*): (TopicCounters slot, exported name, help).
+BROKER_TOPIC_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("bytes_in", "kafka_server_brokertopicmetrics_bytesin_total", "Bytes appended by producers (BytesInPerSec)"),
+    ("bytes_out", "kafka_server_brokertopicmetrics_bytesout_total", "Bytes sent to consumers (BytesOutPerSec)"),
+    ("messages_in", "kafka_server_brokertopicmetrics_messagesin_total", "Records appended (MessagesInPerSec)"),
+    ("produce_requests", "kafka_server_brokertopicmetrics_totalproducerequests_total", "Produce requests per topic"),
+    ("fetch_requests", "kafka_server_brokertopicmetrics_totalfetchrequests_total", "Fetch requests per topic"),
+    ("failed_produce", "kafka_server_brokertopicmetrics_failedproducerequests_total",
+     "Failed produce requests per topic"),
+    ("failed_fetch", "kafka_server_brokertopicmetrics_failedfetchrequests_total", "Failed fetch requests per topic"),
+)
 
-    __slots__ = (
-        "bytes_in",
-        "messages_in",
-        "bytes_out",
-        "produce_requests",
-        "fetch_requests",
-        "failed_produce",
-        "failed_fetch",
-        "_all",
-    )
 
-    def __init__(self, m: BrokerMetrics, topic: str) -> None:
-        self.bytes_in = m.bytes_in.labels(topic)
-        self.messages_in = m.messages_in.labels(topic)
-        self.bytes_out = m.bytes_out.labels(topic)
-        self.produce_requests = m.total_produce_requests.labels(topic)
-        self.fetch_requests = m.total_fetch_requests.labels(topic)
-        self.failed_produce = m.failed_produce_requests.labels(topic)
-        self.failed_fetch = m.failed_fetch_requests.labels(topic)
-        self._all = m.all_topics
+class TopicCounters:
+    """One child of each BrokerTopicMetrics counter: a topic's, or the all-topics series."""
+
+    __slots__ = tuple(slot for slot, _, _ in BROKER_TOPIC_METRICS)
+    bytes_in: CounterChild
+    bytes_out: CounterChild
+    messages_in: CounterChild
+    produce_requests: CounterChild
+    fetch_requests: CounterChild
+    failed_produce: CounterChild
+    failed_fetch: CounterChild
+
+    def __init__(self, children: Mapping[str, CounterChild]) -> None:
+        for slot in TopicCounters.__slots__:
+            setattr(self, slot, children[slot])
+
+
+class TopicMetrics(TopicCounters):
+    """The counters one topic's traffic updates, looked up once and kept by the caller
+    (a `Partition` holds its topic's): an event is a few plain adds, to the topic's series
+    and to the all-topics one."""
+
+    __slots__ = ("all_topics",)
+
+    def __init__(self, counters: Mapping[str, Counter], topic: str, all_topics: TopicCounters) -> None:
+        super().__init__({slot: counter.labels(topic) for slot, counter in counters.items()})
+        self.all_topics = all_topics
 
     def appended(self, size_bytes: int, records: int) -> None:
         """A produce to this topic was appended by its leader (BytesIn, MessagesIn)."""
         self.bytes_in.value += size_bytes
         self.messages_in.value += records
         self.produce_requests.value += 1
-        a = self._all
+        a = self.all_topics
         a.bytes_in.value += size_bytes
         a.messages_in.value += records
         a.produce_requests.value += 1
 
     def produce_failed(self) -> None:
+        """A produce to this topic failed on the broker's side (Kafka does not count the
+        client's mistakes here: unknown partition, not leader, too large, corrupt)."""
         self.produce_requests.value += 1
         self.failed_produce.value += 1
-        self._all.produce_requests.value += 1
-        self._all.failed_produce.value += 1
+        self.all_topics.produce_requests.value += 1
+        self.all_topics.failed_produce.value += 1
 
     def fetched(self, size_bytes: int) -> None:
         """A consumer's fetch from this topic returned `size_bytes` of records (BytesOut)."""
         self.bytes_out.value += size_bytes
         self.fetch_requests.value += 1
-        self._all.bytes_out.value += size_bytes
-        self._all.fetch_requests.value += 1
+        self.all_topics.bytes_out.value += size_bytes
+        self.all_topics.fetch_requests.value += 1
 
     def fetch_failed(self) -> None:
         self.fetch_requests.value += 1
         self.failed_fetch.value += 1
-        self._all.fetch_requests.value += 1
-        self._all.failed_fetch.value += 1
+        self.all_topics.fetch_requests.value += 1
+        self.all_topics.failed_fetch.value += 1
 
 
-@dataclass
-class AllTopics:
-    """The unlabelled broker-wide series of BrokerTopicMetrics (Kafka's AllTopics*)."""
-
-    bytes_in: CounterChild
-    messages_in: CounterChild
-    bytes_out: CounterChild
-    produce_requests: CounterChild
-    fetch_requests: CounterChild
-    failed_produce: CounterChild
-    failed_fetch: CounterChild
+# Kafka's error names (Errors.name()), as the `error` label shows them.
+ERROR_NAMES = {int(code): code.name.upper() for code in ErrorCode}
 
 
 class RequestStats:
-    """The series one kind of request updates (by API, version, and for a fetch whether a
-    follower sent it), looked up once: `completed` is the per-request cost."""
+    """One kind of request (API, version, and for a fetch whether a follower sent it), as
+    plain counts: how many, the error codes in their responses, and where their time went
+    (Kafka's time histograms as bucket counts over a sliding window of two periods). The
+    hot path is one `completed` call per request (a few searches and adds) and one add
+    per error code; `request_families` turns them into Kafka's series at scrape time,
+    where a fetch also counts under `Fetch` (summed, not counted twice)."""
 
-    __slots__ = ("_counters", "_timers", "_metrics")
+    __slots__ = ("names", "version", "count", "sums", "current", "previous", "errors")
 
-    def __init__(self, m: BrokerMetrics, api_name: str, api_version: int, from_follower: bool | None) -> None:
-        names = request_metric_names(api_name, from_follower)
-        self._counters = tuple(m.requests.labels(n, str(api_version)) for n in names)
-        # per name: total, then Kafka's components in REQUEST_TIMES order
-        self._timers = tuple(
-            (m.total_time.labels(n), *(m.time_components[c].labels(n) for c in REQUEST_TIMES)) for n in names
-        )
-        self._metrics = m
+    def __init__(self, api_name: str, api_version: int, from_follower: bool | None = None) -> None:
+        self.names = request_metric_names(api_name, from_follower)
+        self.version = api_version
+        self.count = 0
+        self.sums = [0.0] * len(TIMES)  # per TIMES component
+        self.current = [0] * (len(TIMES) * _STRIDE)  # per component, a count per bucket
+        self.previous = [0] * (len(TIMES) * _STRIDE)
+        self.errors: dict[int, int] = {}  # error code -> responses' count of it
 
-    def completed(
-        self,
-        request_queue_ms: float,
-        local_ms: float,
-        remote_ms: float = 0.0,
-        response_send_ms: float = 0.0,
-        response_queue_ms: float = 0.0,
-    ) -> None:
-        """A response was sent (for acks=0: the request handled). Where its time went, in
-        ms: waiting to be read by a handler, in the handler, waiting elsewhere (acks=all,
-        fetch.min.bytes), waiting to be written, being written."""
-        for c in self._counters:
-            c.value += 1
-        total_ms = request_queue_ms + local_ms + remote_ms + response_queue_ms + response_send_ms
-        for total, queue, local, remote, response_queue, send in self._timers:
-            total.observe(total_ms)
-            queue.observe(request_queue_ms)
-            local.observe(local_ms)
-            remote.observe(remote_ms)
-            response_queue.observe(response_queue_ms)
-            send.observe(response_send_ms)
-        self._metrics._busy_ms += local_ms
+    def completed(self, request_queue_ms: float, local_ms: float, remote_ms: float = 0.0) -> None:
+        """A response was made (for acks=0: the request handled). Where its time went, in
+        ms: read but waiting for the connection's earlier requests, in the handler,
+        waiting elsewhere (acks=all for the followers)."""
+        self.count += 1
+        total_ms = request_queue_ms + local_ms + remote_ms
+        sums, current, bounds = self.sums, self.current, LATENCY_MS_BUCKETS
+        sums[0] += total_ms
+        current[bisect_left(bounds, total_ms)] += 1
+        sums[1] += request_queue_ms
+        current[_STRIDE + bisect_left(bounds, request_queue_ms)] += 1
+        sums[2] += local_ms
+        current[2 * _STRIDE + bisect_left(bounds, local_ms)] += 1
+        if remote_ms > 0.0:  # rare: acks=all
+            sums[3] += remote_ms
+            current[3 * _STRIDE + bisect_left(bounds, remote_ms)] += 1
+        else:
+            current[3 * _STRIDE] += 1
+
+    def error_code(self, code: int) -> None:
+        """The response carried this error code (Kafka's ErrorsPerSec counts every code in
+        a response, one per partition, NONE included: successes)."""
+        errors = self.errors
+        errors[code] = errors.get(code, 0) + 1
+
+    def rotate(self) -> None:
+        self.previous = self.current
+        self.current = [0] * len(self.previous)
+
+
+# Kafka's RequestMetrics histograms: the total and its components (REQUEST_TIMES).
+TIMES = ("totaltimems", *REQUEST_TIMES)
+_STRIDE = len(LATENCY_MS_BUCKETS) + 1  # buckets per component, the last above every bound
+
+
+def request_families(stats: Iterable[RequestStats]) -> list[Family]:
+    """Kafka's request series from the request kinds seen: count by request and version,
+    errors by request and error name, and per request name each time's quantiles (over
+    the window), `_count` and `_sum`."""
+    requests: dict[tuple[str, str], int] = {}
+    errors: dict[tuple[str, str], int] = {}
+    times: dict[str, tuple[list[int], list[float], list[int]]] = {}  # name -> (count, sums, window counts)
+    for st in stats:
+        window = [a + b for a, b in zip(st.previous, st.current, strict=True)]
+        for name in st.names:
+            key = (name, str(st.version))
+            requests[key] = requests.get(key, 0) + st.count
+            for code, n in st.errors.items():
+                ekey = (name, ERROR_NAMES.get(code, str(code)))
+                errors[ekey] = errors.get(ekey, 0) + n
+            count, sums, counts = times.setdefault(name, ([0], [0.0] * len(TIMES), [0] * len(window)))
+            count[0] += st.count
+            for i, x in enumerate(st.sums):
+                sums[i] += x
+            for i, n in enumerate(window):
+                counts[i] += n
+    families = [
+        Family("kafka_network_requestmetrics_requests_total", "counter", "Requests by API and version", tuple(
+            Sample("kafka_network_requestmetrics_requests_total", (("request", r), ("version", v)), n)
+            for (r, v), n in sorted(requests.items()))),
+        Family("kafka_network_requestmetrics_errors_total", "counter", "Error codes in responses, by API", tuple(
+            Sample("kafka_network_requestmetrics_errors_total", (("request", r), ("error", e)), n)
+            for (r, e), n in sorted(errors.items()))),
+    ]
+    for t, time_name in enumerate(TIMES):
+        family = f"kafka_network_requestmetrics_{time_name}"
+        samples: list[Sample] = []
+        for name, (count, sums, counts) in sorted(times.items()):
+            window = counts[t * _STRIDE:(t + 1) * _STRIDE]
+            label = (("request", name),)
+            samples += [Sample(family, (*label, ("quantile", text)), bucket_quantile(window, LATENCY_MS_BUCKETS, q))
+                        for text, q in KAFKA_QUANTILES]
+            samples.append(Sample(family + "_count", label, count[0]))
+            samples.append(Sample(family + "_sum", label, sums[t]))
+        families.append(Family(family, "summary", f"Request {time_name[:-2]} in ms", tuple(samples)))
+    return families
 
 
 @dataclass(frozen=True)
@@ -160,6 +237,7 @@ class ReplicaState:
     high_watermark: int
     size_bytes: int
     segments: int
+    min_insync_replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -185,98 +263,37 @@ class BrokerSnapshot:
     groups: Sequence[GroupState] = ()
     # high watermarks of partitions other brokers lead, for the lag of groups coordinated here
     remote_high_watermarks: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    # CPU seconds the broker's request handling (its event loop) has used so far, for
+    # RequestHandlerAvgIdlePercent; None when unknown
+    handler_busy_s: float | None = None
 
 
 class BrokerMetrics:
     """Kafka's metrics for one broker: event methods for the broker to call, `collect`
     for the scrape."""
 
-    def __init__(self, registry: Registry | None = None) -> None:
+    def __init__(self, registry: Registry | None = None, window_s: float = 60.0) -> None:
         r = self.registry = registry or Registry()
-        topic = ("topic",)
         # Each per-topic family also has its broker-wide series, without the label.
-        self.bytes_in = r.counter(
-            "kafka_server_brokertopicmetrics_bytesin_total",
-            "Bytes appended by producers (BytesInPerSec)",
-            topic,
-            aggregate=True,
-        )
-        self.bytes_out = r.counter(
-            "kafka_server_brokertopicmetrics_bytesout_total",
-            "Bytes sent to consumers (BytesOutPerSec)",
-            topic,
-            aggregate=True,
-        )
-        self.messages_in = r.counter(
-            "kafka_server_brokertopicmetrics_messagesin_total",
-            "Records appended (MessagesInPerSec)",
-            topic,
-            aggregate=True,
-        )
-        self.total_produce_requests = r.counter(
-            "kafka_server_brokertopicmetrics_totalproducerequests_total",
-            "Produce requests per topic",
-            topic,
-            aggregate=True,
-        )
-        self.total_fetch_requests = r.counter(
-            "kafka_server_brokertopicmetrics_totalfetchrequests_total",
-            "Fetch requests per topic",
-            topic,
-            aggregate=True,
-        )
-        self.failed_produce_requests = r.counter(
-            "kafka_server_brokertopicmetrics_failedproducerequests_total",
-            "Failed produce requests per topic",
-            topic,
-            aggregate=True,
-        )
-        self.failed_fetch_requests = r.counter(
-            "kafka_server_brokertopicmetrics_failedfetchrequests_total",
-            "Failed fetch requests per topic",
-            topic,
-            aggregate=True,
-        )
+        self.topic_counters = {
+            slot: r.counter(name, help, ("topic",), aggregate=True) for slot, name, help in BROKER_TOPIC_METRICS
+        }
+        self.all_topics = TopicCounters({slot: _aggregate(c) for slot, c in self.topic_counters.items()})
         self.replication_bytes_in = r.counter(
             "kafka_server_brokertopicmetrics_replicationbytesin_total", "Bytes this broker's followers fetched"
         )
         self.replication_bytes_out = r.counter(
             "kafka_server_brokertopicmetrics_replicationbytesout_total", "Bytes followers fetched from this broker"
         )
-        self.all_topics = AllTopics(
-            *(
-                _aggregate(c)
-                for c in (
-                    self.bytes_in,
-                    self.messages_in,
-                    self.bytes_out,
-                    self.total_produce_requests,
-                    self.total_fetch_requests,
-                    self.failed_produce_requests,
-                    self.failed_fetch_requests,
-                )
-            )
-        )
-        self.requests = r.counter(
-            "kafka_network_requestmetrics_requests_total", "Requests by API and version", ("request", "version")
-        )
-        self.errors = r.counter(
-            "kafka_network_requestmetrics_errors_total", "Error codes in responses, by API", ("request", "error")
-        )
-        self.total_time = r.summary(
-            "kafka_network_requestmetrics_totaltimems", "Request total time in ms", ("request",)
-        )
-        self.time_components = {
-            name: r.summary(f"kafka_network_requestmetrics_{name}", f"Request {name[:-2]} in ms", ("request",))
-            for name in REQUEST_TIMES
-        }
         self.isr_shrinks = r.counter("kafka_server_replicamanager_isrshrinks_total", "ISR shrinks (IsrShrinksPerSec)")
         self.isr_expands = r.counter("kafka_server_replicamanager_isrexpands_total", "ISR expands (IsrExpandsPerSec)")
         self._topics: dict[str, TopicMetrics] = {}
         self._requests: dict[tuple[str, int, bool | None], RequestStats] = {}
-        # Handler busy time, for RequestHandlerAvgIdlePercent: idle = 1 - busy / wall time.
-        self._busy_ms = 0.0
-        self._idle_window: tuple[float, float] | None = None  # (start, busy_ms at start)
+        self._window_s = window_s
+        self._requests_window_start: float | None = None
+        # RequestHandlerAvgIdlePercent: 1 - busy time / wall time, over the last one to
+        # two windows; (time, busy seconds) at the start of each of the last two windows.
+        self._idle_marks: list[tuple[float, float]] = []
         self._idle_ratio = 1.0
 
     # ------------------------------------------------------------------- events
@@ -285,21 +302,13 @@ class BrokerMetrics:
         """The topic's counters; keep it (one per topic) and call it on the hot path."""
         t = self._topics.get(name)
         if t is None:
-            t = self._topics[name] = TopicMetrics(self, name)
+            t = self._topics[name] = TopicMetrics(self.topic_counters, name, self.all_topics)
         return t
 
     def topic_deleted(self, name: str) -> None:
         self._topics.pop(name, None)
-        for c in (
-            self.bytes_in,
-            self.bytes_out,
-            self.messages_in,
-            self.total_produce_requests,
-            self.total_fetch_requests,
-            self.failed_produce_requests,
-            self.failed_fetch_requests,
-        ):
-            c.remove(name)
+        for counter in self.topic_counters.values():
+            counter.remove(name)
 
     def request(self, api_name: str, api_version: int, from_follower: bool | None = None) -> RequestStats:
         """The series for this kind of request (`RequestStats.completed` when answered).
@@ -307,13 +316,8 @@ class BrokerMetrics:
         key = (api_name, api_version, from_follower)
         stats = self._requests.get(key)
         if stats is None:
-            stats = self._requests[key] = RequestStats(self, api_name, api_version, from_follower)
+            stats = self._requests[key] = RequestStats(api_name, api_version, from_follower)
         return stats
-
-    def request_error(self, api_name: str, error_name: str) -> None:
-        """A response carried this error code (Kafka counts each error, NONE excluded)."""
-        if error_name != "NONE":
-            self.errors.labels(api_name, error_name).inc()
 
     def isr_shrunk(self) -> None:
         self.isr_shrinks.inc()
@@ -327,25 +331,39 @@ class BrokerMetrics:
     def replicated_out(self, size_bytes: int) -> None:
         self.replication_bytes_out.inc(size_bytes)
 
-    def tick(self, now: float, idle_window_s: float = 60.0) -> None:
+    def tick(self, now: float, handler_busy_s: float | None = None, idle_window_s: float = 30.0) -> None:
         """Move the time windows (latency quantiles, handler idle ratio); called at each
-        scrape and may be called by a broker timer."""
+        scrape (`handler_busy_s`: the handler's busy seconds so far, if known)."""
         self.registry.tick(now)
-        if self._idle_window is None:
-            self._idle_window = (now, self._busy_ms)
+        if self._requests_window_start is None:
+            self._requests_window_start = now
+        elapsed = now - self._requests_window_start
+        if elapsed >= self._window_s:  # the latency windows move (as registry.Summary's)
+            for stats in self._requests.values():
+                stats.rotate()
+                if elapsed >= 2 * self._window_s:
+                    stats.rotate()
+            self._requests_window_start = now
+        if handler_busy_s is None:
             return
-        start, busy_at_start = self._idle_window
-        elapsed_ms = (now - start) * 1000
-        if elapsed_ms >= idle_window_s * 1000:
-            busy = self._busy_ms - busy_at_start
-            self._idle_ratio = max(0.0, min(1.0, 1.0 - busy / elapsed_ms))
-            self._idle_window = (now, self._busy_ms)
+        marks = self._idle_marks
+        if not marks or now - marks[-1][0] >= idle_window_s:
+            marks.append((now, handler_busy_s))
+            del marks[:-2]
+        start, busy_at_start = marks[0]
+        if now - start >= 1.0:
+            busy = handler_busy_s - busy_at_start
+            self._idle_ratio = max(0.0, min(1.0, 1.0 - busy / (now - start)))
 
     # ------------------------------------------------------------------- scrape
 
     def collect(self, snapshot: BrokerSnapshot, now: float) -> list[Family]:
-        self.tick(now)
-        return [*self.registry.collect(now), *level_families(snapshot, self._idle_ratio)]
+        self.tick(now, snapshot.handler_busy_s)
+        return [
+            *self.registry.collect(now),
+            *request_families(self._requests.values()),
+            *level_families(snapshot, self._idle_ratio),
+        ]
 
 
 def _aggregate(counter: Counter) -> CounterChild:
@@ -357,15 +375,24 @@ def _gauge(name: str, help: str, samples: Iterable[tuple[tuple[tuple[str, str], 
     return Family(name, "gauge", help, tuple(Sample(name, labels, value) for labels, value in samples))
 
 
+def _partition_labels(r: ReplicaState) -> tuple[tuple[str, str], ...]:
+    return (("topic", r.topic), ("partition", str(r.partition)))
+
+
 def level_families(s: BrokerSnapshot, handler_idle_ratio: float = 1.0) -> list[Family]:
     """Every gauge, from the snapshot: the JMX exporter's names, then kafka_exporter's."""
     led = [r for r in s.replicas if r.is_leader]
-    tp = lambda r: (("topic", r.topic), ("partition", str(r.partition)))  # noqa: E731
+    tp = _partition_labels
     families = [
         _gauge(
             "kafka_server_replicamanager_underreplicatedpartitions",
             "Partitions led here whose ISR is smaller than their replicas",
             [((), sum(1 for r in led if len(r.isr) < len(r.replicas)))],
+        ),
+        _gauge(
+            "kafka_server_replicamanager_underminisrpartitioncount",
+            "Partitions led here whose ISR is smaller than min.insync.replicas",
+            [((), sum(1 for r in led if len(r.isr) < r.min_insync_replicas))],
         ),
         _gauge("kafka_server_replicamanager_leadercount", "Partitions led by this broker", [((), len(led))]),
         _gauge(
@@ -419,7 +446,7 @@ def level_families(s: BrokerSnapshot, handler_idle_ratio: float = 1.0) -> list[F
 def exporter_families(s: BrokerSnapshot) -> list[Family]:
     """kafka_exporter's topic and consumer group series, for what this broker knows."""
     led = sorted((r for r in s.replicas if r.is_leader), key=lambda r: (r.topic, r.partition))
-    tp = lambda r: (("partition", str(r.partition)), ("topic", r.topic))  # noqa: E731
+    tp = _partition_labels
     partitions_per_topic: dict[str, int] = {}
     for r in led:
         partitions_per_topic[r.topic] = partitions_per_topic.get(r.topic, 0) + 1

@@ -159,19 +159,24 @@ class SummaryChild:
 
     def quantile(self, q: float) -> float:
         """The q-quantile of the window, interpolated inside its bucket; NaN when empty."""
-        counts = [a + b for a, b in zip(self._previous, self._current, strict=True)]
-        total = sum(counts)
-        if total == 0:
-            return math.nan
-        rank = q * total
-        seen = 0
-        for i, n in enumerate(counts):
-            if n and seen + n >= rank:
-                lower = self._bounds[i - 1] if i > 0 else 0.0
-                upper = self._bounds[i] if i < len(self._bounds) else self._bounds[-1]
-                return lower + (upper - lower) * ((rank - seen) / n)
-            seen += n
-        return self._bounds[-1]
+        return bucket_quantile([a + b for a, b in zip(self._previous, self._current, strict=True)], self._bounds, q)
+
+
+def bucket_quantile(counts: Sequence[int], bounds: Sequence[float], q: float) -> float:
+    """The q-quantile of values counted in buckets (`counts[i]`: values up to `bounds[i]`,
+    the last: above every bound), interpolated inside its bucket; NaN when empty."""
+    total = sum(counts)
+    if total == 0:
+        return math.nan
+    rank = q * total
+    seen = 0
+    for i, n in enumerate(counts):
+        if n and seen + n >= rank:
+            lower = bounds[i - 1] if i > 0 else 0.0
+            upper = bounds[i] if i < len(bounds) else bounds[-1]
+            return lower + (upper - lower) * ((rank - seen) / n)
+        seen += n
+    return bounds[-1]
 
 
 class Summary:
@@ -249,8 +254,9 @@ class Registry:
         self.register(g)
         return g
 
-    def summary(self, name: str, help: str, labelnames: Sequence[str] = (), **kwargs: object) -> Summary:
-        s = Summary(name, help, labelnames, **kwargs)  # type: ignore[arg-type]
+    def summary(self, name: str, help: str, labelnames: Sequence[str] = (),
+                bounds: Sequence[float] = LATENCY_MS_BUCKETS, window_s: float = 60.0) -> Summary:
+        s = Summary(name, help, labelnames, bounds, window_s)
         self.register(s)
         return s
 

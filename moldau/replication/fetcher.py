@@ -35,12 +35,14 @@ class FollowedPartition:
 
 class ReplicaFetcher:
     def __init__(self, local_id: int, leader_id: int, address: tuple[str, int], endpoint: LeaderEndPoint,
-                 partition_of: Callable[[TopicPartition], Partition | None]) -> None:
+                 partition_of: Callable[[TopicPartition], Partition | None],
+                 on_replicated: Callable[[int], None] | None = None) -> None:
         self.local_id = local_id
         self.leader_id = leader_id
         self.address = address
         self.endpoint = endpoint
         self._partition_of = partition_of
+        self._on_replicated = on_replicated  # bytes appended as follower (ReplicationBytesIn)
         self.partitions: dict[TopicPartition, FollowedPartition] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -233,4 +235,7 @@ class ReplicaFetcher:
             plog.append_as_follower(data, headers)
         except LogError as exc:
             log.warning("broker %d: cannot append %s-%d as follower: %s", self.local_id, *tp, exc)
+            return
+        if self._on_replicated is not None:
+            self._on_replicated(len(data))
 

@@ -24,7 +24,7 @@ from moldau.log.producer_state import ProducerStateError
 from moldau.log.validator import RecordValidationError, validate_producer_batches
 from moldau.protocol.errors import ErrorCode
 from moldau.replication.leader_state import LeaderState
-from moldau.replication.seams import LeaderAndIsrState, LeadershipLease
+from moldau.replication.seams import LeaderAndIsrState, LeadershipLease, NoTopicStats, TopicStats
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ class RateLimitedWarning:
 
 class Partition:
     def __init__(self, topic: str, partition: int, local_id: int, log_: Log, lease: LeadershipLease,
-                 lag_time_max_ms: int, lease_warning: RateLimitedWarning | None = None) -> None:
+                 lag_time_max_ms: int, lease_warning: RateLimitedWarning | None = None,
+                 stats: TopicStats | None = None) -> None:
         self.topic = topic
         self.partition = partition
         self.local_id = local_id
@@ -75,6 +76,7 @@ class Partition:
         self.isr: tuple[int, ...] = ()  # as the controller last said; the leader's own view is leader_state.isr
         self.leader_state: LeaderState | None = None
         self._lease_warning = lease_warning or RateLimitedWarning(log)
+        self.stats: TopicStats = stats if stats is not None else NoTopicStats()  # the topic's counters
 
     @property
     def tp(self) -> tuple[str, int]:

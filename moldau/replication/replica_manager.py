@@ -39,7 +39,9 @@ from moldau.replication.seams import (
     LeaderAndIsrState,
     LeaderEndPoints,
     LeadershipLease,
+    NoReplicaStats,
     PartitionMetadata,
+    ReplicaStats,
     TopicPartition,
 )
 
@@ -90,6 +92,12 @@ class FetchPartitionResult:
 
 
 ProduceResults = dict[TopicPartition, ProducePartitionResult]
+
+# Produce errors that are the client's (Kafka does not count them as failed produce
+# requests: ReplicaManager.appendToLocalLog's known exceptions).
+CLIENT_PRODUCE_ERRORS = frozenset({ErrorCode.unknown_topic_or_partition, ErrorCode.not_leader_or_follower,
+                                   ErrorCode.message_too_large, ErrorCode.record_list_too_large,
+                                   ErrorCode.corrupt_message})
 FetchResults = list[tuple[TopicPartition, FetchPartitionResult]]
 
 
@@ -156,6 +164,7 @@ class DelayedFetch(DelayedOperation):
         self._results = self._replicas.read_from_local_log(self._params)[0]
 
     def on_complete(self) -> None:
+        self._replicas.fetch_answered(self._params, self._results)
         self._callback(self._results)
 
 
@@ -167,7 +176,7 @@ class ReplicaManager:
                  scheduler: Scheduler, lease: LeadershipLease, controller: ControllerChannel,
                  leaders: LeaderEndPoints, metadata: PartitionMetadata,
                  on_leadership_change: Callable[[TopicPartition, bool], None] | None = None,
-                 run_fetchers: bool = True) -> None:
+                 run_fetchers: bool = True, stats: ReplicaStats | None = None) -> None:
         self.config = config
         self.broker_id = config.broker_id
         self.logs = logs
@@ -178,6 +187,7 @@ class ReplicaManager:
         self.metadata = metadata
         self.on_leadership_change = on_leadership_change
         self.run_fetchers = run_fetchers  # False: a simulation drives `ReplicaFetcher.do_work` itself
+        self.stats: ReplicaStats = stats if stats is not None else NoReplicaStats()
         self.partitions: dict[TopicPartition, Partition] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self.produce_purgatory = Purgatory("Produce", scheduler)
@@ -237,7 +247,8 @@ class ReplicaManager:
             plog = self.logs.create(tp[0], tp[1], log_config, now_ms)
             if partition is None or partition.log is not plog:
                 partition = Partition(tp[0], tp[1], self.broker_id, plog, self.lease,
-                                      self.config.replica_lag_time_max_ms, self._lease_warning)
+                                      self.config.replica_lag_time_max_ms, self._lease_warning,
+                                      self.stats.topic(tp[0]))
                 self.partitions[tp] = partition
             if state.leader == self.broker_id:
                 self._stop_fetching(tp)
@@ -303,7 +314,7 @@ class ReplicaManager:
             if fetcher is not None:
                 self._spawn(fetcher.stop())
             fetcher = ReplicaFetcher(self.broker_id, leader, address, self.leaders.connect(leader, address),
-                                     self.partitions.get)
+                                     self.partitions.get, self.stats.replicated_in)
             self.fetchers[leader] = fetcher
             if self.run_fetchers:
                 fetcher.start()
@@ -363,13 +374,22 @@ class ReplicaManager:
                           now_ms: int) -> ProducePartitionResult:
         try:
             partition = self.leader_partition(tp)
+        except PartitionError as exc:
+            return ProducePartitionResult(exc.code, message=exc.message)
+        try:
             hw = partition.high_watermark
             info = partition.append_records_to_leader(records, acks, now_ms)
         except PartitionError as exc:
+            if exc.code not in CLIENT_PRODUCE_ERRORS:
+                partition.stats.produce_failed()
             return ProducePartitionResult(exc.code, message=exc.message)
         except RecordValidationError as exc:
+            if exc.code not in CLIENT_PRODUCE_ERRORS:
+                partition.stats.produce_failed()
             return ProducePartitionResult(exc.code, message=exc.message, record_errors=exc.record_errors)
         if not info.duplicate:
+            # Kafka's numAppendedMessages: a v2 batch takes one offset per record.
+            partition.stats.appended(len(records) if records else 0, info.last_offset - info.first_offset + 1)
             self.fetch_purgatory.check_and_complete(tp)  # followers waiting for data
             if partition.high_watermark != hw:
                 self.produce_purgatory.check_and_complete(tp)
@@ -390,10 +410,23 @@ class ReplicaManager:
             self._update_follower_fetch_state(params)
         results, total, errors = self.read_from_local_log(params)
         if errors or total >= max(params.min_bytes, 1) or params.max_wait_ms <= 0 or not params.partitions:
+            self.fetch_answered(params, results)
             callback(results)
             return
         self.fetch_purgatory.try_complete_else_watch(DelayedFetch(self, params, callback),
                                                      [tp for tp, _ in params.partitions])
+
+    def fetch_answered(self, params: FetchParams, results: FetchResults) -> None:
+        """Count what a fetch is answered with, once (Kafka: a consumer's bytes per topic,
+        a follower's as replication bytes out)."""
+        if params.is_follower:
+            self.stats.replicated_out(sum(len(r.records) for _, r in results))
+            return
+        partitions = self.partitions
+        for tp, r in results:
+            partition = partitions.get(tp)
+            if partition is not None and r.error == ErrorCode.none:
+                partition.stats.fetched(len(r.records))
 
     def _update_follower_fetch_state(self, params: FetchParams) -> None:
         now = self.clock()
@@ -460,6 +493,7 @@ class ReplicaManager:
 
     async def _alter_partition(self, partition: Partition, state: LeaderState, new_isr: tuple[int, ...]) -> None:
         tp = partition.tp
+        before = set(state.isr)
         isr: tuple[int, ...] | None = None
         leader_epoch = partition_epoch = -1
         try:
@@ -472,6 +506,13 @@ class ReplicaManager:
             log.info("AlterPartition for %s-%d failed: %s", *tp, exc)
         finally:
             partition.isr_change_done(state, isr, leader_epoch, partition_epoch)
+            if isr is not None and partition.leader_state is state and state.isr == set(isr):
+                # Kafka's IsrShrinksPerSec / IsrExpandsPerSec: changes this leader made
+                # (the controller dropping a dead broker's replica is not one).
+                if before - state.isr:
+                    self.stats.isr_shrunk()
+                if state.isr - before:
+                    self.stats.isr_expanded()
             self._complete_delayed(tp)
 
     def _complete_delayed(self, tp: TopicPartition) -> None:

@@ -119,3 +119,78 @@ class LeadershipLease(Protocol):
     alive (a recent round trip to ZooKeeper in the session it registered with)."""
 
     def valid(self) -> bool: ...
+
+
+# --- what the replica manager reports (Kafka's BrokerTopicStats, ReplicaManager meters) ---
+
+
+class TopicStats(Protocol):
+    """One topic's traffic counters; each `Partition` keeps its topic's, so an event on
+    the data path is one call and a few adds, with no lookup."""
+
+    def appended(self, size_bytes: int, records: int) -> None:
+        """A producer's batches were appended by this broker as leader."""
+        ...
+
+    def produce_failed(self) -> None:
+        """A produce failed on the broker's side (not for the client's own mistakes)."""
+        ...
+
+    def fetched(self, size_bytes: int) -> None:
+        """A consumer's fetch was answered with `size_bytes` of this topic's records."""
+        ...
+
+
+class ReplicaStats(Protocol):
+    """The replica manager's events, for the broker's metrics (`moldau.metrics`
+    implements it; replication does not import it)."""
+
+    def topic(self, name: str) -> TopicStats: ...
+
+    def replicated_in(self, size_bytes: int) -> None:
+        """A follower appended `size_bytes` copied from its leader."""
+        ...
+
+    def replicated_out(self, size_bytes: int) -> None:
+        """A follower's fetch was answered with `size_bytes` of records."""
+        ...
+
+    def isr_shrunk(self) -> None:
+        """The controller accepted an ISR this leader shrank."""
+        ...
+
+    def isr_expanded(self) -> None:
+        """The controller accepted an ISR this leader expanded."""
+        ...
+
+
+class NoTopicStats:
+    def appended(self, size_bytes: int, records: int) -> None:
+        pass
+
+    def produce_failed(self) -> None:
+        pass
+
+    def fetched(self, size_bytes: int) -> None:
+        pass
+
+
+class NoReplicaStats:
+    """Counts nothing (unit tests, tools that open a replica manager)."""
+
+    _topic = NoTopicStats()
+
+    def topic(self, name: str) -> TopicStats:
+        return self._topic
+
+    def replicated_in(self, size_bytes: int) -> None:
+        pass
+
+    def replicated_out(self, size_bytes: int) -> None:
+        pass
+
+    def isr_shrunk(self) -> None:
+        pass
+
+    def isr_expanded(self) -> None:
+        pass

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ from moldau.groups.coordinator import GroupCoordinator
 from moldau.log.config import TOPIC_CONFIGS, LogConfig
 from moldau.log.log import Log
 from moldau.log.manager import LogManager
+from moldau.metrics.kafka import BrokerMetrics
 from moldau.protocol import interbroker as ib
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
@@ -43,6 +45,7 @@ from moldau.protocol.records import iter_batches, iter_records
 from moldau.replication.replica_manager import ReplicaManager, ReplicaManagerConfig
 from moldau.replication.seams import LeaderAndIsrState
 from moldau.server.broker_client import BrokerConnection
+from moldau.server.broker_metrics import MetricsEndpoint, RequestMetrics
 from moldau.server.config import BrokerConfig, Listener
 from moldau.server.context import HandlerContext
 from moldau.server.coordinator_log import CoordinatorLog
@@ -141,11 +144,14 @@ class Broker:
         self._roles_session: int | None = None
         self.controller_link = ControllerLink(self.broker_id, self.metadata, self.inter_broker,
                                               lambda: self.controller)
+        self.metrics = BrokerMetrics()  # counted always; served on metrics.port (server/broker_metrics.py)
+        self.metrics_endpoint = MetricsEndpoint(self)
+        self.connections: weakref.WeakSet[KafkaConnection] = weakref.WeakSet()
         self.replicas = ReplicaManager(
             ReplicaManagerConfig(self.broker_id, int(config["replica.lag.time.max.ms"])),
             self.logs, self.clock, LoopScheduler(), self.lease, self.controller_link,
             BrokerLeaderEndPoints(self.broker_id, self.metadata, self.inter_broker), MetadataLeaders(self.metadata),
-            self._on_leadership_change)
+            self._on_leadership_change, stats=self.metrics)
         self.producer_ids = ProducerIdManager(self.broker_id, self.coordination.allocate_producer_ids)
         self.coordinator_log = CoordinatorLog(self.replicas, self.clock,
                                               lambda: int(self.config["offsets.commit.timeout.ms"]))
@@ -267,7 +273,8 @@ class Broker:
         self._apply_broker_configs(await asyncio.to_thread(self.coordination.broker_configs))
         self._check_meta_properties(cluster_id)
         self.logs.load(self.clock())
-        dispatcher = RequestDispatcher(self.context)
+        await self.metrics_endpoint.start()
+        dispatcher = RequestDispatcher(self.context, RequestMetrics(self.metrics))
         max_frame = int(self.config["socket.request.max.bytes"])
         advertised = {lst.name: lst for lst in self.config.advertised_listeners()}
         for listener in self.config.listeners():
@@ -314,14 +321,18 @@ class Broker:
         transport's business); SASL ones first to an authenticator of their own."""
         name = security.name
         if not security.sasl:
-            return lambda: KafkaConnection(dispatch, max_frame, name)
+            return lambda: self._tracked(KafkaConnection(dispatch, max_frame, name))
         delay_s = int(self.config["connection.failed.authentication.delay.ms"]) / 1000
 
         def sasl_connection() -> KafkaConnection:
             authenticator = SaslServerAuthenticator(security, dispatch, self._scram_credential, delay_s)
-            return KafkaConnection(authenticator.handle, max_frame, name)
+            return self._tracked(KafkaConnection(authenticator.handle, max_frame, name))
 
         return sasl_connection
+
+    def _tracked(self, connection: KafkaConnection) -> KafkaConnection:
+        self.connections.add(connection)  # weakly: for the request queue size at scrape time
+        return connection
 
     async def _scram_credential(self, mechanism: str, user: str) -> ScramCredential | None:
         credentials = await asyncio.to_thread(self.coordination.user_scram_credentials, user)
@@ -589,6 +600,7 @@ class Broker:
             await self._controlled_shutdown()
         for server in self.servers:
             server.close()
+        self.metrics_endpoint.close()
         try:
             await self.replicas.shutdown()
             self.controller_link.close()
@@ -785,6 +797,8 @@ class Broker:
             for ps in ts.partition_states:
                 self.replicas.stop_replica((ts.topic_name, ps.partition_index), bool(ps.delete_partition))
                 errors.append((ts.topic_name, ps.partition_index, ErrorCode.none))
+            if not any(tp[0] == ts.topic_name for tp in self.replicas.partitions):
+                self.metrics.topic_deleted(ts.topic_name)  # its per-topic series go with its last replica here
         return ErrorCode.none, errors
 
     def _on_leadership_change(self, tp: tuple[str, int], leader: bool) -> None:

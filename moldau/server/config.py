@@ -56,6 +56,9 @@ PROPERTIES: dict[str, Prop] = {
         _p("listener.security.protocol.map", "string", None),
         _p("inter.broker.listener.name", "string", None),
         _p("security.inter.broker.protocol", "string", None, choices=SECURITY_PROTOCOLS),
+        # Prometheus /metrics (Moldau's own; Kafka exports JMX): off unless one is set.
+        _p("metrics.port", "int", None, minimum=0),  # on the first listener's host; 0: any free port
+        _p("metrics.listener", "string", None),  # or http://HOST:PORT
         # Security (TLS, SASL): the ones below may also be set per listener, as
         # listener.name.<listener>.<property> (see LISTENER_PROPERTIES).
         _p("sasl.enabled.mechanisms", "list", "PLAIN", choices=SASL_MECHANISMS),  # Kafka: GSSAPI
@@ -358,6 +361,7 @@ class BrokerConfig:
         config.listeners()  # validate now, not at bind time
         config.advertised_listeners()
         config.inter_broker_listener_name()
+        config.metrics_address()
         from moldau.server.security.listener import build_security
 
         config.security = build_security(config)
@@ -384,6 +388,22 @@ class BrokerConfig:
                 raise ConfigError(f"listeners: no security protocol defined for listener {lst.name} "
                                   "(add it to listener.security.protocol.map)")
         return listeners
+
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where /metrics is served (host "" = every interface), None when off."""
+        port, listener = self.values["metrics.port"], self.values["metrics.listener"]
+        if port is not None and listener is not None:
+            raise ConfigError("metrics.port and metrics.listener are both set: choose one")
+        if listener is not None:
+            parsed = parse_listeners("metrics.listener", listener.split(",")[0])[0]
+            if parsed.name != "HTTP" or "," in listener.strip(", "):
+                raise ConfigError(f"metrics.listener: {listener!r} is not of the form http://host:port")
+            return parsed.host, parsed.port
+        if port is None:
+            return None
+        if port > 65535:
+            raise ConfigError(f"metrics.port: {port} is out of range")
+        return self.listeners()[0].host, port
 
     def protocol_map(self) -> dict[str, str]:
         return parse_protocol_map(self.values["listener.security.protocol.map"])

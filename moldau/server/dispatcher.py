@@ -8,6 +8,7 @@ support. Any other unknown API or version closes the connection, as Kafka does.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +66,7 @@ from moldau.server.handlers import (
 from moldau.server.network import Deferred
 
 if TYPE_CHECKING:
+    from moldau.server.broker_metrics import RequestMetrics
     from moldau.server.context import HandlerContext
     from moldau.server.network import KafkaConnection
 
@@ -118,8 +120,9 @@ assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a h
 
 
 class RequestDispatcher:
-    def __init__(self, context: HandlerContext) -> None:
+    def __init__(self, context: HandlerContext, metrics: RequestMetrics | None = None) -> None:
         self.context = context
+        self.metrics = metrics
 
     async def handle(self, frame: bytes, conn: KafkaConnection) -> bytes | Deferred | None:
         header, pos = parse_request_header(frame)
@@ -132,16 +135,23 @@ class RequestDispatcher:
         header = header._replace(client_host=conn.peer_host, listener=conn.listener)
         pos = body_offset(header, pos, frame)
         request = decode_request(key, version, frame, pos)
+        received, started = conn.received_at, time.perf_counter()
         response = await HANDLERS[key](self.context, header, request)
+        metrics = self.metrics
+        if metrics is not None and not isinstance(response, Deferred):
+            metrics.answered(key, version, request, response, received, started)
         if response is None:
             return None
         if isinstance(response, bytes):  # a hand-encoded hot path, already framed
             return response
         if isinstance(response, Deferred):
             inner = response.awaitable
+            local_done = time.perf_counter()
 
             async def encoded() -> bytes | None:
                 done = await inner
+                if metrics is not None:
+                    metrics.answered(key, version, request, done, received, started, local_done)
                 return None if done is None else encode_response(key, version, header.correlation_id, done)
 
             return Deferred(encoded())

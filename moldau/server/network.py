@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -45,7 +46,8 @@ class KafkaConnection(asyncio.Protocol):
         self.listener = listener  # the listener name the client connected to
         self.principal = "User:ANONYMOUS"  # who authenticated (SASL listeners)
         self._decoder = FrameDecoder(max_frame_size)
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[tuple[bytes, float]] = deque()  # frames read, with when (perf_counter)
+        self.received_at = 0.0  # when the request being served was read (for its queue time)
         self._ready = asyncio.Event()
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -72,11 +74,17 @@ class KafkaConnection(asyncio.Protocol):
             self.close()
             return
         if frames:
-            self._queue.extend(frames)
+            now = time.perf_counter()
+            self._queue.extend([(frame, now) for frame in frames])
             self._ready.set()
             if len(self._queue) >= MAX_QUEUED_REQUESTS and self._transport and not self._reading_paused:
                 self._reading_paused = True
                 self._transport.pause_reading()
+
+    @property
+    def queued_requests(self) -> int:
+        """Requests read and waiting for the connection's earlier ones (Kafka's request queue)."""
+        return len(self._queue)
 
     def eof_received(self) -> bool | None:
         return None
@@ -138,7 +146,7 @@ class KafkaConnection(asyncio.Protocol):
                     self._ready.clear()
                     await self._ready.wait()
                     continue
-                frame = queue.popleft()
+                frame, self.received_at = queue.popleft()
                 if self._reading_paused and len(queue) < MAX_QUEUED_REQUESTS // 2:
                     self._reading_paused = False
                     if self._transport is not None:

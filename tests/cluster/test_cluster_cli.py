@@ -140,10 +140,13 @@ def test_up_status_kill_down(cluster_dir: tuple[Path, Pids], tmp_path: Path) -> 
     shots = screenshot_dir(tmp_path / "screenshots")
     zk_port, base = free_ports(3)
     console_port = free_port()
+    metrics_base = base
+    while {*range(metrics_base, metrics_base + 3)} & {*range(base, base + 3), zk_port, console_port}:
+        metrics_base = free_ports(3)[1]
     started = time.monotonic()
     up = moldau("up", "--brokers", "3", "--dir", str(directory), "--base-port", str(base),
                 "--zookeeper-port", str(zk_port), "--override", "zookeeper.session.timeout.ms=2000",
-                "--console", "--console-port", str(console_port))
+                "--console", "--console-port", str(console_port), "--metrics-port", str(metrics_base))
     state = pids.record()
     assert up.returncode == 0, up.stderr
     expected = ",".join(f"127.0.0.1:{base + i}" for i in range(3))
@@ -158,6 +161,16 @@ def test_up_status_kill_down(cluster_dir: tuple[Path, Pids], tmp_path: Path) -> 
     assert all((directory / f"broker-{i}" / "broker.log").exists() for i in range(3))
 
     produce_and_consume(up.stdout.strip())
+
+    # Each broker serves its own /metrics (--metrics-port: broker i on PORT+i); one is the controller.
+    controllers = 0
+    for i in range(3):
+        url = f"http://127.0.0.1:{metrics_base + i}/metrics"
+        assert f"broker {i} metrics: {url}" in up.stderr
+        with urllib.request.urlopen(url, timeout=10) as page:
+            text = page.read().decode()
+        controllers += int(text.split("\nkafka_controller_kafkacontroller_activecontrollercount ")[1].split()[0])
+    assert controllers == 1
 
     # The console runs beside the brokers and sees all three.
     assert state["console"]["port"] == console_port
@@ -176,6 +189,7 @@ def test_up_status_kill_down(cluster_dir: tuple[Path, Pids], tmp_path: Path) -> 
     assert controller in (0, 1, 2)
     assert "partitions without a leader: none" in lines
     assert f"console: http://127.0.0.1:{console_port}/ (up, pid {state['console']['pid']})" in lines
+    assert ("metrics: " + ", ".join(f"{i} http://127.0.0.1:{metrics_base + i}/metrics" for i in range(3))) in lines
     assert lines[-1] == "status: all up"
 
     again = moldau("up", "--brokers", "3", "--dir", str(directory), "--base-port", str(base),

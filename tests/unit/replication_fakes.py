@@ -29,6 +29,7 @@ from moldau.replication.seams import (
     FetchedPartition,
     FetchPosition,
     LeaderAndIsrState,
+    ReplicaStats,
     TopicPartition,
 )
 
@@ -131,6 +132,7 @@ class Cluster:
         self.brokers: dict[int, ReplicaManager] = {}
         self.leases: dict[int, Lease] = {}
         self.unknown_addresses: set[int] = set()  # brokers whose address the metadata lacks yet
+        self.stats: dict[int, ReplicaStats] = {}  # what each broker's replica manager reports to
 
     def start(self, broker_id: int) -> ReplicaManager:
         logs = LogManager([self.root / f"broker-{broker_id}"], self.config)
@@ -138,7 +140,7 @@ class Cluster:
         lease = self.leases.setdefault(broker_id, Lease())
         rm = ReplicaManager(ReplicaManagerConfig(broker_id, self.lag_time_max_ms), logs, self.clock,
                             self.scheduler, lease, self.controller, Leaders(self, broker_id), self.controller,
-                            run_fetchers=False)
+                            run_fetchers=False, stats=self.stats.get(broker_id))
         self.brokers[broker_id] = rm
         return rm
 

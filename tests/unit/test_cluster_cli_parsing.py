@@ -102,6 +102,10 @@ def test_status_and_down_flags() -> None:
         ["cluster", "up", "--brokers", "1", "--override", "log.dirs=/x"],
         ["cluster", "up", "--brokers", "1", "--override", "zookeeper.connect=elsewhere:2181"],
         ["cluster", "up", "--brokers", "1", "--timeout", "0"],
+        ["cluster", "up", "--brokers", "3", "--metrics-port", "65534"],  # 65534..65536
+        ["cluster", "up", "--brokers", "3", "--base-port", "9092", "--metrics-port", "9094"],  # broker 2's
+        ["cluster", "up", "--brokers", "1", "--zookeeper-port", "2181", "--metrics-port", "2181"],
+        ["cluster", "up", "--brokers", "1", "--override", "metrics.port=9404"],  # one port for every broker
         ["cluster", "status", "--timeout", "-1"],
         ["cluster", "status", "--brokers", "3"],
         ["cluster", "down", "--force"],

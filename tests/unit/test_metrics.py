@@ -123,8 +123,8 @@ def test_kafka_metrics_after_traffic_have_the_exporters_names_and_values() -> No
     produce.completed(request_queue_ms=0.0, local_ms=1.0)
     m.request("Fetch", 12, from_follower=True).completed(request_queue_ms=0.0, local_ms=1.0, remote_ms=500.0)
     m.request("Fetch", 12, from_follower=False).completed(request_queue_ms=0.0, local_ms=1.0)
-    m.request_error("Produce", "NOT_LEADER_OR_FOLLOWER")
-    m.request_error("Produce", "NONE")
+    produce.error_code(6)  # NOT_LEADER_OR_FOLLOWER
+    produce.error_code(0)
     m.isr_shrunk()
     m.isr_shrunk()
     m.isr_expanded()
@@ -149,7 +149,7 @@ def test_kafka_metrics_after_traffic_have_the_exporters_names_and_values() -> No
     assert value("kafka_network_requestmetrics_requests_total", request="FetchConsumer", version="12") == 1
     assert value("kafka_network_requestmetrics_requests_total", request="Fetch", version="12") == 2
     assert value("kafka_network_requestmetrics_errors_total", request="Produce", error="NOT_LEADER_OR_FOLLOWER") == 1
-    assert ("kafka_network_requestmetrics_errors_total", (("error", "NONE"), ("request", "Produce"))) not in got
+    assert value("kafka_network_requestmetrics_errors_total", request="Produce", error="NONE") == 1  # as Kafka
     assert value("kafka_network_requestmetrics_totaltimems_count", request="Produce") == 2
     assert value("kafka_network_requestmetrics_totaltimems_sum", request="Produce") == 11.0
     assert value("kafka_network_requestmetrics_remotetimems_sum", request="FetchFollower") == 500.0
@@ -202,11 +202,15 @@ def test_a_deleted_topic_leaves_the_exposition() -> None:
 
 def test_handler_idle_ratio_comes_from_handler_busy_time() -> None:
     m = BrokerMetrics()
-    m.tick(now=0.0)
-    for _ in range(10):
-        m.request("Metadata", 12).completed(request_queue_ms=0.0, local_ms=1500.0)  # 15 s busy
-    got = parse(exposition(m.collect(BrokerSnapshot(), now=60.0)))
-    assert got[("kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent", ())] == pytest.approx(0.75)
+
+    def idle(now: float, busy_s: float) -> float:
+        got = parse(exposition(m.collect(BrokerSnapshot(handler_busy_s=busy_s), now=now)))
+        return got[("kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent", ())]
+
+    assert idle(0.0, 100.0) == 1.0  # nothing measured yet
+    assert idle(15.0, 103.0) == pytest.approx(0.8)  # 3 s busy in 15 s
+    assert idle(60.0, 115.0) == pytest.approx(0.75)  # 15 s in 60 s
+    assert idle(90.0, 145.0) == pytest.approx(0.0)  # the last window: 30 s busy in 30 s
 
 
 # ---------------------------------------------------------------------------- HTTP
@@ -258,3 +262,22 @@ def test_metrics_server_serves_scrapes_and_drops_stalled_clients(monkeypatch: py
             await server.wait_closed()
 
     asyncio.run(scenario())
+
+
+def test_request_latencies_age_out_of_the_window_but_counts_stay() -> None:
+    m = BrokerMetrics(window_s=60.0)
+    fetch = m.request("Fetch", 12, from_follower=False)
+    m.tick(now=0.0)
+    for ms in (1.0, 2.0, 400.0):
+        fetch.completed(request_queue_ms=0.0, local_ms=ms)
+
+    def scraped(now: float) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return parse(exposition(m.collect(BrokerSnapshot(), now=now)))
+
+    got = scraped(61.0)  # the previous period still counts
+    assert 1.0 < got[("kafka_network_requestmetrics_localtimems", (("quantile", "0.50"), ("request", "Fetch")))] < 2.5
+    assert got[("kafka_network_requestmetrics_localtimems", (("quantile", "0.99"), ("request", "FetchConsumer")))] > 300
+    got = scraped(200.0)  # two periods later: nothing recent
+    assert math.isnan(got[("kafka_network_requestmetrics_totaltimems", (("quantile", "0.50"), ("request", "Fetch")))])
+    assert got[("kafka_network_requestmetrics_totaltimems_count", (("request", "Fetch"),))] == 3
+    assert got[("kafka_network_requestmetrics_localtimems_sum", (("request", "FetchConsumer"),))] == 403.0
