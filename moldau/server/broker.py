@@ -153,6 +153,7 @@ class Broker:
                               int(config["min.incremental.fetch.session.eviction.ms"]) / 1000),
             admin=self, cluster=self, coordinator_log=self.coordinator_log)
         self._stray_logs_checked = False
+        self._metadata_waiters: list[asyncio.Future[None]] = []  # woken by every UpdateMetadata
         self._configs_loaded: set[str] = set()
         self._offsets_topic_creation: asyncio.Future[None] | None = None
         self._election: asyncio.Task[None] | None = None
@@ -656,6 +657,18 @@ class Broker:
     def controller_id(self) -> int:
         return self.metadata.controller_id
 
+    async def _next_metadata_change(self, deadline: float) -> None:
+        """Until the next UpdateMetadata is applied (or the deadline)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._metadata_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), max(deadline - time.monotonic(), 0))
+        except TimeoutError:
+            pass
+        finally:
+            if waiter in self._metadata_waiters:
+                self._metadata_waiters.remove(waiter)
+
     async def wait_for_topics(self, names: list[str], present: bool, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -665,7 +678,7 @@ class Broker:
                 for n in names
             ):
                 return
-            await asyncio.sleep(0.05)
+            await self._next_metadata_change(deadline)
 
     async def wait_for_partition_count(self, name: str, count: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -674,7 +687,7 @@ class Broker:
             if topic is not None and len(topic.partitions) >= count and all(
                     s.leader >= 0 for s in topic.partitions.values()):
                 return
-            await asyncio.sleep(0.05)
+            await self._next_metadata_change(deadline)
 
     # --- controller requests -----------------------------------------------------------
 
@@ -690,16 +703,17 @@ class Broker:
         if self._stale(request.controller_epoch):
             return ErrorCode.stale_controller_epoch
         configs = {name: t.configs for name, t in self.metadata.topics.items()}
-        self.metadata.apply(request)
+        new_topics = self.metadata.apply(request)
         if not self._stray_logs_checked:
             self._stray_logs_checked = True
             self._delete_stray_logs()
-        for name, topic in self.metadata.topics.items():
-            if name in configs:
-                topic.configs = configs[name]
-            else:  # a topic new to this broker
-                topic.configs = new_topic_configs.get(name, {})
+        for name in new_topics:  # a topic new to the cache (or to this controller's first request)
+            self.metadata.topics[name].configs = configs[name] if name in configs else new_topic_configs.get(name, {})
         self.replicas.follow_unreached_leaders()
+        waiters, self._metadata_waiters = self._metadata_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         return ErrorCode.none
 
     def _delete_stray_logs(self) -> None:
@@ -791,8 +805,7 @@ class Broker:
         error = topic_name_error(name)
         if error:
             raise TopicError(ErrorCode.invalid_topic_exception, error)
-        existing = self.coordination.topics()
-        if name in existing:
+        if self.coordination.topic_exists(name):
             raise TopicError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
         self.validate_topic_configs(dict(configs))
         brokers = self._live_racks()
