@@ -185,10 +185,13 @@ class LogManager:
             raise LogError(f"illegal topic name {topic!r}")
         if partition < 0:
             raise LogError(f"illegal partition {partition}")
-        counts = {id(d): 0 for d in self._dirs}
-        for log_dir in self._log_dir_of.values():
-            counts[id(log_dir)] += 1
-        log_dir = min(self._dirs, key=lambda d: counts[id(d)])
+        if len(self._dirs) == 1:
+            log_dir = self._dirs[0]
+        else:  # counting is O(partitions): only where there is a choice
+            counts = {id(d): 0 for d in self._dirs}
+            for held in self._log_dir_of.values():
+                counts[id(held)] += 1
+            log_dir = min(self._dirs, key=lambda d: counts[id(d)])
         log = Log.open(
             log_dir.path / f"{topic}-{partition}", config, now_ms=now_ms, recover=False
         )
