@@ -823,6 +823,7 @@ class Broker:
                     ErrorCode.invalid_replication_factor,
                     f"Replication factor: {replication_factor} larger than available brokers: {len(brokers)}.")
             try:
+                assign.check_partitions_per_request(partitions)  # before anything per partition
                 assignment = assign.assign_replicas(partitions, replication_factor, brokers)
             except assign.AssignmentError as exc:
                 raise TopicError(exc.error_code, str(exc)) from None
@@ -866,6 +867,7 @@ class Broker:
                 f"Topic currently has {current} partitions, which is higher than the requested {total}."
                 if total < current else f"Topic already has {current} partitions.")
         try:
+            assign.check_partitions_per_request(total - current)  # before anything per partition
             new = assign.add_partitions_assignment(topic.partitions, total, self._live_racks(),
                                                    assignments=assignments)
         except assign.AssignmentError as exc:
