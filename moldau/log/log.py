@@ -163,6 +163,8 @@ class Log:
                                        recovery_point=recovery_point)
             if not segments:
                 segments.append(LogSegment.create(directory, log_start_offset))
+                if created:  # it replaced no leftover file: nothing to sync (a flush of an idle log is free)
+                    segments[0].dirty = False
             log_end_offset = segments[-1].next_offset
             log_start_offset = max(log_start_offset, segments[0].base_offset)
             reset_to_log_start = log_start_offset > log_end_offset
@@ -819,7 +821,8 @@ def _complete_swaps(directory: Path, config: LogConfig) -> None:
     was not decided (or whose log already has its final name) and are deleted; the
     index files of the final segment are then rebuilt from it."""
     swaps: list[int] = []
-    for path in directory.iterdir():
+    # Names first, and Paths only for swap files: this runs for every partition at start.
+    for path in (directory / name for name in os.listdir(directory) if name.endswith(SWAP_SUFFIX)):
         match = _SWAP_FILE.match(path.name)
         if match is None:
             continue

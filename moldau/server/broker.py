@@ -96,7 +96,8 @@ class Broker:
         self.clock = clock
         self.broker_id = config.broker_id
         self.log_dirs = config.log_dirs
-        self.logs = LogManager(self.log_dirs, config.log_config())
+        self.logs = LogManager(self.log_dirs, config.log_config(),
+                               recovery_threads_per_dir=int(config["num.recovery.threads.per.data.dir"]))
         self.servers: list[asyncio.Server] = []
         self.bound: list[Listener] = []
         self._tasks: list[asyncio.Task[None]] = []
