@@ -820,6 +820,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              help="skip the replication benchmark (bench/replication.py)")
     replication.add_argument("--only-replication", action="store_true",
                              help="run only the replication benchmark (bench/replication.py)")
+    partitions = parser.add_mutually_exclusive_group()
+    partitions.add_argument("--skip-partitions", action="store_true",
+                            help="skip the partition-scale benchmark (bench/partitions.py)")
+    partitions.add_argument("--only-partitions", action="store_true",
+                            help="run only the partition-scale benchmark (bench/partitions.py)")
     args = parser.parse_args(argv)
     unknown = set(args.brokers) - {"tansu", "moldau"}
     if unknown:
@@ -831,7 +836,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    only = args.only_groups or args.only_failover or args.only_replication
+    only = args.only_groups or args.only_failover or args.only_replication or args.only_partitions
     code = 0 if only else single_broker(args)
     if not args.skip_groups and (args.only_groups or not only):
         import groups  # bench/groups.py; imports this file as `run`
@@ -848,6 +853,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # Missed targets are results (in the doc); the exit code stays the harness's.
         replication.main([*(["--quick"] if args.quick else []), *(["--no-doc"] if args.no_doc else [])])
+    if not args.skip_partitions and (args.only_partitions or not only) and "moldau" in args.brokers:
+        import partitions  # bench/partitions.py; imports this file as `run`
+
+        partitions.main([*(["--quick"] if args.quick else []), *(["--no-doc"] if args.no_doc else []),
+                         "--brokers", ",".join(args.brokers)])
     return code
 
 

@@ -53,7 +53,21 @@ def _setup_logging(level: str) -> None:
     )
 
 
+def _raise_open_file_limit() -> None:
+    """Every partition holds its active segment open, every client a socket: raise the
+    soft limit on open files to the hard one, as the JVM does for Kafka (MaxFDLimit)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError) as exc:  # not on this platform, or refused
+        log.debug("open file limit left as it is: %s", exc)
+
+
 def run_server(args: argparse.Namespace) -> int:
+    _raise_open_file_limit()
     try:
         props = read_properties(args.config) if args.config else {}
         config = BrokerConfig.from_sources(props, args.override)
@@ -80,6 +94,7 @@ def run_dev(args: argparse.Namespace) -> int:
         }
     )
     _setup_logging(args.log_level)
+    _raise_open_file_limit()
     if not args.console:
         return serve(config)
     from moldau.console.command import console_command

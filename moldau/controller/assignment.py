@@ -72,6 +72,28 @@ class IncompleteRackInfo(InvalidReplicaAssignment):
     Kafka answers as UNKNOWN_SERVER_ERROR; we answer INVALID_REPLICA_ASSIGNMENT)."""
 
 
+class PolicyViolation(AssignmentError):
+    """Kafka's ``PolicyViolationException`` (POLICY_VIOLATION)."""
+
+    error_code = ErrorCode.policy_violation
+
+
+# The most partitions one CreateTopics or CreatePartitions request may create (its topics
+# together). Kafka's controller refuses an operation of more than 10,000 records
+# (QuorumController.MAX_RECORDS_PER_USER_OP) with POLICY_VIOLATION, and since KAFKA-17870
+# checks the partition count before placing any replica: an absurd count (a fuzzed
+# 6,142,254) is refused before anything is allocated per partition.
+MAX_PARTITIONS_PER_REQUEST = 10_000
+
+
+def check_partitions_per_request(count: int) -> None:
+    """PolicyViolation if one request would create more than MAX_PARTITIONS_PER_REQUEST."""
+    if count > MAX_PARTITIONS_PER_REQUEST:
+        raise PolicyViolation(
+            f"Unable to perform excessively large batch operation: {count} partitions in one request, "
+            f"more than the {MAX_PARTITIONS_PER_REQUEST} allowed.")
+
+
 class BrokerNotAvailable(AssignmentError):
     """Kafka's ``BrokerNotAvailableException`` (BROKER_NOT_AVAILABLE)."""
 

@@ -88,6 +88,9 @@ class ControllerState:
     deleting: set[str] = field(default_factory=set)
 
 
+# The leader UpdateMetadata gives a deleted topic's partitions (Kafka's LeaderDuringDelete).
+LEADER_DURING_DELETE = -2
+
 # Kafka's SecurityProtocol ids, as UpdateMetadata carries them.
 SECURITY_PROTOCOL_IDS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
 
@@ -254,7 +257,7 @@ class Controller:
             changed = self._elect_for_offline(self._all_partitions())
             if changed:
                 self._send_leader_and_isr(changed, brokers=set(self.state.live))
-                self._send_update_metadata(set(self.state.live))
+                self._send_update_metadata(set(self.state.live), changed)
         elif isinstance(event, ControlledShutdown):
             remaining = self._on_controlled_shutdown(event.broker_id)
             self._resolve(event.done, remaining)
@@ -345,6 +348,7 @@ class Controller:
             for p in t.partitions
             if t.name not in s.topics or p not in s.topics[t.name].partitions
         ]
+        gone = [t for name, t in s.topics.items() if name not in topics]
         s.topics = topics
         for tp in list(s.states):
             if tp[0] not in topics:
@@ -356,10 +360,13 @@ class Controller:
         if added:
             changed = self._initialize_new_partitions(added)
             self._send_leader_and_isr(changed, brokers=set(s.live))
-        self._send_update_metadata(set(s.live))
+        # Only what changed (Kafka's controller does the same): sending every partition
+        # per new topic made creating many topics quadratic.
+        self._send_update_metadata(set(s.live), added, deleted=gone)
 
     def _on_topic_deletion(self) -> None:
         s = self.state
+        deleted: list[TopicAssignment] = []
         for name in self.coordination.pending_topic_deletions():
             topic = s.topics.get(name)
             if topic is None:
@@ -374,13 +381,14 @@ class Controller:
                             ib.StopReplicaPartitionState(partition_index=p, leader_epoch=-2, delete_partition=True)
                             for p in partitions)),)))
             self.coordination.complete_topic_deletion(name)
+            deleted.append(topic)
             s.topics.pop(name, None)
             for tp in [tp for tp in s.states if tp[0] == name]:
                 del s.states[tp]
             for tp in [tp for tp in s.partition_states if tp[0] == name]:
                 self._forget_partition(tp)
             log.info("controller %d: deleted topic %s", self.broker_id, name)
-        self._send_update_metadata(set(s.live))
+        self._send_update_metadata(set(s.live), [], deleted=deleted)
 
     def _on_controlled_shutdown(self, broker_id: int) -> list[TopicPartition]:
         """Move leadership away from a broker that is shutting down; return what it still leads."""
@@ -403,7 +411,7 @@ class Controller:
                 changed.append(tp)
         if changed:
             self._send_leader_and_isr(changed, brokers=set(s.live))
-            self._send_update_metadata(set(s.live))
+            self._send_update_metadata(set(s.live), changed)
         # Like Kafka, partitions with no other live replica cannot move: not "remaining".
         return [
             tp for tp, (st, _) in s.states.items()
@@ -466,7 +474,7 @@ class Controller:
                         parts_out.append(answer(ErrorCode.invalid_update_version, st, v))
             topics_out.append(resp.TopicData(topic_id=topic.topic_id, partitions=tuple(parts_out)))
         if changed:
-            self._send_update_metadata(set(s.live))
+            self._send_update_metadata(set(s.live), changed)
         for tp in changed:  # a new replica that joined the ISR may complete a reassignment
             if self._replica_assignment(tp).is_reassigning:
                 self._reassign_step(tp)
@@ -619,7 +627,7 @@ class Controller:
                 results[tp] = "PREFERRED_LEADER_NOT_AVAILABLE"
         if changed:
             self._send_leader_and_isr(changed, brokers=set(s.live))
-            self._send_update_metadata(set(s.live))
+            self._send_update_metadata(set(s.live), changed)
         return results
 
     # --- decisions written, then sent -------------------------------------------------------
@@ -648,6 +656,38 @@ class Controller:
         self.state.states[tp] = (new, v)
         self._set_partition_state(tp, target)
         return True
+
+    def _write_states(self, writes: list[tuple[TopicPartition, LeaderAndIsr, int | None]]) -> set[TopicPartition]:
+        """`_write_state` for many partitions: the creates in one batch, the
+        compare-and-sets in another (Kafka's controller pipelines them to ZooKeeper; the
+        embedded coordinator makes each batch durable with one write). Returns the
+        partitions written; those that moved under us are reloaded."""
+        allowed: list[tuple[TopicPartition, LeaderAndIsr, int | None, PartitionState]] = []
+        for tp, new, version in writes:
+            target = partition_state.state_for_leader(new.leader, self.state.live)
+            if self._check_transition(tp, target):
+                allowed.append((tp, new, version, target))
+        creates = {tp: new for tp, new, version, _ in allowed if version is None}
+        updates = {tp: (new, version) for tp, new, version, _ in allowed if version is not None}
+        versions: dict[TopicPartition, int | None] = {}
+        if creates:
+            versions.update(self.coordination.create_partition_states(creates))
+        if updates:
+            versions.update(self.coordination.update_partition_states(updates))
+        written: set[TopicPartition] = set()
+        for tp, new, _, target in allowed:
+            v = versions.get(tp)
+            if v is None:
+                found = self.coordination.partition_state(tp[0], tp[1])
+                if found is not None:
+                    self.state.states[tp] = found
+                    self._transition(tp, partition_state.state_for_leader(found[0].leader, self.state.live))
+                log.info("controller: partition state of %s-%d moved under us; reloaded", *tp)
+                continue
+            self.state.states[tp] = (new, v)
+            self._set_partition_state(tp, target)
+            written.add(tp)
+        return written
 
     # --- partition states: every change checked against partition_state.py's table ----------
 
@@ -684,7 +724,7 @@ class Controller:
 
     def _initialize_new_partitions(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
         s = self.state
-        changed: set[TopicPartition] = set()
+        writes: list[tuple[TopicPartition, LeaderAndIsr, int | None]] = []
         for tp in partitions:
             if tp in s.states:
                 continue
@@ -692,15 +732,14 @@ class Controller:
             new = election.initial_state(replicas, set(s.live) - s.shutting_down, self.epoch)
             if new is None:
                 new = LeaderAndIsr(-1, 0, tuple(replicas), self.epoch)
-            if self._write_state(tp, new, None):
-                changed.add(tp)
-        return changed
+            writes.append((tp, new, None))
+        return self._write_states(writes)
 
     def _elect_for_offline(self, partitions: Iterable[TopicPartition]) -> set[TopicPartition]:
         """Partitions whose leader is gone get a new one; dead followers leave the ISR."""
         s = self.state
         live = set(s.live)
-        changed: set[TopicPartition] = set()
+        writes: list[tuple[TopicPartition, LeaderAndIsr, int | None]] = []
         for tp in partitions:
             if tp not in s.states:
                 continue
@@ -727,9 +766,9 @@ class Controller:
                 elif result.unclean:
                     log.warning("controller: UNCLEAN leader election for %s-%d: broker %d was not in the ISR "
                                 "%s; acknowledged records may be lost", tp[0], tp[1], new.leader, current.isr)
-            if new is not None and self._write_state(tp, new, version):
-                changed.add(tp)
-        return changed
+            if new is not None:
+                writes.append((tp, new, version))
+        return self._write_states(writes)
 
     def _send_leader_and_isr(self, partitions: Iterable[TopicPartition], brokers: set[int]) -> None:
         s = self.state
@@ -762,13 +801,30 @@ class Controller:
                     for name, ps in topics.items()),
                 live_leaders=live_leaders))
 
-    def update_metadata_request(self) -> ib.UpdateMetadataRequest:
+    def update_metadata_request(
+        self, partitions: Iterable[TopicPartition] | None = None,
+        deleted: Iterable[TopicAssignment] = (),
+    ) -> ib.UpdateMetadataRequest:
+        """UpdateMetadata with every partition (``partitions`` None), or, as Kafka's
+        controller sends after most changes, only ``partitions`` and the ``deleted``
+        topics' partitions marked with leader -2 (Kafka's LeaderDuringDelete). Brokers
+        merge it into their cache; the first one of a controller epoch replaces the cache
+        and is always whole (`_on_elected`, and a broker's first after it joins)."""
         s = self.state
+        if partitions is None:
+            wanted: dict[str, list[int]] = {name: sorted(t.partitions) for name, t in s.topics.items()}
+        else:
+            wanted = {}
+            for name, p in partitions:
+                wanted.setdefault(name, []).append(p)
         topic_states = []
-        for topic in s.topics.values():
+        for name, parts_wanted in wanted.items():
+            topic = s.topics.get(name)
+            if topic is None:
+                continue
             parts = []
-            for p in sorted(topic.partitions):
-                if (topic.name, p) not in s.states:
+            for p in sorted(parts_wanted):
+                if (topic.name, p) not in s.states or p not in topic.partitions:
                     continue
                 state, version = s.states[(topic.name, p)]
                 replicas = topic.partitions[p]
@@ -778,6 +834,13 @@ class Controller:
                     replicas=tuple(replicas), offline_replicas=tuple(b for b in replicas if b not in s.live)))
             topic_states.append(ib.UpdateMetadataTopicState(
                 topic_name=topic.name, topic_id=topic.topic_id, partition_states=tuple(parts)))
+        for topic in deleted:
+            topic_states.append(ib.UpdateMetadataTopicState(
+                topic_name=topic.name, topic_id=topic.topic_id, partition_states=tuple(
+                    ib.UpdateMetadataPartitionState(
+                        partition_index=p, controller_epoch=self.epoch, leader=LEADER_DURING_DELETE, leader_epoch=-1,
+                        isr=(), zk_version=-1, replicas=tuple(replicas), offline_replicas=())
+                    for p, replicas in sorted(topic.partitions.items()))))
         brokers = tuple(
             ib.UpdateMetadataBroker(
                 id=info.broker_id,
@@ -789,7 +852,12 @@ class Controller:
         return ib.UpdateMetadataRequest(controller_id=self.broker_id, controller_epoch=self.epoch, broker_epoch=-1,
                                         topic_states=tuple(topic_states), live_brokers=brokers)
 
-    def _send_update_metadata(self, brokers: set[int]) -> None:
-        request = self.update_metadata_request()
+    def _send_update_metadata(
+        self, brokers: set[int], partitions: Iterable[TopicPartition] | None = None,
+        deleted: Iterable[TopicAssignment] = (),
+    ) -> None:
+        """UpdateMetadata to ``brokers``: whole, or only ``partitions`` and ``deleted``
+        (see `update_metadata_request`)."""
+        request = self.update_metadata_request(partitions, deleted)
         for b in brokers:
             self.channels.send(b, ApiKey.UPDATE_METADATA, request)

@@ -31,7 +31,7 @@ event to the controller's queue (`loop.call_soon_threadsafe`), never touch state
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -150,6 +150,9 @@ class Coordination(Protocol):
     def topics(self) -> dict[str, TopicAssignment]:
         ...
 
+    def topic_exists(self, topic: str) -> bool:
+        """Whether /brokers/topics/<topic> exists (without reading every topic)."""
+
     def watch_topics(self, callback: EventCallback) -> None:
         """Call back whenever a topic is added or removed, or its assignment changes."""
 
@@ -201,6 +204,19 @@ class Coordination(Protocol):
         self, topic: str, partition: int, state: LeaderAndIsr, expected_version: int
     ) -> int:
         """Compare-and-set; returns the new version. BadVersionError if it moved."""
+
+    def create_partition_states(
+        self, states: Mapping[tuple[str, int], LeaderAndIsr]
+    ) -> dict[tuple[str, int], int | None]:
+        """Create many state znodes in one go (Kafka's controller pipelines these writes
+        to ZooKeeper): each one's version, or None where it existed already or its topic
+        is gone. Every returned version is durable."""
+
+    def update_partition_states(
+        self, updates: Mapping[tuple[str, int], tuple[LeaderAndIsr, int]]
+    ) -> dict[tuple[str, int], int | None]:
+        """Compare-and-set many states (state, expected version) in one go: each new
+        version, or None where the version moved or the state is gone."""
 
     # --- topic deletion ------------------------------------------------------------------
     def request_topic_deletion(self, topic: str) -> None:

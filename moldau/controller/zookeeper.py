@@ -31,7 +31,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, unquote
@@ -80,6 +80,9 @@ CONFIG_CHANGES = "/config/changes"
 CONFIG_BROKER_DEFAULT = "/config/brokers/<default>"
 CONFIG_USERS = "/config/users"
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+# Partition states created per multi-op: three small creates each, well inside
+# ZooKeeper's 1 MB request limit (jute.maxbuffer).
+PARTITION_STATES_PER_MULTI = 500
 CONFIG_CHANGE_PREFIX = "config_change_"
 DELETE_TOPICS = "/admin/delete_topics"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
@@ -617,6 +620,10 @@ class ZooKeeperCoordination:
                     out[name] = assignment
             return out
 
+    def topic_exists(self, topic: str) -> bool:
+        with self._errors(f"exists {topic}"):
+            return self._exists(topic_path(topic))
+
     def watch_topics(self, callback: EventCallback) -> None:
         _TopicsWatch(self._client, callback).start()
 
@@ -796,6 +803,115 @@ class ZooKeeperCoordination:
             except NoNodeError as e:
                 raise BadVersionError(f"{what}: it does not exist") from e
             return int(results[0].version)
+
+    def _fenced_pipelined(
+        self, what: str, builds: list[Callable[[TransactionRequest], None]]
+    ) -> list[list[Any] | Exception]:
+        """`_fenced` for many multi-ops sent at once and then collected (ZooKeeper answers
+        a session's requests in order): each one's results, or its failing operation's
+        exception. NotControllerError if any found the epoch moved."""
+        zk_version, epoch = self._require_controller(what)
+        pending = []
+        for build in builds:
+            tx = self._client.transaction()
+            tx.check(CONTROLLER_EPOCH, zk_version)
+            build(tx)
+            pending.append(tx.commit_async())
+        out: list[list[Any] | Exception] = []
+        fenced = False
+        for result in pending:
+            results = list(self._wait(result))
+            error = self._first_error(results)
+            if error is None:
+                out.append(results[1:])
+            else:
+                fenced = fenced or results[0] is error
+                out.append(error)
+        if fenced:
+            with self._lock:
+                if self._epoch_zk_version == zk_version:
+                    self._epoch, self._epoch_zk_version = None, None
+            raise NotControllerError(f"{what}: controller epoch {epoch} is stale, another controller was elected")
+        return out
+
+    def create_partition_states(
+        self, states: Mapping[tuple[str, int], LeaderAndIsr]
+    ) -> dict[tuple[str, int], int | None]:
+        what = f"create {len(states)} partition state(s)"
+        versions: dict[tuple[str, int], int | None] = {}
+        with self._errors(what):
+            self._require_controller(what)
+            by_topic: dict[str, list[tuple[int, LeaderAndIsr]]] = {}
+            for (topic, partition), state in states.items():
+                by_topic.setdefault(topic, []).append((partition, state))
+            topics = list(by_topic)
+            tps = [(t, p) for t in topics for p, _ in by_topic[t]]
+            # Which parents exist, asked all at once (never ensure_path: see create_partition_state).
+            exists = [r is not None for r in self._wait_all(
+                [self._client.exists_async(partitions_path(t)) for t in topics]
+                + [self._client.exists_async(partition_path(t, p)) for t, p in tps])]
+            has_partitions = dict(zip(topics, exists[: len(topics)], strict=True))
+            has_partition = dict(zip(tps, exists[len(topics):], strict=True))
+            chunks: list[tuple[str, bool, list[tuple[int, LeaderAndIsr]]]] = []
+            for topic, parts in by_topic.items():
+                for i in range(0, len(parts), PARTITION_STATES_PER_MULTI):
+                    chunk = parts[i:i + PARTITION_STATES_PER_MULTI]
+                    chunks.append((topic, i == 0 and not has_partitions[topic], chunk))
+
+            def build(topic: str, need_parent: bool, parts: list[tuple[int, LeaderAndIsr]]) -> Callable[
+                    [TransactionRequest], None]:
+                def ops(tx: TransactionRequest) -> None:
+                    if need_parent:
+                        tx.create(partitions_path(topic))
+                    for partition, state in parts:
+                        if not has_partition[(topic, partition)]:
+                            tx.create(partition_path(topic, partition))
+                        tx.create(partition_state_path(topic, partition), encode_partition_state(state))
+                return ops
+
+            results = self._fenced_pipelined(what, [build(*chunk) for chunk in chunks])
+            for (topic, _, parts), result in zip(chunks, results, strict=True):
+                if not isinstance(result, Exception):
+                    versions.update(((topic, p), 0) for p, _ in parts)
+                    continue
+                # One of them exists already (or the topic went): one at a time, as before.
+                for partition, state in parts:
+                    try:
+                        versions[(topic, partition)] = self.create_partition_state(topic, partition, state)
+                    except BadVersionError:
+                        versions[(topic, partition)] = None
+                    except NotControllerError:
+                        raise
+                    except CoordinationError as exc:
+                        if "no such topic" not in str(exc):
+                            raise
+                        versions[(topic, partition)] = None
+        return versions
+
+    def update_partition_states(
+        self, updates: Mapping[tuple[str, int], tuple[LeaderAndIsr, int]]
+    ) -> dict[tuple[str, int], int | None]:
+        what = f"update {len(updates)} partition state(s)"
+        items = list(updates.items())
+        versions: dict[tuple[str, int], int | None] = {}
+        with self._errors(what):
+            def build(tp: tuple[str, int], state: LeaderAndIsr, expected: int) -> Callable[
+                    [TransactionRequest], None]:
+                data = encode_partition_state(state)
+                return lambda tx: tx.set_data(partition_state_path(*tp), data, version=expected)
+
+            results = self._fenced_pipelined(what, [build(tp, st, v) for tp, (st, v) in items])
+            for (tp, _), result in zip(items, results, strict=True):
+                if isinstance(result, ZkBadVersionError | NoNodeError):
+                    versions[tp] = None
+                elif isinstance(result, Exception):
+                    raise result
+                else:
+                    versions[tp] = int(result[0].version)
+        return versions
+
+    def _wait_all(self, pending: list[Any]) -> list[Any]:
+        return [self._wait(p) for p in pending]
 
     # --- topic deletion ------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +46,15 @@ class _LogDir:
 class LogManager:
     """Opens, creates, deletes and checkpoints the logs of one broker."""
 
-    def __init__(self, log_dirs: list[Path], default_config: LogConfig) -> None:
+    def __init__(
+        self, log_dirs: list[Path], default_config: LogConfig, *, recovery_threads_per_dir: int = 1
+    ) -> None:
         if not log_dirs:
             raise LogError("at least one log dir is needed")
         self.default_config = default_config
+        # Kafka's num.recovery.threads.per.data.dir: logs of a dir are opened (and
+        # recovered) by this many threads; reading 10,000 partition dirs waits on the disk.
+        self.recovery_threads_per_dir = max(1, recovery_threads_per_dir)
         self._dirs = [_LogDir(Path(d)) for d in log_dirs]
         self._logs: dict[tuple[str, int], Log] = {}
         self._log_dir_of: dict[tuple[str, int], _LogDir] = {}
@@ -103,6 +109,7 @@ class LogManager:
         # A new, empty dir has no marker either: only logs left without one need recovery.
         if not clean and any(child.is_dir() and parse_partition_dir(child.name) for child in children):
             logger.info("%s was not shut down cleanly: recovering its logs", log_dir.path)
+        to_open: list[tuple[Path, tuple[str, int]]] = []
         for child in children:
             if not child.is_dir():
                 continue
@@ -117,7 +124,11 @@ class LogManager:
                     f"{parsed[0]}-{parsed[1]} is in both {self._log_dir_of[parsed].path} "
                     f"and {log_dir.path}"
                 )
-            log = Log.open(
+            to_open.append((child, parsed))
+
+        def open_log(item: tuple[Path, tuple[str, int]]) -> Log:
+            child, parsed = item
+            return Log.open(
                 child,
                 self.default_config,
                 now_ms=now_ms,
@@ -126,9 +137,26 @@ class LogManager:
                 recover=not clean,
                 high_watermark=high_watermarks.get(parsed, 0),
             )
+
+        def register(parsed: tuple[str, int], log: Log) -> None:
             log.first_dirty_offset = first_dirty_offsets.get(parsed)
             self._logs[parsed] = log
             self._log_dir_of[parsed] = log_dir
+
+        if self.recovery_threads_per_dir == 1 or len(to_open) < 2:
+            for item in to_open:
+                register(item[1], open_log(item))
+        else:
+            with ThreadPoolExecutor(self.recovery_threads_per_dir, thread_name_prefix="log-recovery") as pool:
+                futures = [pool.submit(open_log, item) for item in to_open]
+                failure: BaseException | None = None
+                for (_, parsed), future in zip(to_open, futures, strict=True):
+                    try:
+                        register(parsed, future.result())
+                    except BaseException as exc:  # the others are registered, to be closed
+                        failure = failure or exc
+                if failure is not None:
+                    raise failure
         if clean:
             # From here on the files change again: the next start must not trust them
             # unless this broker shuts down cleanly too.
@@ -185,10 +213,13 @@ class LogManager:
             raise LogError(f"illegal topic name {topic!r}")
         if partition < 0:
             raise LogError(f"illegal partition {partition}")
-        counts = {id(d): 0 for d in self._dirs}
-        for log_dir in self._log_dir_of.values():
-            counts[id(log_dir)] += 1
-        log_dir = min(self._dirs, key=lambda d: counts[id(d)])
+        if len(self._dirs) == 1:
+            log_dir = self._dirs[0]
+        else:  # counting is O(partitions): only where there is a choice
+            counts = {id(d): 0 for d in self._dirs}
+            for held in self._log_dir_of.values():
+                counts[id(held)] += 1
+            log_dir = min(self._dirs, key=lambda d: counts[id(d)])
         log = Log.open(
             log_dir.path / f"{topic}-{partition}", config, now_ms=now_ms, recover=False
         )

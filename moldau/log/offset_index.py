@@ -39,9 +39,16 @@ class OffsetIndex:
     def __init__(self, path: Path, base_offset: int) -> None:
         self.path = path
         self.base_offset = base_offset
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        size = os.fstat(self._fd).st_size
-        data = os.pread(self._fd, size, 0) if size else b""
+        # The file is opened for writing only once something is written (`_writer`): a
+        # partition that only holds an empty segment costs one open file, its .log, so
+        # 10,000 of them fit a broker's file limit.
+        self._fd = -1
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size, 0) if size else b""
+        finally:
+            os.close(fd)
         self._torn_bytes = len(data) % ENTRY_SIZE
         words = array("i")
         words.frombytes(data[: len(data) - self._torn_bytes])
@@ -93,7 +100,7 @@ class OffsetIndex:
                 f"index entry for offset {offset} is not above the last entry "
                 f"{self.last_entry()[0]} in {self.path}"
             )
-        os.write(self._fd, ENTRY.pack(relative, position))
+        os.write(self._writer(), ENTRY.pack(relative, position))
         self._relative_offsets.append(relative)
         self._positions.append(position)
 
@@ -111,7 +118,7 @@ class OffsetIndex:
             return
         del self._relative_offsets[keep:]
         del self._positions[keep:]
-        os.ftruncate(self._fd, keep * ENTRY_SIZE)
+        os.ftruncate(self._writer(), keep * ENTRY_SIZE)
         self._torn_bytes = 0
 
     def sanity_check(self, log_size: int, next_offset_bound: int | None = None) -> None:
@@ -134,8 +141,14 @@ class OffsetIndex:
                 )
             prev_offset, prev_position = relative, position
 
+    def _writer(self) -> int:
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        return self._fd
+
     def flush(self) -> None:
-        os.fsync(self._fd)
+        if self._fd >= 0:  # never opened: nothing written since it was read
+            os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:

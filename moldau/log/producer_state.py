@@ -151,6 +151,8 @@ class ProducerStateManager:
         self.directory = directory
         self.expiration_ms = producer_id_expiration_ms
         self.producers: dict[int, ProducerEntry] = {}
+        # The newest snapshot on disk, as far as this object knows (None: none or unknown).
+        self.latest_snapshot_offset: int | None = None
 
     # --- checking and applying batches ----------------------------------------------------
 
@@ -240,6 +242,8 @@ class ProducerStateManager:
     def take_snapshot(self, offset: int) -> None:
         """Write the state as of ``offset`` (the log end offset) to ``<offset>.snapshot``."""
         write_atomically(self.snapshot_path(offset), encode_snapshot(self.producers.values()))
+        if self.latest_snapshot_offset is None or offset >= self.latest_snapshot_offset:
+            self.latest_snapshot_offset = offset
 
     def load_latest_snapshot(self, up_to: int) -> int | None:
         """Replace the state with the newest readable snapshot at or below ``up_to``;
@@ -255,8 +259,10 @@ class ProducerStateManager:
                 self.snapshot_path(offset).unlink(missing_ok=True)
                 continue
             self.producers = {e.producer_id: e for e in entries}
+            self.latest_snapshot_offset = offset
             return offset
         self.producers = {}
+        self.latest_snapshot_offset = None
         return None
 
     def delete_snapshots(self, *, below: int | None = None, above: int | None = None) -> None:
@@ -264,6 +270,8 @@ class ProducerStateManager:
         for offset in self.snapshot_offsets():
             if (below is not None and offset < below) or (above is not None and offset > above):
                 self.snapshot_path(offset).unlink(missing_ok=True)
+                if offset == self.latest_snapshot_offset:
+                    self.latest_snapshot_offset = None  # unknown: a close takes a new one
 
 
 def encode_snapshot(entries: Iterable[ProducerEntry]) -> bytes:

@@ -36,9 +36,16 @@ class TimeIndex:
     def __init__(self, path: Path, base_offset: int) -> None:
         self.path = path
         self.base_offset = base_offset
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        size = os.fstat(self._fd).st_size
-        data = os.pread(self._fd, size, 0) if size else b""
+        # The file is opened for writing only once something is written (`_writer`): a
+        # partition that only holds an empty segment costs one open file, its .log, so
+        # 10,000 of them fit a broker's file limit.
+        self._fd = -1
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size, 0) if size else b""
+        finally:
+            os.close(fd)
         self._torn_bytes = len(data) % ENTRY_SIZE
         self._timestamps: list[int] = []
         self._relative_offsets: list[int] = []
@@ -87,7 +94,7 @@ class TimeIndex:
             raise LogError(f"offset {offset} does not fit segment base {self.base_offset}")
         if self._relative_offsets and relative < self._relative_offsets[-1]:
             raise LogError(f"time index offset {offset} goes backwards in {self.path}")
-        os.write(self._fd, ENTRY.pack(timestamp, relative))
+        os.write(self._writer(), ENTRY.pack(timestamp, relative))
         self._timestamps.append(timestamp)
         self._relative_offsets.append(relative)
         return True
@@ -106,7 +113,7 @@ class TimeIndex:
             return
         del self._timestamps[keep:]
         del self._relative_offsets[keep:]
-        os.ftruncate(self._fd, keep * ENTRY_SIZE)
+        os.ftruncate(self._writer(), keep * ENTRY_SIZE)
         self._torn_bytes = 0
 
     def sanity_check(self, next_offset_bound: int | None = None) -> None:
@@ -126,8 +133,14 @@ class TimeIndex:
                 )
             prev_ts, prev_rel = timestamp, relative
 
+    def _writer(self) -> int:
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        return self._fd
+
     def flush(self) -> None:
-        os.fsync(self._fd)
+        if self._fd >= 0:  # never opened: nothing written since it was read
+            os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -109,7 +109,10 @@ class Partition:
         if state.leader_epoch >= 0:
             latest = plog.leader_epoch_cache.latest_epoch()
             if latest is None or state.leader_epoch > latest:
-                plog.leader_epoch_cache.assign(state.leader_epoch, plog.log_end_offset)
+                # Not fsynced here (one fsync per partition made a LeaderAndIsr for
+                # 10,000 partitions take minutes): the log syncs it at its next flush,
+                # before its recovery point passes the entry (Log.flush).
+                plog.leader_epoch_cache.assign(state.leader_epoch, plog.log_end_offset, durable=False)
         leader = LeaderState.become_leader(
             self.topic, self.partition, self.local_id, state.leader_epoch, state.partition_epoch,
             list(state.replicas), list(state.isr), plog.high_watermark, plog.log_end_offset, self.lag_time_max_ms,

@@ -99,7 +99,8 @@ class Broker:
         self.clock = clock
         self.broker_id = config.broker_id
         self.log_dirs = config.log_dirs
-        self.logs = LogManager(self.log_dirs, config.log_config())
+        self.logs = LogManager(self.log_dirs, config.log_config(),
+                               recovery_threads_per_dir=int(config["num.recovery.threads.per.data.dir"]))
         self.servers: list[asyncio.Server] = []
         self.bound: list[Listener] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -162,6 +163,7 @@ class Broker:
                               int(config["min.incremental.fetch.session.eviction.ms"]) / 1000),
             admin=self, cluster=self, coordinator_log=self.coordinator_log)
         self._stray_logs_checked = False
+        self._metadata_waiters: list[asyncio.Future[None]] = []  # woken by every UpdateMetadata
         self._configs_loaded: set[str] = set()
         self._offsets_topic_creation: asyncio.Future[None] | None = None
         self._election: asyncio.Task[None] | None = None
@@ -695,6 +697,18 @@ class Broker:
     def controller_id(self) -> int:
         return self.metadata.controller_id
 
+    async def _next_metadata_change(self, deadline: float) -> None:
+        """Until the next UpdateMetadata is applied (or the deadline)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._metadata_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), max(deadline - time.monotonic(), 0))
+        except TimeoutError:
+            pass
+        finally:
+            if waiter in self._metadata_waiters:
+                self._metadata_waiters.remove(waiter)
+
     async def wait_for_topics(self, names: list[str], present: bool, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -704,7 +718,7 @@ class Broker:
                 for n in names
             ):
                 return
-            await asyncio.sleep(0.05)
+            await self._next_metadata_change(deadline)
 
     async def wait_for_partition_count(self, name: str, count: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -713,7 +727,7 @@ class Broker:
             if topic is not None and len(topic.partitions) >= count and all(
                     s.leader >= 0 for s in topic.partitions.values()):
                 return
-            await asyncio.sleep(0.05)
+            await self._next_metadata_change(deadline)
 
     # --- controller requests -----------------------------------------------------------
 
@@ -729,16 +743,17 @@ class Broker:
         if self._stale(request.controller_epoch):
             return ErrorCode.stale_controller_epoch
         configs = {name: t.configs for name, t in self.metadata.topics.items()}
-        self.metadata.apply(request)
+        new_topics = self.metadata.apply(request)
         if not self._stray_logs_checked:
             self._stray_logs_checked = True
             self._delete_stray_logs()
-        for name, topic in self.metadata.topics.items():
-            if name in configs:
-                topic.configs = configs[name]
-            else:  # a topic new to this broker
-                topic.configs = new_topic_configs.get(name, {})
+        for name in new_topics:  # a topic new to the cache (or to this controller's first request)
+            self.metadata.topics[name].configs = configs[name] if name in configs else new_topic_configs.get(name, {})
         self.replicas.follow_unreached_leaders()
+        waiters, self._metadata_waiters = self._metadata_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         return ErrorCode.none
 
     def _delete_stray_logs(self) -> None:
@@ -832,8 +847,7 @@ class Broker:
         error = topic_name_error(name)
         if error:
             raise TopicError(ErrorCode.invalid_topic_exception, error)
-        existing = self.coordination.topics()
-        if name in existing:
+        if self.coordination.topic_exists(name):
             raise TopicError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
         self.validate_topic_configs(dict(configs))
         brokers = self._live_racks()
@@ -851,6 +865,7 @@ class Broker:
                     ErrorCode.invalid_replication_factor,
                     f"Replication factor: {replication_factor} larger than available brokers: {len(brokers)}.")
             try:
+                assign.check_partitions_per_request(partitions)  # before anything per partition
                 assignment = assign.assign_replicas(partitions, replication_factor, brokers)
             except assign.AssignmentError as exc:
                 raise TopicError(exc.error_code, str(exc)) from None
@@ -894,6 +909,7 @@ class Broker:
                 f"Topic currently has {current} partitions, which is higher than the requested {total}."
                 if total < current else f"Topic already has {current} partitions.")
         try:
+            assign.check_partitions_per_request(total - current)  # before anything per partition
             new = assign.add_partitions_assignment(topic.partitions, total, self._live_racks(),
                                                    assignments=assignments)
         except assign.AssignmentError as exc:

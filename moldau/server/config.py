@@ -82,6 +82,7 @@ PROPERTIES: dict[str, Prop] = {
         _p("log.dirs", "string", None),
         _p("log.dir", "string", "/tmp/kafka-logs"),
         _p("num.partitions", "int", 1, minimum=1),
+        _p("num.recovery.threads.per.data.dir", "int", 1, minimum=1),
         _p("default.replication.factor", "int", 1, minimum=1),
         _p("auto.create.topics.enable", "boolean", True),
         _p("delete.topic.enable", "boolean", True),
@@ -155,7 +156,6 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
     {
         "num.network.threads",
         "num.io.threads",
-        "num.recovery.threads.per.data.dir",
         "num.replica.fetchers",
         "socket.send.buffer.bytes",
         "socket.receive.buffer.bytes",

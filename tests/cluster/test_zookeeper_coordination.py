@@ -188,6 +188,29 @@ def test_partition_state_is_compare_and_set(coordination: Coordination) -> None:
         coordination.create_partition_state("missing", 0, state(1, 0, (1,), epoch))
 
 
+def test_partition_states_in_batches(coordination: Coordination) -> None:
+    """The controller's batched writes: many creates (more than one multi-op's worth, and
+    some that exist already or whose topic is gone), then many compare-and-sets."""
+    tid = uuid.uuid4()
+    coordination.create_topic(TopicAssignment("t", tid, {p: [1] for p in range(1200)}), {})
+    assert not coordination.topic_exists("missing") and coordination.topic_exists("t")
+    epoch = coordination.try_become_controller(1)
+    assert epoch is not None
+    assert coordination.create_partition_state("t", 700, state(1, 0, (1,), epoch)) == 0
+    created = coordination.create_partition_states(
+        {**{("t", p): state(1, 0, (1,), epoch) for p in range(1200)}, ("missing", 0): state(1, 0, (1,), epoch)})
+    assert created == {**{("t", p): 0 for p in range(1200) if p != 700}, ("t", 700): None, ("missing", 0): None}
+    assert coordination.partition_state("t", 1199) == (state(1, 0, (1,), epoch), 0)
+    updated = coordination.update_partition_states({
+        ("t", 0): (state(1, 1, (1,), epoch), 0),
+        ("t", 1): (state(1, 1, (1,), epoch), 5),  # stale
+        ("t", 5000): (state(1, 1, (1,), epoch), 0),  # no such state
+    })
+    assert updated == {("t", 0): 1, ("t", 1): None, ("t", 5000): None}
+    assert coordination.partition_state("t", 0) == (state(1, 1, (1,), epoch), 1)
+    assert coordination.partition_state("t", 1) == (state(1, 0, (1,), epoch), 0)
+
+
 def test_set_assignment_adds_partitions(coordination: Coordination) -> None:
     tid = uuid.uuid4()
     coordination.create_topic(TopicAssignment("t", tid, {0: [1]}), {})

@@ -60,6 +60,36 @@ def test_create_errors(admin: AdminClient) -> None:
         assert error_code(info.value) == expected, topic
 
 
+def create_topics_raw(broker: BrokerProcess, topics: list[tuple[str, int, int]]) -> list[tuple[str, int]]:
+    """A raw CreateTopics v7 (librdkafka refuses counts above 100,000 itself): (name, error code) per topic."""
+    t = __import__("kio.schema.create_topics.v7.request", fromlist=["x"])
+    request = t.CreateTopicsRequest(topics=tuple(
+        t.CreatableTopic(name=n, num_partitions=p, replication_factor=rf, assignments=(), configs=())
+        for n, p, rf in topics), timeout=datetime.timedelta(seconds=5), validate_only=False)
+    with connect(broker) as s:
+        s.sendall(encode(19, 7, request))
+        response = decode(19, 7, recv_frame(s))
+    return [(r.name, r.error_code) for r in response.topics]  # type: ignore[attr-defined]
+
+
+def test_absurd_partition_counts_and_replication_factors_are_refused(admin: AdminClient, broker: BrokerProcess) -> None:
+    """docs/reliability.md #3: a fuzzed count of 6,142,254 partitions made the broker build
+    them all (1.4 GB RSS, no answer). Refused as Kafka refuses it (KAFKA-17870: more than
+    10,000 partitions in one request is a POLICY_VIOLATION for every topic of it)."""
+    t, u = name(), name()
+    assert create_topics_raw(broker, [(t, 6_142_254, 1)]) == [(t, 44)]  # POLICY_VIOLATION
+    assert create_topics_raw(broker, [(t, 2**31 - 1, 1)]) == [(t, 44)]
+    assert create_topics_raw(broker, [(t, 6_000, 1), (u, 6_000, 1)]) == [(t, 44), (u, 44)]  # together too many
+    assert create_topics_raw(broker, [(t, 1, 32_767)]) == [(t, 38)]  # INVALID_REPLICATION_FACTOR
+    assert create_topics_raw(broker, [(t, 0, 1)]) == [(t, 37)]  # INVALID_PARTITIONS
+    assert t not in admin.list_topics(timeout=10).topics and u not in admin.list_topics(timeout=10).topics
+    admin.create_topics([NewTopic(t, 1, 1)])[t].result(10)
+    with pytest.raises(KafkaException) as info:
+        admin.create_partitions([NewPartitions(t, 100_000)], request_timeout=15)[t].result(15)
+    assert error_code(info.value) == "POLICY_VIOLATION"
+    assert len(admin.list_topics(t, timeout=10).topics[t].partitions) == 1
+
+
 def test_topic_configs_describe_and_incremental_alter(admin: AdminClient) -> None:
     t = name()
     admin.create_topics([NewTopic(t, 1, 1, config={"retention.ms": "3600000"})])[t].result(10)

@@ -22,7 +22,7 @@ from moldau.controller.coordination import (
     TopicAssignment,
     TopicExistsError,
 )
-from moldau.controller.embedded_coordination import COORDINATION_FILE, EmbeddedCoordination
+from moldau.controller.embedded_coordination import COORDINATION_FILE, JOURNAL_FILE, EmbeddedCoordination
 
 ONE = BrokerInfo(1, (Endpoint("PLAINTEXT", "127.0.0.1", 9092),), "rack-a")
 
@@ -92,13 +92,77 @@ def test_durable_state_survives_a_restart(coordination: EmbeddedCoordination) ->
         again.close()
 
 
-def test_the_file_is_written_atomically_and_readable(coordination: EmbeddedCoordination, log_dir: Path) -> None:
+def test_the_files_are_a_snapshot_and_a_log_and_readable(coordination: EmbeddedCoordination, log_dir: Path) -> None:
     coordination.get_or_create_cluster_id("c")
     coordination.create_topic(TopicAssignment("t", uuid.uuid4(), {0: [1]}), {})
-    assert [p.name for p in log_dir.iterdir()] == [COORDINATION_FILE]  # no tmp file left behind
+    assert sorted(p.name for p in log_dir.iterdir()) == [COORDINATION_FILE, JOURNAL_FILE]  # no tmp file
     doc = json.loads((log_dir / COORDINATION_FILE).read_text())
-    assert doc["version"] == 1 and doc["cluster_id"] == "c" and set(doc["topics"]) == {"t"}
+    assert doc["version"] == 1 and doc["cluster_id"] == "c"
+    lines = [json.loads(line) for line in (log_dir / JOURNAL_FILE).read_text().splitlines()]
+    assert [change[:2] for line in lines for change in line["changes"]] == [["topic", "t"], ["topic_configs", "t"]]
     assert "brokers" not in doc and "controller" not in doc
+    # A restart folds the log into the snapshot.
+    reopen(coordination).close()
+    doc = json.loads((log_dir / COORDINATION_FILE).read_text())
+    assert set(doc["topics"]) == {"t"} and (log_dir / JOURNAL_FILE).read_bytes() == b""
+
+
+def test_a_partition_state_costs_one_short_log_line_whatever_the_state_size(
+    coordination: EmbeddedCoordination, log_dir: Path
+) -> None:
+    """Anomaly #9: the whole document was rewritten for every partition state."""
+    c = coordination
+    c.create_topic(TopicAssignment("big", uuid.uuid4(), {p: [1] for p in range(3000)}), {})
+    epoch = c.try_become_controller(1)
+    assert epoch is not None
+    assert c.create_partition_states({("big", p): LeaderAndIsr(1, 0, (1,), epoch) for p in range(2999)}) == {
+        ("big", p): 0 for p in range(2999)}
+    journal = log_dir / JOURNAL_FILE
+    before = journal.stat().st_size
+    c.create_partition_state("big", 2999, LeaderAndIsr(1, 0, (1,), epoch))
+    assert journal.stat().st_size - before < 200
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    # The epoch (the topic went into the first snapshot), one batch, one state.
+    assert [len(line["changes"]) for line in lines] == [1, 2999, 1]
+    # One batch of compare-and-sets: the stale one is refused, the others written.
+    updates = {("big", 0): (LeaderAndIsr(1, 1, (1,), epoch), 0), ("big", 1): (LeaderAndIsr(1, 1, (1,), epoch), 7)}
+    assert c.update_partition_states(updates) == {("big", 0): 1, ("big", 1): None}
+    again_created = c.create_partition_states({("big", 0): LeaderAndIsr(1, 0, (1,), epoch),
+                                               ("gone", 0): LeaderAndIsr(1, 0, (1,), epoch)})
+    assert again_created == {("big", 0): None, ("gone", 0): None}
+    again = reopen(c)
+    try:
+        assert again.partition_state("big", 0) == (LeaderAndIsr(1, 1, (1,), epoch), 1)
+        assert again.partition_state("big", 1) == (LeaderAndIsr(1, 0, (1,), epoch), 0)
+        assert again.partition_state("big", 2999) == (LeaderAndIsr(1, 0, (1,), epoch), 0)
+    finally:
+        again.close()
+
+
+def test_a_torn_last_log_line_is_dropped_and_a_grown_log_becomes_a_snapshot(log_dir: Path) -> None:
+    c = EmbeddedCoordination(log_dir)
+    c.start()
+    c.create_topic(TopicAssignment("t", uuid.uuid4(), {0: [1]}), {})
+    for i in range(60):  # each line carries 20 KB: the log outgrows 1 MiB and is folded
+        c.set_topic_configs("t", {"k": str(i), "pad": "x" * 20_000})
+    assert (log_dir / JOURNAL_FILE).stat().st_size < 1 << 20
+    c.set_topic_configs("t", {"k": "last"})
+    c.close()
+    with open(log_dir / JOURNAL_FILE, "ab") as f:
+        f.write(b'{"seq": 999, "changes": [["topic_con')  # a crash in the middle of an append
+    again = EmbeddedCoordination(log_dir)
+    again.start()
+    try:
+        assert again.topic_configs("t") == {"k": "last"}
+        again.set_topic_configs("t", {"k": "after"})
+    finally:
+        again.close()
+    third = EmbeddedCoordination(log_dir)
+    third.start()
+    try:
+        assert third.topic_configs("t") == {"k": "after"}
+    finally:
+        third.close()
 
 
 def test_a_corrupt_file_is_an_error_not_an_empty_cluster(log_dir: Path) -> None:

@@ -273,6 +273,24 @@ def test_load_after_a_crash_recovers_the_same_data(dirs: list[Path]) -> None:
     manager.shutdown()
 
 
+def test_recovery_threads_load_the_same_logs(dirs: list[Path]) -> None:
+    """num.recovery.threads.per.data.dir: the logs of a dir opened by several threads."""
+    crash_a_broker(dirs)
+    manager = LogManager(dirs, CONFIG, recovery_threads_per_dir=4)
+    manager.load(0)
+    for p in range(2):
+        log = manager.get("t", p)
+        assert log is not None and log.recovery_point == log.log_end_offset == 30
+        assert values(log) == [b"p%d-%d" % (p, i) for i in range(3, 30)]
+    for p in range(2, 40):
+        manager.create("t", p, CONFIG, 0)
+    manager.shutdown()
+    again = LogManager(dirs, CONFIG, recovery_threads_per_dir=4)
+    again.load(0)
+    assert sorted(again.all_logs()) == [("t", p) for p in range(40)]
+    again.shutdown()
+
+
 def test_only_logs_left_without_a_clean_shutdown_are_called_unclean(
     dirs: list[Path], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -326,7 +326,13 @@ class LogMachine(RuleBasedStateMachine):
             assert self.log.end_offset_for_epoch(e) == (e, later[0] if later else self.log_end)
         on_disk = (self.directory / LEADER_EPOCH_CHECKPOINT)
         if on_disk.exists():
-            assert type(cache).load(on_disk).entries() == entries
+            loaded = type(cache).load(on_disk)
+            if cache.unsynced:
+                # Loading cut the cache at the log end and start and left the file for
+                # the next flush: the file, cut the same way, is the cache.
+                loaded.truncate_from_end(self.log_end, durable=False)
+                loaded.truncate_from_start(self.log_start, durable=False)
+            assert loaded.entries() == entries
         else:
             assert entries == []
 

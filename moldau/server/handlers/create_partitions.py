@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 from moldau.protocol.apis import ApiKey
@@ -14,12 +15,12 @@ from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.CREATE_PARTITIONS, header.api_version)
-    names = [topic.name for topic in request.topics]
+    names = Counter(topic.name for topic in request.topics)
     results = []
     for topic in request.topics:
         code, message = ErrorCode.none, None
         try:
-            if names.count(topic.name) > 1:
+            if names[topic.name] > 1:
                 raise TopicError(ErrorCode.invalid_request, f"Duplicate topic {topic.name} in request.")
             assignments = None
             if topic.assignments is not None:

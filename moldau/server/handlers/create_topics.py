@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
+from moldau.controller import assignment as assign
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -15,14 +17,27 @@ from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.CREATE_TOPICS, header.api_version)
-    names = [topic.name for topic in request.topics]
+    names = Counter(topic.name for topic in request.topics)
+    # Kafka fails the whole request when its topics together would create more partitions
+    # than one operation may (KAFKA-17870), before placing any of them.
+    default_partitions = int(ctx.config["num.partitions"])
+    total = sum(len(topic.assignments) if topic.assignments
+                else default_partitions if topic.num_partitions == -1 else max(topic.num_partitions, 0)
+                for topic in request.topics)
+    try:
+        assign.check_partitions_per_request(total)
+        too_many = None
+    except assign.PolicyViolation as exc:
+        too_many = TopicError(exc.error_code, str(exc))
     results = []
     for topic in request.topics:
         code, message = ErrorCode.none, None
         created = None
         partitions, rf = topic.num_partitions, topic.replication_factor
         try:
-            if names.count(topic.name) > 1:
+            if too_many is not None:
+                raise too_many
+            if names[topic.name] > 1:
                 raise TopicError(ErrorCode.invalid_request,
                                  f"Create topics request from client contains duplicate topic {topic.name}")
             configs: dict[str, str] = {}

@@ -1,5 +1,8 @@
 """Metadata: brokers, controller, and each topic's partitions with leader, replicas, ISR.
 
+Each topic is encoded once per change and per version (`MetadataCache.encoded_topic`);
+a response is its envelope with those bytes spliced in (protocol/metadata_response.py).
+
 Topics a client names that do not exist are created when `auto.create.topics.enable`
 is on and the request allows it (v4+), as Kafka does.
 """
@@ -12,6 +15,7 @@ from moldau.controller.embedded import TopicState, topic_name_error
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
+from moldau.protocol.metadata_response import response_frame, topic_bytes
 from moldau.server.context import HandlerContext
 from moldau.server.errors import TopicError
 from moldau.server.handlers._common import NO_THROTTLE, response_types
@@ -56,16 +60,21 @@ def _error_topic(t: Any, name: str | None, topic_id: Any, code: ErrorCode) -> An
     )
 
 
+def _cached_topic(ctx: HandlerContext, version: int, t: Any, topic: TopicState) -> bytes:
+    """The topic's entry, encoded once per change of the topic and per version."""
+    return ctx.metadata.encoded_topic(version, topic.name, lambda: topic_bytes(version, _topic(t, topic)))
+
+
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     t = response_types(ApiKey.METADATA, version)
     store = ctx.metadata
-    topics: list[Any] = []
+    topics: list[bytes] = []
     requested = request.topics
     if version == 0 and not requested:
         requested = None  # v0: an empty list means every topic
     if requested is None:
-        topics = [_topic(t, topic) for topic in store.topics.values()]
+        topics = [_cached_topic(ctx, version, t, topic) for topic in store.topics.values()]
     else:
         allow_create = getattr(request, "allow_auto_topic_creation", True)
         for req in requested:
@@ -74,46 +83,49 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
             if name is None and (version < 12 or topic_id is None or topic_id.int == 0):
                 # Kafka: "Topic name can not be null" before v12 (an INVALID_REQUEST); a
                 # topic named by neither a name nor an id is as meaningless from v12 on.
-                topics.append(_error_topic(t, "" if version < 12 else None, topic_id, ErrorCode.invalid_request))
+                topics.append(topic_bytes(version, _error_topic(t, "" if version < 12 else None, topic_id,
+                                                                ErrorCode.invalid_request)))
                 continue
             if name is None and topic_id is not None:
                 state = store.topics_by_id.get(topic_id)
                 if state is None:
-                    topics.append(_error_topic(t, None, topic_id, ErrorCode.unknown_topic_id))
+                    topics.append(topic_bytes(version, _error_topic(t, None, topic_id, ErrorCode.unknown_topic_id)))
                 else:
-                    topics.append(_topic(t, state))
+                    topics.append(_cached_topic(ctx, version, t, state))
                 continue
             state = store.topics.get(name) if name is not None else None
             if state is None:
                 if topic_name_error(name):
-                    topics.append(_error_topic(t, name, None, ErrorCode.invalid_topic_exception))
+                    topics.append(topic_bytes(version, _error_topic(t, name, None, ErrorCode.invalid_topic_exception)))
                     continue
                 if allow_create and ctx.config["auto.create.topics.enable"]:
                     try:
                         await asyncio.to_thread(ctx.admin.create_topic, name, -1, -1, {})
                     except TopicError as exc:
                         if exc.code != ErrorCode.topic_already_exists:
-                            topics.append(_error_topic(t, name, None, exc.code))
+                            topics.append(topic_bytes(version, _error_topic(t, name, None, exc.code)))
                             continue
                     state = store.topics.get(name)
                     if state is None:  # a cluster: the controller has not elected its leaders yet
-                        topics.append(_error_topic(t, name, None, ErrorCode.leader_not_available))
+                        topics.append(topic_bytes(version, _error_topic(t, name, None, ErrorCode.leader_not_available)))
                         continue
                 else:
-                    topics.append(_error_topic(t, name, None, ErrorCode.unknown_topic_or_partition))
+                    topics.append(topic_bytes(version, _error_topic(t, name, None,
+                                                                    ErrorCode.unknown_topic_or_partition)))
                     continue
             assert state is not None
-            topics.append(_topic(t, state))
+            topics.append(_cached_topic(ctx, version, t, state))
     brokers = tuple(
         build(t.MetadataResponseBroker, node_id=node_id, host=host, port=port, rack=rack)
         for node_id, host, port, rack in ctx.cluster.live_brokers(header.listener)
     )
-    return build(
+    envelope = build(
         t.MetadataResponse,
         throttle_time=NO_THROTTLE,
         brokers=brokers,
         cluster_id=store.cluster_id,
         controller_id=ctx.cluster.controller_id(),
-        topics=tuple(topics),
+        topics=(),
         cluster_authorized_operations=-2147483648,
     )
+    return response_frame(version, header.correlation_id, envelope, topics)
