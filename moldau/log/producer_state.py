@@ -75,6 +75,23 @@ class InvalidProducerEpochError(ProducerStateError):
     error_code = 47
 
 
+class TransactionCoordinatorFencedError(ProducerStateError):
+    """TRANSACTION_COORDINATOR_FENCED (52): a marker from an older coordinator epoch."""
+
+    error_code = 52
+
+
+@dataclass(frozen=True)
+class CompletedTxn:
+    """A transaction a COMMIT/ABORT marker ended: its first offset in the partition (the
+    marker's own offset for a transaction that wrote nothing here) and the marker's."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    is_aborted: bool
+
+
 class CorruptSnapshotError(LogError):
     """A producer snapshot file that fails its version or CRC check."""
 
@@ -108,6 +125,8 @@ class ProducerEntry:
     batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=MAX_BATCHES_PER_PRODUCER))
     last_timestamp: int = -1
     coordinator_epoch: int = -1
+    # The first offset of this producer's ongoing transaction in the partition, if any.
+    current_txn_first_offset: int | None = None
 
     @property
     def last_sequence(self) -> int:
@@ -127,7 +146,7 @@ class ProducerEntry:
 
     def copy(self) -> ProducerEntry:
         return ProducerEntry(self.producer_id, self.producer_epoch, deque(self.batches, MAX_BATCHES_PER_PRODUCER),
-                             self.last_timestamp, self.coordinator_epoch)
+                             self.last_timestamp, self.coordinator_epoch, self.current_txn_first_offset)
 
 
 @dataclass(frozen=True)
@@ -138,6 +157,7 @@ class ProducerBatch:
     producer_epoch: int
     base_sequence: int
     last_offset_delta: int
+    is_transactional: bool = False
 
     @property
     def last_sequence(self) -> int:
@@ -151,6 +171,9 @@ class ProducerStateManager:
         self.directory = directory
         self.expiration_ms = producer_id_expiration_ms
         self.producers: dict[int, ProducerEntry] = {}
+        # Completed transactions whose marker is not below the high watermark yet:
+        # read_committed readers may not pass their first offset until it is.
+        self.unreplicated_txns: list[CompletedTxn] = []
 
     # --- checking and applying batches ----------------------------------------------------
 
@@ -198,8 +221,65 @@ class ProducerStateManager:
         current.batches.append(BatchMetadata(batch.base_sequence, batch.last_sequence, first_offset,
                                              last_offset, timestamp))
         current.last_timestamp = max(current.last_timestamp, timestamp)
+        if batch.is_transactional and current.current_txn_first_offset is None:
+            current.current_txn_first_offset = first_offset
         target[batch.producer_id] = current
         return current
+
+    # --- transactions ---------------------------------------------------------------------
+
+    def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> None:
+        """Check a COMMIT/ABORT marker before the leader writes it (Kafka's
+        checkProducerEpoch and checkCoordinatorEpoch for control batches)."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return
+        if producer_epoch < entry.producer_epoch:
+            raise InvalidProducerEpochError(
+                f"Epoch of producer {producer_id} in a transaction marker is {producer_epoch}, "
+                f"which is smaller than the last seen epoch {entry.producer_epoch}")
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise TransactionCoordinatorFencedError(
+                f"Transaction marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, "
+                f"older than the last seen {entry.coordinator_epoch}")
+
+    def complete_txn(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, offset: int,
+                     timestamp: int, is_aborted: bool) -> CompletedTxn:
+        """A marker was written at ``offset``: the producer's ongoing transaction ends (a
+        marker may end an empty transaction: its first offset is then the marker's)."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            entry = self.producers[producer_id] = ProducerEntry(producer_id)
+        if producer_epoch != entry.producer_epoch:
+            entry.batches.clear()
+            entry.producer_epoch = producer_epoch
+        entry.coordinator_epoch = max(entry.coordinator_epoch, coordinator_epoch)
+        entry.last_timestamp = max(entry.last_timestamp, timestamp)
+        first = entry.current_txn_first_offset
+        entry.current_txn_first_offset = None
+        completed = CompletedTxn(producer_id, offset if first is None else first, offset, is_aborted)
+        self.unreplicated_txns.append(completed)
+        return completed
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset a read_committed reader may not read yet: the oldest first
+        offset of an ongoing transaction or of a completed one whose marker is not
+        replicated (below the high watermark) yet."""
+        firsts = [e.current_txn_first_offset for e in self.producers.values()
+                  if e.current_txn_first_offset is not None]
+        firsts.extend(t.first_offset for t in self.unreplicated_txns)
+        return min(firsts) if firsts else None
+
+    def last_stable_offset_after(self, completed: CompletedTxn) -> int:
+        """The last stable offset an aborted transaction's index entry records: the first
+        offset of the oldest transaction still open, else the marker's offset + 1."""
+        firsts = [e.current_txn_first_offset for e in self.producers.values()
+                  if e.current_txn_first_offset is not None]
+        return min(firsts) if firsts else completed.last_offset + 1
+
+    def on_high_watermark_updated(self, high_watermark: int) -> None:
+        if self.unreplicated_txns:
+            self.unreplicated_txns = [t for t in self.unreplicated_txns if t.last_offset >= high_watermark]
 
     def commit(self, pending: dict[int, ProducerEntry]) -> None:
         self.producers.update(pending)
@@ -212,13 +292,15 @@ class ProducerStateManager:
 
     def remove_expired(self, now_ms: int) -> int:
         """Forget producers silent for ``producer.id.expiration.ms``; returns how many."""
-        expired = [pid for pid, e in self.producers.items() if now_ms - e.last_timestamp >= self.expiration_ms]
+        expired = [pid for pid, e in self.producers.items()
+                   if now_ms - e.last_timestamp >= self.expiration_ms and e.current_txn_first_offset is None]
         for pid in expired:
             del self.producers[pid]
         return len(expired)
 
     def clear(self) -> None:
         self.producers.clear()
+        self.unreplicated_txns.clear()
 
     # --- snapshots ------------------------------------------------------------------------
 
@@ -255,8 +337,10 @@ class ProducerStateManager:
                 self.snapshot_path(offset).unlink(missing_ok=True)
                 continue
             self.producers = {e.producer_id: e for e in entries}
+            self.unreplicated_txns = []
             return offset
         self.producers = {}
+        self.unreplicated_txns = []
         return None
 
     def delete_snapshots(self, *, below: int | None = None, above: int | None = None) -> None:
@@ -271,11 +355,20 @@ def encode_snapshot(entries: Iterable[ProducerEntry]) -> bytes:
     count = 0
     for e in entries:
         if not e.batches:
+            if e.coordinator_epoch < 0:
+                continue
+            # Only markers so far (a producer whose transactions all ended here empty):
+            # kept for its epoch and coordinator epoch, as Kafka keeps it.
+            body += _ENTRY.pack(e.producer_id, e.producer_epoch, NO_SEQUENCE, -1, 0, e.last_timestamp,
+                                e.coordinator_epoch, -1 if e.current_txn_first_offset is None
+                                else e.current_txn_first_offset)
+            count += 1
             continue
         last = e.batches[-1]
         offset_delta = last.last_offset - last.first_offset
         body += _ENTRY.pack(e.producer_id, e.producer_epoch, last.last_sequence, last.last_offset,
-                            offset_delta, e.last_timestamp, e.coordinator_epoch, -1)
+                            offset_delta, e.last_timestamp, e.coordinator_epoch,
+                            -1 if e.current_txn_first_offset is None else e.current_txn_first_offset)
         count += 1
     payload = _COUNT.pack(count) + bytes(body)
     return _HEAD.pack(SNAPSHOT_VERSION, crc32c.crc32c(payload)) + payload
@@ -295,12 +388,15 @@ def decode_snapshot(data: bytes) -> list[ProducerEntry]:
         raise CorruptSnapshotError(f"producer snapshot holds {len(payload)} bytes for {count} entries")
     out = []
     for i in range(count):
-        pid, epoch, last_seq, last_offset, offset_delta, ts, coordinator_epoch, _txn = _ENTRY.unpack_from(
+        pid, epoch, last_seq, last_offset, offset_delta, ts, coordinator_epoch, txn_first = _ENTRY.unpack_from(
             payload, _COUNT.size + i * _ENTRY.size)
+        entry = ProducerEntry(pid, epoch, last_timestamp=ts, coordinator_epoch=coordinator_epoch,
+                              current_txn_first_offset=None if txn_first < 0 else txn_first)
+        out.append(entry)
+        if last_offset < 0:
+            continue  # markers only, no batch
         first_seq = last_seq - offset_delta
         if first_seq < 0:  # the batch wrapped past 2^31 - 1
             first_seq += INT32_MAX + 1
-        entry = ProducerEntry(pid, epoch, last_timestamp=ts, coordinator_epoch=coordinator_epoch)
         entry.batches.append(BatchMetadata(first_seq, last_seq, last_offset - offset_delta, last_offset, ts))
-        out.append(entry)
     return out

@@ -49,3 +49,14 @@ def test_compacted_topic_names_every_keyless_record(compression: int) -> None:
     assert "2 record errors" in e.value.message
     # The same records are fine in a topic that is not compacted.
     validate_producer_batches(bytearray(data), LogConfig(), "orders", 3)
+
+
+def test_control_batches_come_only_from_the_transaction_coordinator() -> None:
+    from moldau.transactions.control import ControlRecordType, EndTransactionMarker, build_end_txn_marker
+
+    marker = bytearray(build_end_txn_marker(EndTransactionMarker(5, 0, ControlRecordType.COMMIT, 0), 1))
+    with pytest.raises(RecordValidationError) as e:
+        validate_producer_batches(marker, LogConfig(), "t", 0)
+    assert e.value.code == ErrorCode.invalid_record
+    headers = validate_producer_batches(marker, LogConfig(), "t", 0, from_coordinator=True)
+    assert [h.is_control for h in headers] == [True]
