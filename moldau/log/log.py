@@ -303,8 +303,11 @@ class Log:
         *,
         leader_epoch: int,
         now_ms: int,
+        check_sequences: bool = True,
     ) -> AppendInfo:
-        """Assign offsets to validated producer batches (in place) and write them."""
+        """Assign offsets to validated producer batches (in place) and write them.
+        ``check_sequences`` is False for a coordinator's writes (see
+        ProducerStateManager.check)."""
         self._now_ms = now_ms
         self._check_sizes(batches, headers, check_max_message=True)
         log_append_time = self.config.message_timestamp_type == "LogAppendTime"
@@ -314,7 +317,7 @@ class Log:
         if any(h.producer_id != NO_PRODUCER_ID for h in headers):
             pending = {}
             duplicate = self._check_producers(batches, headers, first_offset, now_ms if log_append_time else None,
-                                              pending, markers)
+                                              pending, markers, check_sequences)
             if duplicate is not None:
                 return duplicate
         records = sum(h.last_offset_delta + 1 for h in headers)
@@ -392,7 +395,7 @@ class Log:
 
     def _check_producers(
         self, batches: bytearray, headers: Sequence[BatchHeader], first_offset: int, append_time: int | None,
-        pending: dict[int, ProducerEntry], markers: list[tuple[int, int, int]],
+        pending: dict[int, ProducerEntry], markers: list[tuple[int, int, int]], check_sequences: bool = True,
     ) -> AppendInfo | None:
         """Check idempotent producers' batches before they are written (offsets as they
         will be assigned); fills ``pending`` with the producers' entries after the append
@@ -412,7 +415,7 @@ class Log:
             elif header.producer_id != NO_PRODUCER_ID:
                 batch = ProducerBatch(header.producer_id, header.producer_epoch, header.base_sequence,
                                       header.last_offset_delta, header.is_transactional)
-                duplicate = self.producer_state.check(batch, pending)
+                duplicate = self.producer_state.check(batch, pending, check_sequence=check_sequences)
                 if duplicate is not None:
                     if len(headers) != 1:
                         raise LogError(f"{self.topic}-{self.partition}: a retried idempotent batch "

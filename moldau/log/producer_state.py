@@ -177,14 +177,23 @@ class ProducerStateManager:
 
     # --- checking and applying batches ----------------------------------------------------
 
-    def check(self, batch: ProducerBatch, pending: dict[int, ProducerEntry] | None = None) -> BatchMetadata | None:
+    def check(self, batch: ProducerBatch, pending: dict[int, ProducerEntry] | None = None, *,
+              check_sequence: bool = True) -> BatchMetadata | None:
         """Check a batch a producer sent to the leader, before it is written. Returns the
         metadata of the earlier write if it is a duplicate, None if it may be appended;
         raises ProducerStateError if it must be refused. ``pending`` holds entries updated
-        by earlier batches of the same request, not applied yet."""
+        by earlier batches of the same request, not applied yet. Without
+        ``check_sequence`` (a coordinator's write in a producer's name: transactional
+        offset commits) only the epoch is checked, as Kafka does for that origin."""
         entry = (pending or {}).get(batch.producer_id) or self.producers.get(batch.producer_id)
         if entry is None:
             return None  # unknown producer: any sequence (KIP-360)
+        if not check_sequence:
+            if batch.producer_epoch < entry.producer_epoch:
+                raise InvalidProducerEpochError(
+                    f"Epoch of producer {batch.producer_id} is {batch.producer_epoch}, "
+                    f"which is smaller than the last seen epoch {entry.producer_epoch}")
+            return None
         duplicate = entry.find_duplicate(batch.producer_epoch, batch.base_sequence, batch.last_sequence)
         if duplicate is not None:
             return duplicate

@@ -185,7 +185,8 @@ class Partition:
         headers = validate_producer_batches(buf, plog.config, self.topic, self.partition,
                                             from_coordinator=from_coordinator)
         try:
-            info = plog.append(buf, headers, leader_epoch=self.leader_epoch, now_ms=now_ms)
+            info = plog.append(buf, headers, leader_epoch=self.leader_epoch, now_ms=now_ms,
+                               check_sequences=not from_coordinator)
         except RecordTooLargeError as exc:
             raise RecordValidationError(ErrorCode.message_too_large, str(exc)) from None
         except ProducerStateError as exc:  # OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH

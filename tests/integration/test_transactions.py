@@ -1,0 +1,306 @@
+"""Transactions and exactly-once with real clients (KIP-98, KIP-447): confluent-kafka's
+transactional producer and read_committed consumer, consume-transform-produce with
+send_offsets_to_transaction, fencing, the coordinator's abort of a timed-out
+transaction, aiokafka's transactional producer; and regressions that bit other
+Kafka-compatible brokers."""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.conftest import _attach_logs
+from tests.helpers import BrokerProcess
+
+OVERRIDES = {
+    "transaction.state.log.num.partitions": "3",
+    "offsets.topic.num.partitions": "3",
+    "group.initial.rebalance.delay.ms": "0",
+    # The coordinator looks for timed-out transactions every 200 ms (Kafka: 10 s).
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "200",
+}
+
+
+@pytest.fixture(scope="module")
+def txn_broker(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[BrokerProcess]:
+    b = BrokerProcess(tmp_path_factory.mktemp("txn"), OVERRIDES)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.kill()
+        _attach_logs(request, [b])
+
+
+def new_topic(broker: BrokerProcess, partitions: int = 1, configs: dict[str, str] | None = None) -> str:
+    name = f"txn-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(name, partitions, 1, config=configs or {})])[name].result(10)
+    return name
+
+
+def producer(broker: BrokerProcess, transactional_id: str | None = None, **extra: str | int) -> Producer:
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": transactional_id or uuid.uuid4().hex,
+                  "linger.ms": 5, **extra})
+    p.init_transactions(20)
+    return p
+
+
+def read_all(broker: BrokerProcess, topic: str, isolation: str, partitions: int = 1,
+             idle_s: float = 1.5) -> list[bytes]:
+    """Every record a consumer of ``isolation`` gets from the start, until nothing new
+    comes for ``idle_s``."""
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": uuid.uuid4().hex,
+                  "isolation.level": isolation, "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out: list[bytes] = []
+    try:
+        deadline = time.monotonic() + idle_s
+        while time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is None or m.error():
+                continue
+            out.append(m.value())
+            deadline = time.monotonic() + idle_s
+    finally:
+        c.close()
+    return out
+
+
+def end_offsets(broker: BrokerProcess, topic: str, isolation: str) -> tuple[int, int]:
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": uuid.uuid4().hex, "isolation.level": isolation})
+    try:
+        low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        return low, high
+    finally:
+        c.close()
+
+
+def test_committed_records_are_seen_by_read_committed_and_aborted_ones_only_by_read_uncommitted(
+        txn_broker: BrokerProcess) -> None:
+    topic = new_topic(txn_broker)
+    p = producer(txn_broker)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, f"committed-{i}".encode())
+    p.commit_transaction(20)
+    p.begin_transaction()
+    for i in range(2):
+        p.produce(topic, f"aborted-{i}".encode())
+    p.flush(10)
+    p.abort_transaction(20)
+    p.begin_transaction()
+    p.produce(topic, b"committed-3")
+    p.commit_transaction(20)
+    committed = read_all(txn_broker, topic, "read_committed")
+    assert committed == [b"committed-0", b"committed-1", b"committed-2", b"committed-3"]
+    assert read_all(txn_broker, topic, "read_uncommitted") == \
+        [b"committed-0", b"committed-1", b"committed-2", b"aborted-0", b"aborted-1", b"committed-3"]
+
+
+def test_an_open_transaction_holds_read_committed_readers_at_its_first_offset(txn_broker: BrokerProcess) -> None:
+    topic = new_topic(txn_broker)
+    plain = Producer({"bootstrap.servers": txn_broker.bootstrap})
+    plain.produce(topic, b"before")
+    plain.flush(10)
+    p = producer(txn_broker)
+    p.begin_transaction()
+    p.produce(topic, b"open")
+    p.flush(10)
+    plain.produce(topic, b"after")
+    plain.flush(10)
+    # ListOffsets latest: the high watermark for read_uncommitted, the LSO for read_committed.
+    assert end_offsets(txn_broker, topic, "read_uncommitted")[1] == 3
+    assert end_offsets(txn_broker, topic, "read_committed")[1] == 1
+    assert read_all(txn_broker, topic, "read_committed", idle_s=1) == [b"before"]
+    p.commit_transaction(20)
+    assert read_all(txn_broker, topic, "read_committed") == [b"before", b"open", b"after"]
+    assert end_offsets(txn_broker, topic, "read_committed")[1] == 4  # past the COMMIT marker
+
+
+def test_consume_transform_produce_is_exactly_once_across_an_abort(txn_broker: BrokerProcess) -> None:
+    source, sink = new_topic(txn_broker, 2), new_topic(txn_broker)
+    plain = Producer({"bootstrap.servers": txn_broker.bootstrap})
+    inputs = [f"in-{i}" for i in range(40)]
+    for i, value in enumerate(inputs):
+        plain.produce(source, value.encode(), partition=i % 2)
+    plain.flush(10)
+    group = f"ctp-{uuid.uuid4().hex[:6]}"
+
+    def consumer() -> Consumer:
+        c = Consumer({"bootstrap.servers": txn_broker.bootstrap, "group.id": group, "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+        c.subscribe([source])
+        return c
+
+    c = consumer()
+    p = producer(txn_broker)
+    processed = 0
+    aborted_once = False
+    try:
+        deadline = time.monotonic() + 60
+        while processed < len(inputs) and time.monotonic() < deadline:
+            batch = c.consume(7, 1.0)
+            batch = [m for m in batch if not m.error()]
+            if not batch:
+                continue
+            p.begin_transaction()
+            for m in batch:
+                p.produce(sink, m.value().replace(b"in-", b"out-"))
+            p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 20)
+            if not aborted_once and processed >= 10:
+                # Abort one transaction: its outputs and offsets must not count. The
+                # consumer goes back to the committed offsets and processes it again.
+                aborted_once = True
+                p.abort_transaction(20)
+                committed = c.committed(c.assignment(), 10)
+                for tp in committed:
+                    c.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
+                continue
+            p.commit_transaction(20)
+            processed += len(batch)
+    finally:
+        c.close()
+    assert aborted_once
+    outputs = read_all(txn_broker, sink, "read_committed")
+    assert sorted(outputs) == sorted(v.replace("in-", "out-").encode() for v in inputs)
+    # The group's committed offsets are at the end: a restarted job has nothing to redo.
+    c = consumer()
+    try:
+        committed = c.committed([TopicPartition(source, 0), TopicPartition(source, 1)], 10)
+        assert sorted(tp.offset for tp in committed) == [20, 20]
+    finally:
+        c.close()
+
+
+def test_a_fenced_zombie_cannot_commit(txn_broker: BrokerProcess) -> None:
+    topic = new_topic(txn_broker)
+    transactional_id = f"zombie-{uuid.uuid4().hex[:6]}"
+    zombie = producer(txn_broker, transactional_id)
+    zombie.begin_transaction()
+    zombie.produce(topic, b"zombie")
+    zombie.flush(10)
+    successor = producer(txn_broker, transactional_id)  # bumps the epoch, aborts the zombie's transaction
+    successor.begin_transaction()
+    successor.produce(topic, b"successor")
+    successor.commit_transaction(20)
+    with pytest.raises(KafkaException) as excinfo:
+        zombie.commit_transaction(20)
+    assert excinfo.value.args[0].fatal() or "fenced" in str(excinfo.value).lower()
+    assert read_all(txn_broker, topic, "read_committed") == [b"successor"]
+    assert read_all(txn_broker, topic, "read_uncommitted") == [b"zombie", b"successor"]
+
+
+def test_a_transaction_that_times_out_is_aborted_by_the_coordinator(txn_broker: BrokerProcess) -> None:
+    topic = new_topic(txn_broker)
+    slow = producer(txn_broker, **{"transaction.timeout.ms": 1000})
+    slow.begin_transaction()
+    slow.produce(topic, b"too-slow")
+    slow.flush(10)
+    plain = Producer({"bootstrap.servers": txn_broker.bootstrap})
+    plain.produce(topic, b"plain")
+    plain.flush(10)
+    # The coordinator aborts it (transaction.timeout.ms, checked every 200 ms here): the
+    # ABORT marker moves the LSO past it without any help from the producer.
+    deadline = time.monotonic() + 15
+    while end_offsets(txn_broker, topic, "read_committed")[1] < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert end_offsets(txn_broker, topic, "read_committed")[1] == 3
+    assert read_all(txn_broker, topic, "read_committed") == [b"plain"]
+    with pytest.raises(KafkaException):
+        slow.commit_transaction(10)
+
+
+def test_a_transaction_with_only_offsets_commits_them(txn_broker: BrokerProcess) -> None:
+    source = new_topic(txn_broker)
+    group = f"offsets-only-{uuid.uuid4().hex[:6]}"
+    c = Consumer({"bootstrap.servers": txn_broker.bootstrap, "group.id": group, "enable.auto.commit": False})
+    p = producer(txn_broker)
+    try:
+        p.begin_transaction()
+        p.send_offsets_to_transaction([TopicPartition(source, 0, 42)], c.consumer_group_metadata(), 20)
+        p.commit_transaction(20)
+        assert c.committed([TopicPartition(source, 0)], 10)[0].offset == 42
+        p.begin_transaction()
+        p.send_offsets_to_transaction([TopicPartition(source, 0, 99)], c.consumer_group_metadata(), 20)
+        p.abort_transaction(20)
+        assert c.committed([TopicPartition(source, 0)], 10)[0].offset == 42
+    finally:
+        c.close()
+
+
+def test_a_fetch_of_only_aborted_records_moves_the_consumer_past_them(txn_broker: BrokerProcess) -> None:
+    topic = new_topic(txn_broker)
+    p = producer(txn_broker)
+    p.begin_transaction()
+    for i in range(5):
+        p.produce(topic, f"aborted-{i}".encode())
+    p.flush(10)
+    p.abort_transaction(20)
+    c = Consumer({"bootstrap.servers": txn_broker.bootstrap, "group.id": uuid.uuid4().hex,
+                  "isolation.level": "read_committed", "enable.partition.eof": True})
+    c.assign([TopicPartition(topic, 0, 0)])
+    try:
+        eof = None
+        deadline = time.monotonic() + 15
+        while eof is None and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            assert m is None or m.error() is not None, m.value()
+            if m is not None and m.error().code() == -191:  # _PARTITION_EOF
+                eof = m.offset()
+        assert eof == 6  # past the five records and the ABORT marker
+        assert c.position([TopicPartition(topic, 0)])[0].offset == 6
+    finally:
+        c.close()
+
+
+def test_an_aborted_transaction_spanning_segments_stays_hidden(txn_broker: BrokerProcess) -> None:
+    topic = new_topic(txn_broker, configs={"segment.bytes": "1024"})
+    p = producer(txn_broker, **{"linger.ms": 0, "batch.num.messages": 1})
+    p.begin_transaction()
+    for i in range(30):
+        p.produce(topic, f"aborted-{i:02d}-".encode() + b"x" * 100)
+        p.flush(10)  # one batch each: the transaction spans several 1 KiB segments
+    p.abort_transaction(20)
+    p.begin_transaction()
+    p.produce(topic, b"committed")
+    p.commit_transaction(20)
+    assert read_all(txn_broker, topic, "read_committed") == [b"committed"]
+    assert len(read_all(txn_broker, topic, "read_uncommitted")) == 31
+
+
+def test_aiokafka_transactions(txn_broker: BrokerProcess) -> None:
+    topic = new_topic(txn_broker)
+
+    async def scenario() -> list[bytes]:
+        p = AIOKafkaProducer(bootstrap_servers=txn_broker.bootstrap, transactional_id=uuid.uuid4().hex)
+        await p.start()
+        try:
+            async with p.transaction():
+                await p.send_and_wait(topic, b"aio-committed")
+            await p.begin_transaction()
+            await p.send_and_wait(topic, b"aio-aborted")
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(topic, bootstrap_servers=txn_broker.bootstrap, isolation_level="read_committed",
+                             auto_offset_reset="earliest")
+        await c.start()
+        try:
+            got: list[bytes] = []
+            for _ in range(10):
+                batches = await c.getmany(timeout_ms=500)
+                got += [m.value for ms in batches.values() for m in ms if m.value is not None]
+                if got:
+                    break
+            return got
+        finally:
+            await c.stop()
+
+    assert asyncio.run(scenario()) == [b"aio-committed"]
