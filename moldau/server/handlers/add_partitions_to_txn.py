@@ -18,7 +18,8 @@ from moldau.transactions.coordinator import fenced_error_for_version
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.ADD_PARTITIONS_TO_TXN, header.api_version)
     txn = service(ctx)
-    wanted = [(topic.name, p) for topic in request.v3_and_below_topics for p in topic.partitions]
+    topics = request.v3_and_below_topics or ()
+    wanted = [(topic.name, p) for topic in topics for p in topic.partitions or ()]
     missing = {tp for tp in wanted if not ctx.metadata.partition_exists(*tp)}
     acks: list[Any] = []
     if missing:
@@ -36,7 +37,7 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                 build(t.AddPartitionsToTxnPartitionResult, partition_index=p,
                       partition_error_code=ErrorCode.unknown_topic_or_partition if (topic.name, p) in missing
                       else code)
-                for p in topic.partitions))
-            for topic in request.v3_and_below_topics))
+                for p in topic.partitions or ()))
+            for topic in topics))
 
     return after_writes(acks, error, answer)

@@ -44,8 +44,8 @@ def requested_offsets(ctx: HandlerContext, request: Any
     the others."""
     codes: dict[tuple[str, int], ErrorCode] = {}
     valid: list[tuple[str, int, int, int, str | None]] = []
-    for topic in request.topics:
-        for p in topic.partitions:
+    for topic in request.topics or ():
+        for p in topic.partitions or ():
             if not ctx.metadata.partition_exists(topic.name, p.partition_index):
                 codes[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
             else:
@@ -81,7 +81,7 @@ def _response(t: Any, request: Any, codes: dict[tuple[str, int], ErrorCode]) -> 
             build(t.OffsetCommitResponseTopic, name=topic.name, partitions=tuple(
                 build(t.OffsetCommitResponsePartition, partition_index=p.partition_index,
                       error_code=codes.get((topic.name, p.partition_index), ErrorCode.none))
-                for p in topic.partitions))
-            for topic in request.topics
+                for p in topic.partitions or ()))
+            for topic in request.topics or ()
         ),
     )

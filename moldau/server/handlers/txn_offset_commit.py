@@ -37,7 +37,7 @@ def _response(t: Any, request: Any, codes: dict[tuple[str, int], ErrorCode]) -> 
             build(t.TxnOffsetCommitResponseTopic, name=topic.name, partitions=tuple(
                 build(t.TxnOffsetCommitResponsePartition, partition_index=p.partition_index,
                       error_code=codes.get((topic.name, p.partition_index), ErrorCode.none))
-                for p in topic.partitions))
-            for topic in request.topics
+                for p in topic.partitions or ()))
+            for topic in request.topics or ()
         ),
     )

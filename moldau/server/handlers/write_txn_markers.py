@@ -30,16 +30,19 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     timeout_ms = int(ctx.config.values.get("request.timeout.ms", DEFAULT_TIMEOUT_MS))
     loop = asyncio.get_running_loop()
     pending: list[tuple[Any, dict[tuple[str, int], ErrorCode], asyncio.Future[ProduceResults] | None]] = []
-    for marker in request.markers:
+    for marker in request.markers or ():  # null arrays (v0 may carry them) are empty
         codes: dict[tuple[str, int], ErrorCode] = {}
         entries: list[tuple[tuple[str, int], bytes]] = []
         control = ControlRecordType.COMMIT if marker.transaction_result else ControlRecordType.ABORT
+        valid = marker.producer_id >= 0 and marker.producer_epoch >= 0
         batch = build_end_txn_marker(
             EndTransactionMarker(marker.producer_id, marker.producer_epoch, control, marker.coordinator_epoch),
-            ctx.clock())
-        for topic in marker.topics:
-            for index in topic.partition_indexes:
-                if not ctx.metadata.partition_exists(topic.name, index):
+            ctx.clock()) if valid else b""
+        for topic in marker.topics or ():
+            for index in topic.partition_indexes or ():
+                if not valid:
+                    codes[(topic.name, index)] = ErrorCode.invalid_request  # no producer to end a transaction of
+                elif not ctx.metadata.partition_exists(topic.name, index):
                     codes[(topic.name, index)] = ErrorCode.unknown_topic_or_partition
                 else:
                     entries.append(((topic.name, index), batch))
@@ -69,7 +72,7 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                 topics=tuple(build(t.WritableTxnMarkerTopicResult, name=topic.name, partitions=tuple(
                     build(t.WritableTxnMarkerPartitionResult, partition_index=index,
                           error_code=codes.get((topic.name, index), ErrorCode.unknown_server_error))
-                    for index in topic.partition_indexes)) for topic in marker.topics)))
+                    for index in topic.partition_indexes or ())) for topic in marker.topics or ())))
         return build(t.WriteTxnMarkersResponse, markers=tuple(results))
 
     if all(written is None or written.done() for _, _, written in pending):
