@@ -214,6 +214,14 @@ API_ACL_CHECKS[ApiKey.TXN_OFFSET_COMMIT] = (
     AclCheck(_G, _Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),
     AclCheck(_T, _Op.READ, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),
 )
+API_ACL_CHECKS[ApiKey.DESCRIBE_TRANSACTIONS] = (
+    AclCheck(_X, _Op.DESCRIBE, Target.TRANSACTIONAL_ID, _TXN_DENIED, OnDenial.EACH,
+             when="each transactional id asked for; a denied one gets the error"),
+)
+API_ACL_CHECKS[ApiKey.LIST_TRANSACTIONS] = (
+    AclCheck(_X, _Op.DESCRIBE, Target.TRANSACTIONAL_ID, None, OnDenial.OMIT,
+             when="each transactional id listed"),
+)
 
 # Never authorized: a client calls them before it has a principal worth checking.
 UNAUTHORIZED_APIS: frozenset[int] = frozenset({

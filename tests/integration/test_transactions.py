@@ -304,3 +304,38 @@ def test_aiokafka_transactions(txn_broker: BrokerProcess) -> None:
             await c.stop()
 
     assert asyncio.run(scenario()) == [b"aio-committed"]
+
+
+def test_the_cli_lists_describes_and_aborts_a_hanging_transaction(txn_broker: BrokerProcess) -> None:
+    from tests.integration.test_cli import run_cli
+
+    topic = new_topic(txn_broker)
+    transactional_id = f"hanging-{uuid.uuid4().hex[:6]}"
+    hanging = producer(txn_broker, transactional_id)
+    hanging.begin_transaction()
+    hanging.produce(topic, b"hanging")
+    hanging.flush(10)
+    plain = Producer({"bootstrap.servers": txn_broker.bootstrap})
+    plain.produce(topic, b"after")
+    plain.flush(10)
+    assert end_offsets(txn_broker, topic, "read_committed")[1] == 0  # held back by the open transaction
+
+    listed = run_cli(txn_broker.bootstrap, "transactions", "list", "--state", "Ongoing")
+    assert listed.returncode == 0, listed.stderr.decode()
+    assert any(line.split()[0] == transactional_id and line.split()[-1] == "Ongoing"
+               for line in listed.stdout.decode().splitlines())
+    described = run_cli(txn_broker.bootstrap, "transactions", "describe", "--transactional-id", transactional_id)
+    assert described.returncode == 0, described.stderr.decode()
+    assert f"{topic}-0" in described.stdout.decode() and "Ongoing" in described.stdout.decode()
+    bad = run_cli(txn_broker.bootstrap, "transactions", "list", "--state", "Sleeping")
+    assert bad.returncode == 1 and b"unknown state" in bad.stderr
+
+    # kafka-transactions.sh abort --start-offset: the leader writes the ABORT marker.
+    aborted = run_cli(txn_broker.bootstrap, "transactions", "abort", "--topic", topic, "--partition", "0",
+                      "--start-offset", "0")
+    assert aborted.returncode == 0, aborted.stderr.decode()
+    assert end_offsets(txn_broker, topic, "read_committed")[1] == 3
+    assert read_all(txn_broker, topic, "read_committed") == [b"after"]
+    again = run_cli(txn_broker.bootstrap, "transactions", "abort", "--topic", topic, "--partition", "0",
+                    "--start-offset", "0")
+    assert again.returncode == 1 and b"no open transaction" in again.stderr
