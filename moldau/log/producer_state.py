@@ -174,6 +174,9 @@ class ProducerStateManager:
         # Completed transactions whose marker is not below the high watermark yet:
         # read_committed readers may not pass their first offset until it is.
         self.unreplicated_txns: list[CompletedTxn] = []
+        # KIP-890 part 1: the verification a leader started for a producer's first batch of
+        # a transaction here; a marker for the producer voids it (Kafka's VerificationGuard).
+        self._verifications: dict[int, object] = {}
 
     # --- checking and applying batches ----------------------------------------------------
 
@@ -252,10 +255,27 @@ class ProducerStateManager:
                 f"Transaction marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, "
                 f"older than the last seen {entry.coordinator_epoch}")
 
+    def needs_verification(self, producer_id: int, producer_epoch: int) -> bool:
+        """Whether a transactional batch of this producer would start a transaction here
+        (no transaction of this epoch is open in the partition): the leader then asks
+        the coordinator first (KIP-890 part 1)."""
+        entry = self.producers.get(producer_id)
+        return entry is None or entry.current_txn_first_offset is None or entry.producer_epoch != producer_epoch
+
+    def start_verification(self, producer_id: int) -> object:
+        token = self._verifications[producer_id] = object()
+        return token
+
+    def verification_holds(self, producer_id: int, token: object) -> bool:
+        """Whether no marker of the producer was written since the verification started
+        (else the transaction it verified may be over: the batch must not start a new one)."""
+        return self._verifications.get(producer_id) is token
+
     def complete_txn(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, offset: int,
                      timestamp: int, is_aborted: bool) -> CompletedTxn:
         """A marker was written at ``offset``: the producer's ongoing transaction ends (a
         marker may end an empty transaction: its first offset is then the marker's)."""
+        self._verifications.pop(producer_id, None)
         entry = self.producers.get(producer_id)
         if entry is None:
             entry = self.producers[producer_id] = ProducerEntry(producer_id)

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRITE_TXN_MARKERS_VERSION = 1
+VERIFY_VERSION = 4  # AddPartitionsToTxn with verify_only (KIP-890 part 1)
 RETRY_BACKOFF_S = (0.02, 1.0)  # first and longest wait between rounds of marker sends
 # Partition errors after which a marker is not sent again to that partition: it can
 # never be written there (a newer producer epoch or coordinator has written since).
@@ -105,6 +106,18 @@ class TransactionService:
         if partition in self.coordinator.loaded_partitions:
             log.info("no longer coordinating the transactions of %s-%d", TRANSACTION_STATE_TOPIC, partition)
             self.coordinator.unload_partition(partition)
+
+    async def verify(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                     partitions: list[tuple[str, int]]) -> dict[tuple[str, int], ErrorCode]:
+        """KIP-890 part 1, asked by a partition leader before a producer's first batch of a
+        transaction there: NONE for each partition in the producer's ongoing transaction,
+        else the coordinator's error. Answered here when this broker coordinates the id,
+        else by AddPartitionsToTxn v4 (verify_only) to the coordinator; a coordinator that
+        cannot be reached is NETWORK_EXCEPTION (retriable)."""
+        if self.coordinator.is_loaded(transactional_id):
+            return self.coordinator.verify_partitions_in_transaction(
+                transactional_id, producer_id, producer_epoch, partitions)
+        return await self.markers.verify_remotely(transactional_id, producer_id, producer_epoch, partitions)
 
     def tick(self) -> None:
         """Abort timed-out transactions (and expire transactional ids) when due."""
@@ -233,13 +246,58 @@ class TxnMarkerSender:
                     log.debug("transactional id %s: marker for %s-%d: %s, retrying",
                               markers.transactional_id, *tp, error.name)
 
+    async def verify_remotely(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                              partitions: list[tuple[str, int]]) -> dict[tuple[str, int], ErrorCode]:
+        from kio.schema.add_partitions_to_txn.v4 import request as req
+
+        state = self.metadata.topics.get(TRANSACTION_STATE_TOPIC)
+        part = state.partitions.get(self.coordinator.partition_for(transactional_id)) if state is not None else None
+        if part is None or part.leader < 0:
+            return dict.fromkeys(partitions, ErrorCode.coordinator_not_available)
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in partitions:
+            by_topic.setdefault(topic, []).append(partition)
+        request = req.AddPartitionsToTxnRequest(transactions=(req.AddPartitionsToTxnTransaction(
+            transactional_id=transactional_id, producer_id=producer_id, producer_epoch=producer_epoch,
+            verify_only=True,
+            topics=tuple(req.AddPartitionsToTxnTopic(name=t, partitions=tuple(ps)) for t, ps in by_topic.items())),))
+        try:
+            response: Any = await self._request(part.leader, ApiKey.ADD_PARTITIONS_TO_TXN, VERIFY_VERSION, request)
+        except (OSError, TimeoutError, ConnectionError, EOFError, LookupError):
+            return dict.fromkeys(partitions, ErrorCode.network_exception)
+        if response.error_code != ErrorCode.none:
+            return dict.fromkeys(partitions, ErrorCode(response.error_code))
+        out = dict.fromkeys(partitions, ErrorCode.none)
+        for result in response.results_by_transaction:
+            for topic in result.topic_results:
+                for p in topic.results_by_partition:
+                    out[(topic.name, p.partition_index)] = ErrorCode(p.partition_error_code)
+        return out
+
+    async def _request(self, broker_id: int, api_key: int, version: int, request: Any) -> Any:
+        """One request to a broker over its inter-broker listener, on a cached connection;
+        LookupError when the metadata has no address for it."""
+        endpoint = self.metadata.endpoints.get(broker_id, {}).get(self.security.listener or "")
+        if endpoint is None:
+            raise LookupError(f"no address for broker {broker_id}")
+        conn = self._connections.get(broker_id)
+        if conn is None or (conn.host, conn.port) != tuple(endpoint):
+            if conn is not None:
+                conn.close()
+            conn = self._connections[broker_id] = BrokerConnection(
+                endpoint[0], endpoint[1], f"txn-coordination-{self.broker_id}", self.security)
+        try:
+            return await conn.request(api_key, version, request, timeout=self.request_timeout_s + 5)
+        except (OSError, TimeoutError, ConnectionError, EOFError) as exc:
+            log.info("%s to broker %d failed: %r", ApiKey(api_key).name, broker_id, exc)
+            conn.close()
+            self._connections.pop(broker_id, None)
+            raise
+
     async def _send_to(self, leader: int, markers: TxnMarkers,
                        partitions: list[tuple[str, int]]) -> dict[tuple[str, int], ErrorCode]:
         from kio.schema.write_txn_markers.v1 import request as req
 
-        endpoint = self.metadata.endpoints.get(leader, {}).get(self.security.listener or "")
-        if endpoint is None:
-            return {}
         by_topic: dict[str, list[int]] = {}
         for topic, partition in partitions:
             by_topic.setdefault(topic, []).append(partition)
@@ -248,20 +306,10 @@ class TxnMarkerSender:
             transaction_result=markers.result.value == 1,
             topics=tuple(req.WritableTxnMarkerTopic(name=t, partition_indexes=tuple(ps)) for t, ps in by_topic.items()),
             coordinator_epoch=markers.coordinator_epoch),))
-        conn = self._connections.get(leader)
-        if conn is None or (conn.host, conn.port) != tuple(endpoint):
-            if conn is not None:
-                conn.close()
-            conn = self._connections[leader] = BrokerConnection(
-                endpoint[0], endpoint[1], f"txn-marker-sender-{self.broker_id}", self.security)
         try:
-            response: Any = await conn.request(ApiKey.WRITE_TXN_MARKERS, WRITE_TXN_MARKERS_VERSION, request,
-                                               timeout=self.request_timeout_s + 5)
-        except (OSError, TimeoutError, ConnectionError, EOFError) as exc:
-            log.info("WriteTxnMarkers to broker %d failed: %r", leader, exc)
-            conn.close()
-            self._connections.pop(leader, None)
-            raise
+            response: Any = await self._request(leader, ApiKey.WRITE_TXN_MARKERS, WRITE_TXN_MARKERS_VERSION, request)
+        except LookupError:
+            return {}
         out: dict[tuple[str, int], ErrorCode] = {}
         for result in response.markers:
             for topic in result.topics:

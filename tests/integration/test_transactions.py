@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -339,3 +340,69 @@ def test_the_cli_lists_describes_and_aborts_a_hanging_transaction(txn_broker: Br
     again = run_cli(txn_broker.bootstrap, "transactions", "abort", "--topic", topic, "--partition", "0",
                     "--start-offset", "0")
     assert again.returncode == 1 and b"no open transaction" in again.stderr
+
+
+def _raw(broker: BrokerProcess, api_key: int, version: int, request: Any) -> Any:
+    from tests.raw import connect, decode, encode, recv_frame
+
+    with connect(broker) as s:
+        s.sendall(encode(api_key, version, request))
+        frame = recv_frame(s)
+    assert frame is not None
+    return decode(api_key, version, frame)
+
+
+def test_a_transactional_produce_outside_the_transaction_is_refused(txn_broker: BrokerProcess) -> None:
+    """KIP-890 part 1: the leader asks the coordinator before a producer's first batch
+    of a transaction in a partition. Raw requests: a client never skips AddPartitionsToTxn,
+    but a late retry of a batch whose transaction was aborted does the same thing."""
+    import dataclasses
+    import datetime
+
+    from kio.schema.add_partitions_to_txn.v3 import request as apt
+    from kio.schema.end_txn.v3 import request as et
+    from kio.schema.find_coordinator.v3 import request as fc
+    from kio.schema.init_producer_id.v4 import request as ipi
+
+    from moldau.protocol.records import RecordInput, build_batch
+    from tests.raw import produce_request
+
+    topic = new_topic(txn_broker)
+    transactional_id = f"late-{uuid.uuid4().hex[:6]}"
+    found = _raw(txn_broker, 10, 3, fc.FindCoordinatorRequest(key=transactional_id, key_type=1))
+    assert found.error_code == 0
+    init = _raw(txn_broker, 22, 4, ipi.InitProducerIdRequest(
+        transactional_id=transactional_id, transaction_timeout=datetime.timedelta(seconds=60),
+        producer_id=-1, producer_epoch=-1))
+    assert init.error_code == 0
+    pid, epoch = init.producer_id, init.producer_epoch
+    sequence = 0
+
+    def produce() -> int:
+        nonlocal sequence
+        batch = build_batch([RecordInput(b"late")], producer_id=pid, producer_epoch=epoch, base_sequence=sequence,
+                            transactional=True, timestamp=int(time.time() * 1000))
+        request = dataclasses.replace(produce_request(topic, 0, batch), transactional_id=transactional_id)
+        response = _raw(txn_broker, 0, 8, request)
+        code = response.responses[0].partition_responses[0].error_code
+        if code == 0:
+            sequence += 1
+        return int(code)
+
+    assert produce() == 48  # INVALID_TXN_STATE: never added to a transaction
+    added = _raw(txn_broker, 24, 3, apt.AddPartitionsToTxnRequest(
+        v3_and_below_transactional_id=transactional_id, v3_and_below_producer_id=pid,
+        v3_and_below_producer_epoch=epoch,
+        v3_and_below_topics=(apt.AddPartitionsToTxnTopic(name=topic, partitions=(0,)),)))
+    assert added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code == 0
+    assert produce() == 0
+    assert produce() == 0  # the transaction is open here now: no new verification
+    ended = _raw(txn_broker, 26, 3, et.EndTxnRequest(transactional_id=transactional_id, producer_id=pid,
+                                                     producer_epoch=epoch, committed=False))
+    assert ended.error_code == 0
+    deadline = time.monotonic() + 10
+    while end_offsets(txn_broker, topic, "read_committed")[1] < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the ABORT marker is written
+    # A late batch of the aborted transaction must not open a transaction no marker ends.
+    assert produce() == 48
+    assert end_offsets(txn_broker, topic, "read_committed")[1] == 3

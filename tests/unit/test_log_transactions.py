@@ -236,3 +236,22 @@ def test_last_stable_offset_and_aborted_transactions_follow_a_model(tmp_path_fac
             assert aborted(log) == [(pid, first, last) for pid, first, last, is_aborted in completed if is_aborted]
     finally:
         log.close()
+
+
+def test_a_marker_voids_a_verification_started_before_it(tmp_path: Path) -> None:
+    """KIP-890 part 1's guard: the leader verifies a producer's first batch of a
+    transaction with the coordinator; a marker written meanwhile ends that transaction,
+    so the batch must not be appended as if it were still open."""
+    log = open_log(tmp_path / "t-0")
+    w = Writer(log)
+    state = log.producer_state
+    assert state.needs_verification(5, 0)
+    token = state.start_verification(5)
+    assert state.verification_holds(5, token)
+    w.data(5)
+    assert not state.needs_verification(5, 0)  # its transaction is open here now
+    assert state.needs_verification(5, 1)  # another epoch: a new transaction
+    late = state.start_verification(5)
+    w.marker(5, commit=False)
+    assert not state.verification_holds(5, late)
+    assert state.needs_verification(5, 0)
