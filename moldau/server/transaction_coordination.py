@@ -149,7 +149,9 @@ class TransactionService:
 
 
 class TxnMarkerSender:
-    """Writes each transaction's markers to its partitions, then completes it."""
+    """Writes each transaction's markers to its partitions, then completes it; over the
+    same cached connection per broker it also asks another broker's coordinator to
+    verify a transactional produce (KIP-890 part 1, :meth:`verify_remotely`)."""
 
     def __init__(self, broker_id: int, coordinator: TransactionCoordinator, metadata: MetadataCache,
                  security: InterBrokerSecurity, clock: Callable[[], int], request_timeout_ms: int) -> None:

@@ -1,6 +1,7 @@
 """Exactly-once across a failover: a consume-transform-produce loop (confluent-kafka,
 read_committed, send_offsets_to_transaction) on three brokers, whose transaction
-coordinator is killed with -9 while it writes a commit's markers. Every input must be in the
+coordinator is killed with -9 while it writes a commit's markers (and restarted), and
+later the leader of an output partition. Every input must be in the
 output exactly once, and the group's committed offsets at the end of the input."""
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from tests.cluster.test_cluster import Cluster, produce_some, running_cluster
+from tests.cluster.test_cluster import Cluster, produce_some, running_cluster, wait_for
 
 TXN_STATE = "__transaction_state"
 INPUTS = 200
@@ -44,6 +45,7 @@ def test_exactly_once_when_the_transaction_coordinator_is_killed(cluster: Cluste
                          "linger.ms": 5, "transaction.timeout.ms": 60000})
     producer.init_transactions(30)
     killed: int | None = None
+    leader_killed: int | None = None
     aborts = 0
 
     def rewind() -> None:
@@ -72,6 +74,14 @@ def test_exactly_once_when_the_transaction_coordinator_is_killed(cluster: Cluste
                     # must write them again (across the leaders that moved with the kill).
                     killed = coordinator
                     cluster.brokers[killed].kill()
+                    cluster.brokers[killed].start()  # back, to be in the ISRs for the second kill
+                elif killed is not None and leader_killed is None and done >= 2 * INPUTS // 3:
+                    # Then a leader of the output, once every replica is back in sync.
+                    wait_for(lambda: all(len(p.isrs) == 3 for t in (sink, TXN_STATE) for p in
+                                         cluster.admin().list_topics(t, timeout=5).topics[t].partitions.values()),
+                             60, "every replica back in the ISRs")
+                    leader_killed = cluster.leader(sink, 0)
+                    cluster.brokers[leader_killed].kill()
             except KafkaException as exc:
                 error = exc.args[0]
                 if error.fatal():
@@ -88,9 +98,9 @@ def test_exactly_once_when_the_transaction_coordinator_is_killed(cluster: Cluste
         assert done == INPUTS, f"processed {done} of {INPUTS} inputs (aborts: {aborts})"
     finally:
         consumer.close()
-    assert killed is not None
+    assert killed is not None and leader_killed is not None
 
-    survivors = [b for b in range(3) if b != killed]
+    survivors = [b for b in range(3) if b != leader_killed]
     bootstrap = ",".join(cluster.brokers[b].bootstrap for b in survivors)
     reader = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
                        "isolation.level": "read_committed", "enable.auto.commit": False})

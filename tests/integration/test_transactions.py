@@ -406,3 +406,22 @@ def test_a_transactional_produce_outside_the_transaction_is_refused(txn_broker: 
     # A late batch of the aborted transaction must not open a transaction no marker ends.
     assert produce() == 48
     assert end_offsets(txn_broker, topic, "read_committed")[1] == 3
+
+
+def test_kafka_python_transactions(txn_broker: BrokerProcess) -> None:
+    from kafka import KafkaProducer
+
+    topic = new_topic(txn_broker)
+    p = KafkaProducer(bootstrap_servers=txn_broker.bootstrap, transactional_id=uuid.uuid4().hex)
+    try:
+        p.init_transactions()
+        p.begin_transaction()
+        p.send(topic, b"kp-committed")
+        p.commit_transaction()
+        p.begin_transaction()
+        p.send(topic, b"kp-aborted").get(10)
+        p.abort_transaction()
+    finally:
+        p.close(5)
+    assert read_all(txn_broker, topic, "read_committed") == [b"kp-committed"]
+    assert read_all(txn_broker, topic, "read_uncommitted") == [b"kp-committed", b"kp-aborted"]
