@@ -82,6 +82,7 @@ class TransactionService:
                  clock: Callable[[], int], request_timeout_ms: int) -> None:
         self.clock = clock
         self.producer_ids = producer_ids
+        self.replicas = replicas
         self.log = CoordinatorLog(replicas, clock, lambda: request_timeout_ms, TRANSACTION_STATE_TOPIC,
                                   CoordinatorAppendError)
         self.coordinator = TransactionCoordinator(config, self.log.append, self._allocate_producer_id)
@@ -130,14 +131,31 @@ class TransactionService:
         """Send the markers once the PrepareCommit/PrepareAbort record is acknowledged,
         as Kafka does: a marker must never be written for a decision a new coordinator
         might not find in the log."""
+        partition = self.coordinator.partition_for(markers.transactional_id)
+        tp = (TRANSACTION_STATE_TOPIC, partition)
+        leader = self.replicas.partitions.get(tp)
+        written_before = leader.log.log_end_offset if leader is not None else 0
+
         async def wait_then_send() -> None:
             error = await first_error(acks)
-            if error != ErrorCode.none:
-                log.warning("transactional id %s: the %s decision was not acknowledged (%s); its markers "
-                            "wait for the next coordinator", markers.transactional_id, markers.result.name,
-                            error.name)
+            if error == ErrorCode.none:
+                self.markers.send(markers)
                 return
-            self.markers.send(markers)
+            # Not acknowledged in time (the ISR was below min.insync.replicas, or the
+            # leader is gone). The record is in this leader's log: once the high watermark
+            # passes it, still at this coordinator epoch, the decision is safe after all and
+            # the markers go; if the partition moves first, the next coordinator finds the
+            # decision (or not) in its log and acts on it.
+            log.warning("transactional id %s: the %s decision was not acknowledged (%s); waiting for it to "
+                        "be replicated", markers.transactional_id, markers.result.name, error.name)
+            backoff = RETRY_BACKOFF_S[0]
+            while self.markers.still_ours(markers):
+                current = self.replicas.partitions.get(tp)
+                if current is not None and current.is_leader and current.log.high_watermark >= written_before:
+                    self.markers.send(markers)
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_BACKOFF_S[1])
 
         if not acks:
             self.markers.send(markers)
@@ -187,7 +205,7 @@ class TxnMarkerSender:
             conn.close()
         self._connections.clear()
 
-    def _still_ours(self, markers: TxnMarkers) -> bool:
+    def still_ours(self, markers: TxnMarkers) -> bool:
         partition = self.coordinator.partition_for(markers.transactional_id)
         return self.coordinator.coordinator_epoch(partition) == markers.coordinator_epoch
 
@@ -195,7 +213,7 @@ class TxnMarkerSender:
         remaining = set(markers.partitions)
         backoff = RETRY_BACKOFF_S[0]
         while True:
-            if not self._still_ours(markers):
+            if not self.still_ours(markers):
                 log.info("transactional id %s: its coordinator partition moved; the new coordinator "
                          "completes the transaction", markers.transactional_id)
                 return
