@@ -53,31 +53,30 @@ def producer(broker: BrokerProcess, transactional_id: str | None = None, **extra
     return p
 
 
-def read_all(broker: BrokerProcess, topic: str, isolation: str, partitions: int = 1,
-             idle_s: float = 1.5) -> list[bytes]:
-    """Every record a consumer of ``isolation`` gets from the start, until nothing new
-    comes for ``idle_s``."""
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": uuid.uuid4().hex,
-                  "isolation.level": isolation, "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+def read_all(broker: BrokerProcess, topic: str, isolation: str, partitions: int = 1) -> list[bytes]:
+    """Every record a consumer of ``isolation`` gets from the start up to the end it sees
+    now (the LSO for read_committed, the high watermark otherwise), in partition order."""
     out: list[bytes] = []
-    try:
-        deadline = time.monotonic() + idle_s
-        while time.monotonic() < deadline:
-            m = c.poll(0.2)
-            if m is None or m.error():
-                continue
-            out.append(m.value())
-            deadline = time.monotonic() + idle_s
-    finally:
-        c.close()
+    for p in range(partitions):
+        end = end_offsets(broker, topic, isolation, p)[1]
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": uuid.uuid4().hex,
+                      "isolation.level": isolation, "enable.auto.commit": False})
+        c.assign([TopicPartition(topic, p, 0)])
+        try:
+            deadline = time.monotonic() + 20
+            while c.position([TopicPartition(topic, p)])[0].offset < end and time.monotonic() < deadline:
+                m = c.poll(0.2)
+                if m is not None and not m.error():
+                    out.append(m.value())
+        finally:
+            c.close()
     return out
 
 
-def end_offsets(broker: BrokerProcess, topic: str, isolation: str) -> tuple[int, int]:
+def end_offsets(broker: BrokerProcess, topic: str, isolation: str, partition: int = 0) -> tuple[int, int]:
     c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": uuid.uuid4().hex, "isolation.level": isolation})
     try:
-        low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        low, high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
         return low, high
     finally:
         c.close()
@@ -119,7 +118,7 @@ def test_an_open_transaction_holds_read_committed_readers_at_its_first_offset(tx
     # ListOffsets latest: the high watermark for read_uncommitted, the LSO for read_committed.
     assert end_offsets(txn_broker, topic, "read_uncommitted")[1] == 3
     assert end_offsets(txn_broker, topic, "read_committed")[1] == 1
-    assert read_all(txn_broker, topic, "read_committed", idle_s=1) == [b"before"]
+    assert read_all(txn_broker, topic, "read_committed") == [b"before"]
     p.commit_transaction(20)
     assert read_all(txn_broker, topic, "read_committed") == [b"before", b"open", b"after"]
     assert end_offsets(txn_broker, topic, "read_committed")[1] == 4  # past the COMMIT marker
