@@ -197,6 +197,32 @@ API_ACL_CHECKS[DESCRIBE_ACLS] = (_cluster(_Op.DESCRIBE),)
 API_ACL_CHECKS[CREATE_ACLS] = (_cluster(_Op.ALTER),)
 API_ACL_CHECKS[DELETE_ACLS] = (_cluster(_Op.ALTER),)
 
+# Transactions (KafkaApis' checks for each).
+API_ACL_CHECKS[ApiKey.ADD_PARTITIONS_TO_TXN] = (
+    AclCheck(_X, _Op.WRITE, Target.TRANSACTIONAL_ID, _TXN_DENIED, OnDenial.REQUEST),
+    AclCheck(_T, _Op.WRITE, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH,
+             when="the other partitions get OPERATION_NOT_ATTEMPTED"),
+)
+API_ACL_CHECKS[ApiKey.ADD_OFFSETS_TO_TXN] = (
+    AclCheck(_X, _Op.WRITE, Target.TRANSACTIONAL_ID, _TXN_DENIED, OnDenial.REQUEST),
+    AclCheck(_G, _Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),
+)
+API_ACL_CHECKS[ApiKey.END_TXN] = (AclCheck(_X, _Op.WRITE, Target.TRANSACTIONAL_ID, _TXN_DENIED, OnDenial.REQUEST),)
+API_ACL_CHECKS[ApiKey.WRITE_TXN_MARKERS] = (_cluster(_Op.CLUSTER_ACTION),)
+API_ACL_CHECKS[ApiKey.TXN_OFFSET_COMMIT] = (
+    AclCheck(_X, _Op.WRITE, Target.TRANSACTIONAL_ID, _TXN_DENIED, OnDenial.REQUEST),
+    AclCheck(_G, _Op.READ, Target.GROUP, _GROUP_DENIED, OnDenial.REQUEST),
+    AclCheck(_T, _Op.READ, Target.TOPICS, _TOPIC_DENIED, OnDenial.EACH),
+)
+API_ACL_CHECKS[ApiKey.DESCRIBE_TRANSACTIONS] = (
+    AclCheck(_X, _Op.DESCRIBE, Target.TRANSACTIONAL_ID, _TXN_DENIED, OnDenial.EACH,
+             when="each transactional id asked for; a denied one gets the error"),
+)
+API_ACL_CHECKS[ApiKey.LIST_TRANSACTIONS] = (
+    AclCheck(_X, _Op.DESCRIBE, Target.TRANSACTIONAL_ID, None, OnDenial.OMIT,
+             when="each transactional id listed"),
+)
+
 # Never authorized: a client calls them before it has a principal worth checking.
 UNAUTHORIZED_APIS: frozenset[int] = frozenset({
     ApiKey.API_VERSIONS, ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE, ApiKey.DESCRIBE_CLUSTER,

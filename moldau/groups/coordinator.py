@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 
 AppendFn = Callable[[int, list[tuple[bytes, bytes | None]]], None]
 Record = tuple[bytes, bytes | None]
+TxnAppendFn = Callable[[int, list[Record], int, int], None]
+"""Append records to a partition as one transactional batch of (producer id, epoch)."""
 TopicPartition = tuple[str, int]
 
 E = GroupState.EMPTY
@@ -136,10 +138,14 @@ class GroupCoordinator:
     """Classic consumer groups and their committed offsets, for the loaded partitions of
     ``__consumer_offsets``. Single-threaded: call it from one event loop."""
 
-    def __init__(self, config: GroupConfig, append: AppendFn) -> None:
+    def __init__(self, config: GroupConfig, append: AppendFn, append_transactional: TxnAppendFn | None = None) -> None:
         self.config = config
         self._append = append
+        self._append_transactional = append_transactional
         self._groups: dict[str, ClassicGroup] = {}
+        # TxnOffsetCommit (KIP-98/447): offsets written in a transaction wait here, per
+        # group and producer id, until its marker commits (materialises) or aborts them.
+        self._pending_txn_offsets: dict[str, dict[int, dict[TopicPartition, OffsetAndMetadata]]] = {}
         self._loaded: set[int] = set()
         self._next_cleanup_ms: int | None = None
 
@@ -157,11 +163,15 @@ class GroupCoordinator:
     def loaded_partitions(self) -> frozenset[int]:
         return frozenset(self._loaded)
 
-    def load_partition(self, partition: int, records: Iterable[Record], now_ms: int) -> None:
+    def load_partition(self, partition: int, records: Iterable[Record], now_ms: int,
+                       pending_transactions: Iterable[tuple[int, list[Record]]] = ()) -> None:
         """Rebuild the groups of one partition from its records (in offset order): the last
         GroupMetadata record of each group and the last commit of each of its partitions
         win, tombstones delete. Unknown record types (KIP-848 groups) and undecodable
-        records are skipped with a warning rather than making the partition unservable."""
+        records are skipped with a warning rather than making the partition unservable.
+        ``records`` hold committed transactions' offset commits where their COMMIT marker
+        is (aborted ones left out); ``pending_transactions`` the offset commits of open
+        transactions, by producer id, which a later marker settles."""
         self.unload_partition(partition)
         group_values: dict[str, GroupMetadataValue | None] = {}
         offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]] = {}
@@ -196,6 +206,19 @@ class GroupCoordinator:
             if group.is_in(S) and len(group.members) > self.config.max_size:
                 # group.max.size was lowered: members rejoin and the extra ones are refused.
                 self._prepare_rebalance(group, now_ms, "group size exceeds group.max.size after load")
+        for producer_id, txn_records in pending_transactions:
+            for key_bytes, value_bytes in txn_records:
+                try:
+                    key = decode_key(key_bytes)
+                    if not isinstance(key, OffsetCommitKey) or value_bytes is None:
+                        continue
+                    value = _offset_from_value(decode_offset_commit_value(value_bytes))
+                except (UnknownRecordType, RecordDecodeError):
+                    continue
+                if key.group not in self._groups:
+                    self._groups[key.group] = ClassicGroup(key.group, now_ms)
+                pending = self._pending_txn_offsets.setdefault(key.group, {}).setdefault(producer_id, {})
+                pending[(key.topic, key.partition)] = value
         self._loaded.add(partition)
 
     def unload_partition(self, partition: int) -> None:
@@ -209,6 +232,7 @@ class GroupCoordinator:
                 complete_sync(member, SyncGroupResult(ErrorCode.not_coordinator))
             group.transition_to(D, None)
             del self._groups[group_id]
+            self._pending_txn_offsets.pop(group_id, None)
 
     def _check_group(self, group_id: str) -> ErrorCode:
         if not group_id:
@@ -873,6 +897,82 @@ class GroupCoordinator:
             self._groups[group_id] = group
         return results
 
+    def commit_transactional_offsets(
+        self,
+        group_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        generation_id: int,
+        member_id: str,
+        group_instance_id: str | None,
+        offsets: list[tuple[str, int, int, int, str | None]],
+        now_ms: int,
+    ) -> dict[tuple[str, int], ErrorCode]:
+        """TxnOffsetCommit: the offsets are written as a transactional batch of the
+        producer and stay pending until the transaction's marker reaches this partition
+        (:meth:`complete_transaction`). The group checks are KIP-447's: a member id must
+        be a member (static members fenced by instance id), a generation >= 0 must be the
+        current one; an unknown group is created as a simple group, as in Kafka."""
+        def all_with(error: ErrorCode) -> dict[tuple[str, int], ErrorCode]:
+            return {(topic, partition): error for topic, partition, *_ in offsets}
+
+        error = self._check_group(group_id)
+        if error is not ErrorCode.none:
+            return all_with(error)
+        if self._append_transactional is None:
+            return all_with(ErrorCode.unsupported_version)
+        group = self._groups.get(group_id)
+        is_new_group = group is None
+        if group is None:
+            group = ClassicGroup(group_id, now_ms)
+        if group.is_in(D):
+            return all_with(ErrorCode.coordinator_not_available)
+        if member_id != UNKNOWN_MEMBER_ID or group_instance_id is not None:
+            error = group.validate_member(member_id, group_instance_id)
+            if error is not ErrorCode.none:
+                return all_with(error)
+        if generation_id >= 0 and generation_id != group.generation_id:
+            return all_with(ErrorCode.illegal_generation)
+        results: dict[tuple[str, int], ErrorCode] = {}
+        records: list[Record] = []
+        accepted: dict[tuple[str, int], OffsetAndMetadata] = {}
+        for topic, partition, offset, leader_epoch, metadata in offsets:
+            text = NO_METADATA if metadata is None else metadata
+            if _java_length(text) > self.config.max_metadata_bytes:
+                results[(topic, partition)] = ErrorCode.offset_metadata_too_large
+                continue
+            value = OffsetCommitValue(offset, text, now_ms, leader_epoch, -1)
+            records.append(offset_commit_record(group_id, topic, partition, value))
+            accepted[(topic, partition)] = _offset_from_value(value)
+        if records:
+            try:
+                self._append_transactional(self.partition_for(group_id), records, producer_id, producer_epoch)
+            except Exception as e:  # the append callable is the outside world
+                log.warning("group %s: transactional offset commit failed: %r", group_id, e)
+                mapped = _offset_append_error(_append_error(e))
+                return {**results, **dict.fromkeys(accepted, mapped)}
+        self._pending_txn_offsets.setdefault(group_id, {}).setdefault(producer_id, {}).update(accepted)
+        if is_new_group and accepted:
+            self._groups[group_id] = group
+        return {**results, **dict.fromkeys(accepted, ErrorCode.none)}
+
+    def complete_transaction(self, partition: int, producer_id: int, committed: bool) -> None:
+        """A COMMIT/ABORT marker of ``producer_id`` was written to ``partition``: its
+        pending offsets of the partition's groups become committed offsets, or go."""
+        for group_id in list(self._pending_txn_offsets):
+            if self.partition_for(group_id) != partition:
+                continue
+            by_producer = self._pending_txn_offsets[group_id]
+            offsets = by_producer.pop(producer_id, None)
+            if not by_producer:
+                del self._pending_txn_offsets[group_id]
+            group = self._groups.get(group_id)
+            if offsets and committed and group is not None:
+                group.offsets.update(offsets)
+
+    def has_pending_transactional_offsets(self, group_id: str, tp: TopicPartition) -> bool:
+        return any(tp in offsets for offsets in self._pending_txn_offsets.get(group_id, {}).values())
+
     def _validate_offset_commit(
         self, group: ClassicGroup, member_id: str, group_instance_id: str | None, generation_id: int
     ) -> ErrorCode:
@@ -897,8 +997,8 @@ class GroupCoordinator:
         self, group_id: str, partitions: list[tuple[str, int]] | None, require_stable: bool = False
     ) -> tuple[ErrorCode, dict[tuple[str, int], tuple[int, int, str | None, ErrorCode]]]:
         """Committed offsets as (offset, leader_epoch, metadata, error); missing → -1, -1, "".
-        ``require_stable`` (KIP-447) never yields UNSTABLE_OFFSET_COMMIT: there are no
-        transactional offset commits yet."""
+        ``require_stable`` (KIP-447): a partition with a transactional commit pending gets
+        UNSTABLE_OFFSET_COMMIT (the client retries once the transaction ended)."""
         error = self._check_group(group_id)
         if error is not ErrorCode.none:
             return error, {}
@@ -910,6 +1010,9 @@ class GroupCoordinator:
             }
         out: dict[tuple[str, int], tuple[int, int, str | None, ErrorCode]] = {}
         for tp in partitions:
+            if require_stable and self.has_pending_transactional_offsets(group_id, tp):
+                out[tp] = (-1, -1, NO_METADATA, ErrorCode.unstable_offset_commit)
+                continue
             o = committed.get(tp)
             out[tp] = (
                 (-1, -1, NO_METADATA, ErrorCode.none)
@@ -1098,7 +1201,8 @@ class GroupCoordinator:
                         expired_now = now_ms - (o.commit_timestamp_ms if since_ms is None else since_ms) >= retention
                     if expired_now:
                         expired.append(tp)
-            remove_group = group.is_in(E) and len(expired) == len(group.offsets) and not group.pending_members
+            remove_group = (group.is_in(E) and len(expired) == len(group.offsets) and not group.pending_members
+                            and group.group_id not in self._pending_txn_offsets)
             if not expired and not remove_group:
                 continue
             records = [offset_commit_record(group.group_id, t, p, None) for t, p in expired]

@@ -72,12 +72,14 @@ class OffsetMap:
     def get(self, key: bytes) -> int | None:
         return self._offsets.get(key)
 
-    def add_batch(self, batch: memoryview | bytes, header: BatchHeader, end: int) -> bool:
+    def add_batch(self, batch: memoryview | bytes, header: BatchHeader, end: int, aborted: bool = False) -> bool:
         """Map the keyed records of one batch that are at or past ``start``; False (and
-        nothing mapped) when the batch reaches ``end`` or its new keys do not fit."""
+        nothing mapped) when the batch reaches ``end`` or its new keys do not fit. The
+        records of an ``aborted`` transaction are not mapped: they must not make an
+        earlier committed record of their key go."""
         if header.last_offset >= end:
             return False
-        if header.is_control:
+        if header.is_control or aborted:
             self.end_offset = header.next_offset
             return True
         latest: dict[bytes, int] = {}
@@ -113,7 +115,9 @@ def clean_batch(
 ) -> memoryview | bytes | bytearray | None:
     """The batch as the cleaned segment holds it: the same bytes when every record
     stays, None when none does, otherwise rewritten (``filter_batch``). Control batches
-    are kept: Moldau has no transactions to finish first. The last batch of a producer
+    are kept (Kafka removes a marker once no record of its transaction is left and the
+    delete horizon passed; Moldau keeps them all: readers need an ABORT marker to stop
+    skipping its producer's records). The last batch of a producer
     the partition still tracks (``producer_last_offsets``: producer id -> last offset
     of its last batch) is kept even if empty, so that its sequence number survives a
     rebuild of the producer state from the log (Kafka's RETAIN_EMPTY)."""
@@ -216,6 +220,11 @@ class CleaningRound:
         self.producer_last_offsets = {
             producer_id: entry.last_offset for producer_id, entry in log.producer_state.producers.items()
         }
+        # The aborted transactions of the dirty section (producer id -> [first, marker)):
+        # their records are kept out of the offset map.
+        self.aborted: dict[int, list[tuple[int, int]]] = {}
+        for txn in log.collect_aborted_transactions(first_dirty_offset, first_uncleanable_offset):
+            self.aborted.setdefault(txn.producer_id, []).append((txn.first_offset, txn.last_offset))
         self._aborted = threading.Event()
         self._swapped: set[int] = set()  # id() of the segments this round replaced
 
@@ -253,7 +262,7 @@ class CleaningRound:
                 self._throttle(header.size)
                 if header.last_offset < self.first_dirty_offset:
                     continue
-                if not offset_map.add_batch(batch, header, end):
+                if not offset_map.add_batch(batch, header, end, self._is_aborted(header)):
                     if header.last_offset < end and offset_map.end_offset == self.first_dirty_offset:
                         raise LogError(
                             f"{self.directory.name}: log.cleaner.dedupe.buffer.size holds {self.map_capacity} "
@@ -264,6 +273,11 @@ class CleaningRound:
                     return offset_map
         offset_map.end_offset = end
         return offset_map
+
+    def _is_aborted(self, header: BatchHeader) -> bool:
+        if not header.is_transactional or header.is_control:
+            return False
+        return any(first <= header.base_offset < last for first, last in self.aborted.get(header.producer_id, ()))
 
     def groups(self, offset_map: OffsetMap) -> list[list[SegmentSnapshot]]:
         """The segments to rewrite: every one from the log start that may hold offsets
@@ -294,6 +308,9 @@ class CleaningRound:
                         pending, headers = bytearray(), []
             if headers:
                 self._append(cleaned, pending, headers)
+            # Markers are never cleaned away, nor are the aborted records the index
+            # entries cover: the entries go with them into the cleaned segment.
+            cleaned.txn_index.replace(t for snap in group for t in snap.segment.txn_index.entries)
             self._check_aborted()
             cleaned.seal()
             cleaned.flush()

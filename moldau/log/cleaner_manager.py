@@ -62,7 +62,9 @@ def log_to_clean(log: Log, now_ms: int) -> LogToClean:
     config = log.config
     dirty = first_dirty_offset(log)
     active_base = log.active_segment.base_offset
-    uncleanable = min(active_base, log.high_watermark)
+    # Kafka: never past the last stable offset, so that an open transaction's records are
+    # not compacted before its marker decides whether they count.
+    uncleanable = min(active_base, log.last_stable_offset)
     dirty_non_active = log.segments_in_range(dirty, active_base)
     if config.min_compaction_lag_ms > 0:
         recent = next(

@@ -8,7 +8,7 @@ import re
 import shutil
 import uuid
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -18,7 +18,13 @@ from moldau.log.config import LogConfig
 from moldau.log.errors import CheckpointError, LogError, OffsetOutOfRangeError, RecordTooLargeError
 from moldau.log.leader_epoch import LeaderEpochCache
 from moldau.log.offset_index import OffsetIndex
-from moldau.log.producer_state import NO_PRODUCER_ID, ProducerBatch, ProducerEntry, ProducerStateManager
+from moldau.log.producer_state import (
+    NO_PRODUCER_ID,
+    CompletedTxn,
+    ProducerBatch,
+    ProducerEntry,
+    ProducerStateManager,
+)
 from moldau.log.segment import (
     CLEANED_SUFFIX,
     INDEX_SUFFIX,
@@ -29,16 +35,23 @@ from moldau.log.segment import (
     LogSegment,
 )
 from moldau.log.time_index import NO_TIMESTAMP, TimeIndex
+from moldau.log.transaction_index import AbortedTxn
 from moldau.protocol.records import (
+    CONTROL_TYPE_ABORT,
+    CONTROL_TYPE_COMMIT,
     BatchHeader,
+    CorruptRecordError,
+    InvalidRecordError,
     assign_offset,
+    control_batch_type,
     iter_batches,
+    iter_records,
     read_header,
     set_log_append_time,
 )
 
-_SEGMENT_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex)$")
-_SWAP_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex)\.swap$")
+_SEGMENT_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex|\.txnindex)$")
+_SWAP_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex|\.txnindex)\.swap$")
 _PARTITION_DIR = re.compile(r"^(.+)-([0-9]+)$")
 # Files a crash may leave behind: ours (.tmp), Kafka's (.deleted), and a segment the
 # cleaner was writing (.cleaned), never part of the log yet.
@@ -199,8 +212,12 @@ class Log:
         # Only deletions here need the directory synced: a segment file created for an
         # empty log is recreated if a crash loses it (swaps completed above were synced).
         log._directory_dirty = reset_to_log_start
+        # The aborted transactions of the segments recovery re-read are found again from
+        # their batches: the producer state is replayed from the first of them.
+        for segment in recovered:
+            segment.txn_index.reset()
         try:
-            log._load_producer_state()
+            log._load_producer_state(rebuild_from=min((s.base_offset for s in recovered), default=None))
         except BaseException:
             log.close(snapshot=False)
             raise
@@ -244,7 +261,33 @@ class Log:
         """Set the high watermark, clamped into [log start offset, log end offset];
         returns the value set."""
         self.high_watermark = min(max(offset, self.log_start_offset), self.log_end_offset)
+        self.producer_state.on_high_watermark_updated(self.high_watermark)
         return self.high_watermark
+
+    @property
+    def last_stable_offset(self) -> int:
+        """What read_committed consumers may read up to (Kafka's LSO): the high watermark,
+        or the first offset of the oldest transaction that is open, or whose marker is
+        not below the high watermark yet, if that is lower."""
+        first_unstable = self.producer_state.first_unstable_offset()
+        if first_unstable is None:
+            return self.high_watermark
+        return max(min(first_unstable, self.high_watermark), self.log_start_offset)
+
+    def collect_aborted_transactions(self, fetch_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
+        """The aborted transactions overlapping [``fetch_offset``, ``upper_bound_offset``)
+        (what a read_committed fetch of that range returns with it). Segments are scanned
+        from the one holding ``fetch_offset`` until an entry's last stable offset reaches
+        the bound: no transaction open before the bound ends after that (Kafka's
+        collectAbortedTransactions)."""
+        out: list[AbortedTxn] = []
+        for segment in self._segments[self._segment_index(fetch_offset):]:
+            for txn in segment.txn_index.entries:
+                if txn.last_offset >= fetch_offset and txn.first_offset < upper_bound_offset:
+                    out.append(txn)
+                if txn.last_stable_offset >= upper_bound_offset:
+                    return out
+        return out
 
     @property
     def latest_epoch(self) -> int | None:
@@ -270,16 +313,21 @@ class Log:
         *,
         leader_epoch: int,
         now_ms: int,
+        check_sequences: bool = True,
     ) -> AppendInfo:
-        """Assign offsets to validated producer batches (in place) and write them."""
+        """Assign offsets to validated producer batches (in place) and write them.
+        ``check_sequences`` is False for a coordinator's writes (see
+        ProducerStateManager.check)."""
         self._now_ms = now_ms
         self._check_sizes(batches, headers, check_max_message=True)
         log_append_time = self.config.message_timestamp_type == "LogAppendTime"
         first_offset = self.log_end_offset
         pending: dict[int, ProducerEntry] | None = None
+        markers: list[tuple[int, int, int]] = []  # (index in headers, control type, coordinator epoch)
         if any(h.producer_id != NO_PRODUCER_ID for h in headers):
             pending = {}
-            duplicate = self._check_producers(headers, first_offset, now_ms if log_append_time else None, pending)
+            duplicate = self._check_producers(batches, headers, first_offset, now_ms if log_append_time else None,
+                                              pending, markers, check_sequences)
             if duplicate is not None:
                 return duplicate
         records = sum(h.last_offset_delta + 1 for h in headers)
@@ -307,6 +355,8 @@ class Log:
         self._write(batches, assigned, now_ms)
         if pending:
             self.producer_state.commit(pending)
+        for index, control_type, coordinator_epoch in markers:
+            self._complete_txn(assigned[index], control_type, coordinator_epoch, replay=False)
         return AppendInfo(
             first_offset=first_offset,
             last_offset=offset - 1,
@@ -346,7 +396,7 @@ class Log:
             if header.partition_leader_epoch >= 0:
                 cache.assign(header.partition_leader_epoch, header.base_offset)
         self._write(batches, headers, now_ms)
-        self._update_producers(headers)
+        self._update_producers(iter_batches(batches), replay=False)
         return AppendInfo(
             headers[0].base_offset, headers[-1].last_offset, NO_TIMESTAMP, self.log_start_offset
         )
@@ -354,19 +404,28 @@ class Log:
     # --- idempotent producers -------------------------------------------------------
 
     def _check_producers(
-        self, headers: Sequence[BatchHeader], first_offset: int, append_time: int | None,
-        pending: dict[int, ProducerEntry],
+        self, batches: bytearray, headers: Sequence[BatchHeader], first_offset: int, append_time: int | None,
+        pending: dict[int, ProducerEntry], markers: list[tuple[int, int, int]], check_sequences: bool = True,
     ) -> AppendInfo | None:
         """Check idempotent producers' batches before they are written (offsets as they
-        will be assigned); fills ``pending`` with the producers' entries after the append.
+        will be assigned); fills ``pending`` with the producers' entries after the append
+        and ``markers`` with the transaction markers (control batches) to apply after it.
         Returns the earlier write of a retried batch (a request holding it and nothing
         else); raises ProducerStateError for a batch to refuse."""
         offset = first_offset
-        for header in headers:
-            if header.producer_id != NO_PRODUCER_ID:
+        position = 0
+        for index, header in enumerate(headers):
+            position += header.size
+            if header.is_control:
+                control_type = _marker_type(memoryview(batches)[position - header.size : position])
+                if control_type is not None:
+                    coordinator_epoch = _coordinator_epoch(batches, position - header.size)
+                    self.producer_state.check_marker(header.producer_id, header.producer_epoch, coordinator_epoch)
+                    markers.append((index, control_type, coordinator_epoch))
+            elif header.producer_id != NO_PRODUCER_ID:
                 batch = ProducerBatch(header.producer_id, header.producer_epoch, header.base_sequence,
-                                      header.last_offset_delta)
-                duplicate = self.producer_state.check(batch, pending)
+                                      header.last_offset_delta, header.is_transactional)
+                duplicate = self.producer_state.check(batch, pending, check_sequence=check_sequences)
                 if duplicate is not None:
                     if len(headers) != 1:
                         raise LogError(f"{self.topic}-{self.partition}: a retried idempotent batch "
@@ -378,29 +437,57 @@ class Log:
             offset += header.last_offset_delta + 1
         return None
 
-    def _update_producers(self, headers: Sequence[BatchHeader]) -> None:
-        """Batches written as stored (follower appends, replay): producer state without checks."""
+    def _update_producers(self, batches: Iterable[tuple[BatchHeader, memoryview]], *, replay: bool) -> None:
+        """Batches written as stored (follower appends, replay): producer state without
+        checks; markers end transactions (an abort is indexed unless ``replay`` finds it
+        indexed already)."""
         state = self.producer_state
-        for h in headers:
-            if h.producer_id != NO_PRODUCER_ID:
-                state.update(ProducerBatch(h.producer_id, h.producer_epoch, h.base_sequence, h.last_offset_delta),
-                             h.base_offset, h.last_offset, h.max_timestamp)
+        for h, data in batches:
+            if h.producer_id == NO_PRODUCER_ID:
+                continue
+            if h.is_control:
+                control_type = _marker_type(data)
+                if control_type is not None:
+                    self._complete_txn(h, control_type, _coordinator_epoch(data, 0), replay=replay)
+                continue
+            state.update(ProducerBatch(h.producer_id, h.producer_epoch, h.base_sequence, h.last_offset_delta,
+                                       h.is_transactional),
+                         h.base_offset, h.last_offset, h.max_timestamp)
 
-    def _load_producer_state(self) -> None:
-        """Producer state as of the log end: the newest snapshot at or below it, then
-        the batches after the snapshot replayed (all of them when there is none)."""
+    def _complete_txn(self, header: BatchHeader, control_type: int, coordinator_epoch: int, *,
+                      replay: bool) -> CompletedTxn:
+        """A marker batch is in the log: end its producer's transaction; an abort gets an
+        entry in the ``.txnindex`` of the marker's segment."""
+        state = self.producer_state
+        completed = state.complete_txn(header.producer_id, header.producer_epoch, coordinator_epoch,
+                                       header.base_offset, header.max_timestamp,
+                                       control_type == CONTROL_TYPE_ABORT)
+        if completed.is_aborted:
+            index = self._segments[self._segment_index(header.base_offset)].txn_index
+            indexed = index.last_offset
+            if not (replay and indexed is not None and indexed >= completed.last_offset):
+                index.append(AbortedTxn(completed.producer_id, completed.first_offset, completed.last_offset,
+                                        state.last_stable_offset_after(completed)))
+        return completed
+
+    def _load_producer_state(self, rebuild_from: int | None = None) -> None:
+        """Producer state as of the log end: the newest snapshot at or below it (at or
+        below ``rebuild_from`` when the transaction indexes from there are to be
+        rebuilt), then the batches after the snapshot replayed (all of them when there
+        is none)."""
         state = self.producer_state
         end = self.log_end_offset
         state.delete_snapshots(above=end)
-        loaded = state.load_latest_snapshot(end)
+        loaded = state.load_latest_snapshot(end if rebuild_from is None else min(end, rebuild_from))
         offset = max(loaded if loaded is not None else 0, self.log_start_offset)
         while offset < end:
             data = self.read(offset, 8 << 20)
-            headers = [h for h, _ in iter_batches(data) if h.base_offset >= offset]
-            if not headers:
+            batches = [(h, b) for h, b in iter_batches(data) if h.base_offset >= offset]
+            if not batches:
                 break
-            self._update_producers(headers)
-            offset = headers[-1].next_offset
+            self._update_producers(batches, replay=True)
+            offset = batches[-1][0].next_offset
+        state.on_high_watermark_updated(self.high_watermark)
 
     def remove_expired_producers(self, now_ms: int, expiration_ms: int) -> int:
         """Forget producers silent for ``producer.id.expiration.ms``."""
@@ -810,6 +897,26 @@ class Log:
             f"Log({self.topic}-{self.partition}, start={self.log_start_offset}, "
             f"end={self.log_end_offset}, segments={len(self._segments)})"
         )
+
+
+def _marker_type(batch: bytes | bytearray | memoryview) -> int | None:
+    """COMMIT or ABORT for a transaction marker batch; None for another control batch
+    (or one that does not parse: it ends no transaction)."""
+    try:
+        control_type = control_batch_type(bytes(batch))
+    except (InvalidRecordError, CorruptRecordError):
+        return None
+    return control_type if control_type in (CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT) else None
+
+
+def _coordinator_epoch(batch: bytes | bytearray | memoryview, position: int) -> int:
+    """The coordinator epoch in a marker's value (version int16, epoch int32), -1 when
+    the value is not there."""
+    header = read_header(batch, position)
+    for record in iter_records(bytes(memoryview(batch)[position : position + header.size])):
+        if record.value is not None and len(record.value) >= 6:
+            return int.from_bytes(record.value[2:6], "big", signed=True)
+    return -1
 
 
 def _complete_swaps(directory: Path, config: LogConfig) -> None:

@@ -75,6 +75,23 @@ class InvalidProducerEpochError(ProducerStateError):
     error_code = 47
 
 
+class TransactionCoordinatorFencedError(ProducerStateError):
+    """TRANSACTION_COORDINATOR_FENCED (52): a marker from an older coordinator epoch."""
+
+    error_code = 52
+
+
+@dataclass(frozen=True)
+class CompletedTxn:
+    """A transaction a COMMIT/ABORT marker ended: its first offset in the partition (the
+    marker's own offset for a transaction that wrote nothing here) and the marker's."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    is_aborted: bool
+
+
 class CorruptSnapshotError(LogError):
     """A producer snapshot file that fails its version or CRC check."""
 
@@ -108,6 +125,8 @@ class ProducerEntry:
     batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=MAX_BATCHES_PER_PRODUCER))
     last_timestamp: int = -1
     coordinator_epoch: int = -1
+    # The first offset of this producer's ongoing transaction in the partition, if any.
+    current_txn_first_offset: int | None = None
 
     @property
     def last_sequence(self) -> int:
@@ -127,7 +146,7 @@ class ProducerEntry:
 
     def copy(self) -> ProducerEntry:
         return ProducerEntry(self.producer_id, self.producer_epoch, deque(self.batches, MAX_BATCHES_PER_PRODUCER),
-                             self.last_timestamp, self.coordinator_epoch)
+                             self.last_timestamp, self.coordinator_epoch, self.current_txn_first_offset)
 
 
 @dataclass(frozen=True)
@@ -138,6 +157,7 @@ class ProducerBatch:
     producer_epoch: int
     base_sequence: int
     last_offset_delta: int
+    is_transactional: bool = False
 
     @property
     def last_sequence(self) -> int:
@@ -153,17 +173,32 @@ class ProducerStateManager:
         self.producers: dict[int, ProducerEntry] = {}
         # The newest snapshot on disk, as far as this object knows (None: none or unknown).
         self.latest_snapshot_offset: int | None = None
+        # Completed transactions whose marker is not below the high watermark yet:
+        # read_committed readers may not pass their first offset until it is.
+        self.unreplicated_txns: list[CompletedTxn] = []
+        # KIP-890 part 1: the verification a leader started for a producer's first batch of
+        # a transaction here; a marker for the producer voids it (Kafka's VerificationGuard).
+        self._verifications: dict[int, object] = {}
 
     # --- checking and applying batches ----------------------------------------------------
 
-    def check(self, batch: ProducerBatch, pending: dict[int, ProducerEntry] | None = None) -> BatchMetadata | None:
+    def check(self, batch: ProducerBatch, pending: dict[int, ProducerEntry] | None = None, *,
+              check_sequence: bool = True) -> BatchMetadata | None:
         """Check a batch a producer sent to the leader, before it is written. Returns the
         metadata of the earlier write if it is a duplicate, None if it may be appended;
         raises ProducerStateError if it must be refused. ``pending`` holds entries updated
-        by earlier batches of the same request, not applied yet."""
+        by earlier batches of the same request, not applied yet. Without
+        ``check_sequence`` (a coordinator's write in a producer's name: transactional
+        offset commits) only the epoch is checked, as Kafka does for that origin."""
         entry = (pending or {}).get(batch.producer_id) or self.producers.get(batch.producer_id)
         if entry is None:
             return None  # unknown producer: any sequence (KIP-360)
+        if not check_sequence:
+            if batch.producer_epoch < entry.producer_epoch:
+                raise InvalidProducerEpochError(
+                    f"Epoch of producer {batch.producer_id} is {batch.producer_epoch}, "
+                    f"which is smaller than the last seen epoch {entry.producer_epoch}")
+            return None
         duplicate = entry.find_duplicate(batch.producer_epoch, batch.base_sequence, batch.last_sequence)
         if duplicate is not None:
             return duplicate
@@ -200,8 +235,82 @@ class ProducerStateManager:
         current.batches.append(BatchMetadata(batch.base_sequence, batch.last_sequence, first_offset,
                                              last_offset, timestamp))
         current.last_timestamp = max(current.last_timestamp, timestamp)
+        if batch.is_transactional and current.current_txn_first_offset is None:
+            current.current_txn_first_offset = first_offset
         target[batch.producer_id] = current
         return current
+
+    # --- transactions ---------------------------------------------------------------------
+
+    def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> None:
+        """Check a COMMIT/ABORT marker before the leader writes it (Kafka's
+        checkProducerEpoch and checkCoordinatorEpoch for control batches)."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return
+        if producer_epoch < entry.producer_epoch:
+            raise InvalidProducerEpochError(
+                f"Epoch of producer {producer_id} in a transaction marker is {producer_epoch}, "
+                f"which is smaller than the last seen epoch {entry.producer_epoch}")
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise TransactionCoordinatorFencedError(
+                f"Transaction marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, "
+                f"older than the last seen {entry.coordinator_epoch}")
+
+    def needs_verification(self, producer_id: int, producer_epoch: int) -> bool:
+        """Whether a transactional batch of this producer would start a transaction here
+        (no transaction of this epoch is open in the partition): the leader then asks
+        the coordinator first (KIP-890 part 1)."""
+        entry = self.producers.get(producer_id)
+        return entry is None or entry.current_txn_first_offset is None or entry.producer_epoch != producer_epoch
+
+    def start_verification(self, producer_id: int) -> object:
+        token = self._verifications[producer_id] = object()
+        return token
+
+    def verification_holds(self, producer_id: int, token: object) -> bool:
+        """Whether no marker of the producer was written since the verification started
+        (else the transaction it verified may be over: the batch must not start a new one)."""
+        return self._verifications.get(producer_id) is token
+
+    def complete_txn(self, producer_id: int, producer_epoch: int, coordinator_epoch: int, offset: int,
+                     timestamp: int, is_aborted: bool) -> CompletedTxn:
+        """A marker was written at ``offset``: the producer's ongoing transaction ends (a
+        marker may end an empty transaction: its first offset is then the marker's)."""
+        self._verifications.pop(producer_id, None)
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            entry = self.producers[producer_id] = ProducerEntry(producer_id)
+        if producer_epoch != entry.producer_epoch:
+            entry.batches.clear()
+            entry.producer_epoch = producer_epoch
+        entry.coordinator_epoch = max(entry.coordinator_epoch, coordinator_epoch)
+        entry.last_timestamp = max(entry.last_timestamp, timestamp)
+        first = entry.current_txn_first_offset
+        entry.current_txn_first_offset = None
+        completed = CompletedTxn(producer_id, offset if first is None else first, offset, is_aborted)
+        self.unreplicated_txns.append(completed)
+        return completed
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset a read_committed reader may not read yet: the oldest first
+        offset of an ongoing transaction or of a completed one whose marker is not
+        replicated (below the high watermark) yet."""
+        firsts = [e.current_txn_first_offset for e in self.producers.values()
+                  if e.current_txn_first_offset is not None]
+        firsts.extend(t.first_offset for t in self.unreplicated_txns)
+        return min(firsts) if firsts else None
+
+    def last_stable_offset_after(self, completed: CompletedTxn) -> int:
+        """The last stable offset an aborted transaction's index entry records: the first
+        offset of the oldest transaction still open, else the marker's offset + 1."""
+        firsts = [e.current_txn_first_offset for e in self.producers.values()
+                  if e.current_txn_first_offset is not None]
+        return min(firsts) if firsts else completed.last_offset + 1
+
+    def on_high_watermark_updated(self, high_watermark: int) -> None:
+        if self.unreplicated_txns:
+            self.unreplicated_txns = [t for t in self.unreplicated_txns if t.last_offset >= high_watermark]
 
     def commit(self, pending: dict[int, ProducerEntry]) -> None:
         self.producers.update(pending)
@@ -214,13 +323,15 @@ class ProducerStateManager:
 
     def remove_expired(self, now_ms: int) -> int:
         """Forget producers silent for ``producer.id.expiration.ms``; returns how many."""
-        expired = [pid for pid, e in self.producers.items() if now_ms - e.last_timestamp >= self.expiration_ms]
+        expired = [pid for pid, e in self.producers.items()
+                   if now_ms - e.last_timestamp >= self.expiration_ms and e.current_txn_first_offset is None]
         for pid in expired:
             del self.producers[pid]
         return len(expired)
 
     def clear(self) -> None:
         self.producers.clear()
+        self.unreplicated_txns.clear()
 
     # --- snapshots ------------------------------------------------------------------------
 
@@ -260,9 +371,11 @@ class ProducerStateManager:
                 continue
             self.producers = {e.producer_id: e for e in entries}
             self.latest_snapshot_offset = offset
+            self.unreplicated_txns = []
             return offset
         self.producers = {}
         self.latest_snapshot_offset = None
+        self.unreplicated_txns = []
         return None
 
     def delete_snapshots(self, *, below: int | None = None, above: int | None = None) -> None:
@@ -279,11 +392,20 @@ def encode_snapshot(entries: Iterable[ProducerEntry]) -> bytes:
     count = 0
     for e in entries:
         if not e.batches:
+            if e.coordinator_epoch < 0:
+                continue
+            # Only markers so far (a producer whose transactions all ended here empty):
+            # kept for its epoch and coordinator epoch, as Kafka keeps it.
+            body += _ENTRY.pack(e.producer_id, e.producer_epoch, NO_SEQUENCE, -1, 0, e.last_timestamp,
+                                e.coordinator_epoch, -1 if e.current_txn_first_offset is None
+                                else e.current_txn_first_offset)
+            count += 1
             continue
         last = e.batches[-1]
         offset_delta = last.last_offset - last.first_offset
         body += _ENTRY.pack(e.producer_id, e.producer_epoch, last.last_sequence, last.last_offset,
-                            offset_delta, e.last_timestamp, e.coordinator_epoch, -1)
+                            offset_delta, e.last_timestamp, e.coordinator_epoch,
+                            -1 if e.current_txn_first_offset is None else e.current_txn_first_offset)
         count += 1
     payload = _COUNT.pack(count) + bytes(body)
     return _HEAD.pack(SNAPSHOT_VERSION, crc32c.crc32c(payload)) + payload
@@ -303,12 +425,15 @@ def decode_snapshot(data: bytes) -> list[ProducerEntry]:
         raise CorruptSnapshotError(f"producer snapshot holds {len(payload)} bytes for {count} entries")
     out = []
     for i in range(count):
-        pid, epoch, last_seq, last_offset, offset_delta, ts, coordinator_epoch, _txn = _ENTRY.unpack_from(
+        pid, epoch, last_seq, last_offset, offset_delta, ts, coordinator_epoch, txn_first = _ENTRY.unpack_from(
             payload, _COUNT.size + i * _ENTRY.size)
+        entry = ProducerEntry(pid, epoch, last_timestamp=ts, coordinator_epoch=coordinator_epoch,
+                              current_txn_first_offset=None if txn_first < 0 else txn_first)
+        out.append(entry)
+        if last_offset < 0:
+            continue  # markers only, no batch
         first_seq = last_seq - offset_delta
         if first_seq < 0:  # the batch wrapped past 2^31 - 1
             first_seq += INT32_MAX + 1
-        entry = ProducerEntry(pid, epoch, last_timestamp=ts, coordinator_epoch=coordinator_epoch)
         entry.batches.append(BatchMetadata(first_seq, last_seq, last_offset - offset_delta, last_offset, ts))
-        out.append(entry)
     return out

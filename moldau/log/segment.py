@@ -9,6 +9,7 @@ from pathlib import Path
 from moldau.log.errors import CorruptIndexError, LogError
 from moldau.log.offset_index import OffsetIndex
 from moldau.log.time_index import NO_TIMESTAMP, TimeIndex
+from moldau.log.transaction_index import TXN_INDEX_SUFFIX, TransactionIndex
 from moldau.protocol.records import (
     HEADER_SIZE,
     LOG_OVERHEAD,
@@ -102,14 +103,17 @@ class LogSegment:
         self.log_path = directory / (segment_file_name(base_offset, LOG_SUFFIX) + suffix)
         index_path = directory / (segment_file_name(base_offset, INDEX_SUFFIX) + suffix)
         time_index_path = directory / (segment_file_name(base_offset, TIME_INDEX_SUFFIX) + suffix)
+        txn_index_path = directory / (segment_file_name(base_offset, TXN_INDEX_SUFFIX) + suffix)
         if fresh:
-            for path in (self.log_path, index_path, time_index_path):
+            for path in (self.log_path, index_path, time_index_path, txn_index_path):
                 path.unlink(missing_ok=True)
         self.indexes_missing = not (index_path.exists() and time_index_path.exists())
         self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         self.size = os.fstat(self._fd).st_size
         self.offset_index = OffsetIndex(index_path, base_offset)
         self.time_index = TimeIndex(time_index_path, base_offset)
+        # The aborted transactions whose marker is in this segment; the Log fills it.
+        self.txn_index = TransactionIndex(txn_index_path)
         self.next_offset = base_offset
         self.max_timestamp, self.offset_of_max_timestamp = self.time_index.last_entry()
         # Time of the first append, for segment.ms; None until something is appended.
@@ -469,6 +473,7 @@ class LogSegment:
             return 0
         position = found[0]
         self.offset_index.truncate_to(offset)
+        self.txn_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
         cut = self._cut(position)
         # The time index is sparse: batches after its last entry may hold a larger
@@ -496,6 +501,7 @@ class LogSegment:
             os.fsync(self._fd)
             self.offset_index.flush()
             self.time_index.flush()
+            self.txn_index.flush()
             self.dirty = False
 
     def close(self) -> None:
@@ -516,6 +522,8 @@ class LogSegment:
         for index, target in renames:
             os.rename(index.path, target)
             index.path = target
+        txn_path = self.txn_index.path
+        self.txn_index.rename(txn_path.with_name(txn_path.name[: len(txn_path.name) - len(self.suffix)] + suffix))
         target = self.log_path.with_name(self.log_path.name[: len(self.log_path.name) - len(self.suffix)] + suffix)
         os.rename(self.log_path, target)
         self.log_path = target
@@ -530,6 +538,7 @@ class LogSegment:
         self.log_path.unlink(missing_ok=True)
         self.offset_index.delete()
         self.time_index.delete()
+        self.txn_index.delete()
 
     def __repr__(self) -> str:
         return f"LogSegment(base_offset={self.base_offset}, size={self.size})"

@@ -55,9 +55,10 @@ class RecordValidationError(Exception):
 
 
 def validate_producer_batches(buf: bytes | bytearray, config: LogConfig, topic: str,
-                              partition: int, now_ms: int) -> list[BatchHeader]:
+                              partition: int, now_ms: int, *, from_coordinator: bool = False) -> list[BatchHeader]:
     """Check a producer's record set for one partition at ``now_ms`` (wall clock); its
-    batch headers if accepted."""
+    batch headers if accepted. Control batches (transaction markers) come only from the
+    transaction coordinator (WriteTxnMarkers), never from a client (Kafka's INVALID_RECORD)."""
     if not buf:
         raise RecordValidationError(ErrorCode.invalid_record, "produce request without records")
     try:
@@ -67,6 +68,8 @@ def validate_producer_batches(buf: bytes | bytearray, config: LogConfig, topic: 
     except InvalidRecordError as exc:
         raise RecordValidationError(ErrorCode.invalid_record, str(exc)) from None
     for h in headers:
+        if h.is_control and not from_coordinator:
+            raise RecordValidationError(ErrorCode.invalid_record, "Clients are not allowed to write control records")
         if h.size > config.max_message_bytes:
             raise RecordValidationError(
                 ErrorCode.message_too_large,

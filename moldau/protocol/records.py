@@ -299,8 +299,10 @@ def build_batch(
     producer_epoch: int = -1,
     base_sequence: int = -1,
     partition_leader_epoch: int = -1,
+    transactional: bool = False,
 ) -> bytes:
-    """Encode records as one RecordBatch v2, as a producer would."""
+    """Encode records as one RecordBatch v2, as a producer would (``transactional``: in
+    a transaction, attributes bit 4)."""
     if not records:
         raise ValueError("a batch holds at least one record")
     default_ts = timestamp if timestamp is not None else 0
@@ -324,7 +326,7 @@ def build_batch(
         from moldau.protocol import compression as codecs
 
         body = bytearray(codecs.compress(compression, bytes(body)))
-    attributes = compression & COMPRESSION_MASK
+    attributes = (compression & COMPRESSION_MASK) | (TRANSACTIONAL_MASK if transactional else 0)
     batch_length = HEADER_SIZE - LOG_OVERHEAD + len(body)
     out = bytearray(HEADER_SIZE)
     HEADER.pack_into(
@@ -392,6 +394,28 @@ def iter_records(batch: bytes | memoryview) -> Iterator[Record]:
             header.max_timestamp if header.is_log_append_time else header.base_timestamp + ts_delta
         )
         yield Record(header.base_offset + off_delta, timestamp, key, value, tuple(hdrs))
+
+
+CONTROL_RECORD_KEY = struct.Struct(">hh")  # version => Int16, type => Int16
+CONTROL_TYPE_ABORT = 0
+CONTROL_TYPE_COMMIT = 1
+
+
+def control_record_type(key: bytes | None) -> int:
+    """The type id of a control record's key (0 ABORT, 1 COMMIT; 2-6 are KRaft's)."""
+    if key is None or len(key) < CONTROL_RECORD_KEY.size:
+        raise InvalidRecordError(f"control record key of {0 if key is None else len(key)} bytes (at least 4)")
+    version, control_type = CONTROL_RECORD_KEY.unpack_from(key)
+    if version < 0:
+        raise InvalidRecordError(f"invalid control record key version {version}")
+    return int(control_type)
+
+
+def control_batch_type(batch: bytes | memoryview) -> int:
+    """The control type of a control batch: its (only) record's key type."""
+    for record in iter_records(batch):
+        return control_record_type(record.key)
+    raise InvalidRecordError("control batch without a record")
 
 
 def _read_bytes(buf: bytes | memoryview, pos: int) -> tuple[bytes | None, int]:

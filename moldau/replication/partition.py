@@ -173,7 +173,8 @@ class Partition:
     def in_sync_replicas(self) -> int:
         return len(self.leader_state.isr) if self.leader_state is not None else 0
 
-    def append_records_to_leader(self, records: bytes | None, acks: int, now_ms: int) -> AppendInfo:
+    def append_records_to_leader(self, records: bytes | None, acks: int, now_ms: int, *,
+                                 from_coordinator: bool = False) -> AppendInfo:
         """Validate and append a producer's batches; PartitionError or
         RecordValidationError if refused."""
         plog = self.leader_log_or_error()
@@ -186,9 +187,11 @@ class Partition:
                     f"The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of "
                     f"{min_isr} for partition {self.topic}-{self.partition}")
         buf = bytearray(records or b"")
-        headers = validate_producer_batches(buf, plog.config, self.topic, self.partition, now_ms)
+        headers = validate_producer_batches(buf, plog.config, self.topic, self.partition, now_ms,
+                                            from_coordinator=from_coordinator)
         try:
-            info = plog.append(buf, headers, leader_epoch=self.leader_epoch, now_ms=now_ms)
+            info = plog.append(buf, headers, leader_epoch=self.leader_epoch, now_ms=now_ms,
+                               check_sequences=not from_coordinator)
         except RecordTooLargeError as exc:
             raise RecordValidationError(ErrorCode.message_too_large, str(exc)) from None
         except ProducerStateError as exc:  # OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH

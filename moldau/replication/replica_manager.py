@@ -30,6 +30,7 @@ from moldau.log.errors import OffsetOutOfRangeError
 from moldau.log.manager import LogManager
 from moldau.log.validator import RecordError, RecordValidationError
 from moldau.protocol.errors import ErrorCode
+from moldau.protocol.records import iter_batches
 from moldau.replication.fetcher import ReplicaFetcher
 from moldau.replication.leader_state import LeaderState
 from moldau.replication.partition import Partition, PartitionError, RateLimitedWarning
@@ -49,6 +50,9 @@ log = logging.getLogger(__name__)
 
 
 # --- typed requests and results --------------------------------------------------------
+
+READ_UNCOMMITTED = 0
+READ_COMMITTED = 1  # Fetch's isolation_level: stop at the last stable offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +80,15 @@ class FetchParams:
     min_bytes: int
     max_bytes: int
     partitions: tuple[tuple[TopicPartition, FetchPartitionRequest], ...]
+    isolation_level: int = READ_UNCOMMITTED
 
     @property
     def is_follower(self) -> bool:
         return self.replica_id >= 0
+
+    @property
+    def read_committed(self) -> bool:
+        return not self.is_follower and self.isolation_level == READ_COMMITTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +98,9 @@ class FetchPartitionResult:
     last_stable_offset: int = -1
     log_start_offset: int = -1
     records: bytes = b""
+    # read_committed: (producer id, first offset) of the aborted transactions overlapping
+    # the records returned; None for read_uncommitted or when no records are returned.
+    aborted_transactions: tuple[tuple[int, int], ...] | None = None
 
 
 ProduceResults = dict[TopicPartition, ProducePartitionResult]
@@ -166,6 +178,14 @@ class DelayedFetch(DelayedOperation):
     def on_complete(self) -> None:
         self._replicas.fetch_answered(self._params, self._results)
         self._callback(self._results)
+
+
+def _next_offset_after(data: bytes) -> int:
+    """The offset after the last whole batch of a read."""
+    last = None
+    for header, _ in iter_batches(data):
+        last = header
+    return last.next_offset if last is not None else 0
 
 
 # --- the manager ------------------------------------------------------------------------------
@@ -350,16 +370,18 @@ class ReplicaManager:
     # --- produce ------------------------------------------------------------------------
 
     def append_records(self, acks: int, timeout_ms: int, entries: Iterable[tuple[TopicPartition, bytes | None]],
-                       callback: Callable[[ProduceResults], None]) -> None:
+                       callback: Callable[[ProduceResults], None], *, from_coordinator: bool = False) -> None:
         """Append each partition's batches as its leader; `callback` gets a result per
-        partition once acks are satisfied (at once for acks 0 and 1)."""
+        partition once acks are satisfied (at once for acks 0 and 1). Only the
+        transaction coordinator's writes (``from_coordinator``: WriteTxnMarkers) may
+        hold control batches."""
         now = self.clock()
         results: ProduceResults = {}
         for tp, records in entries:
             if acks not in (0, 1, -1):
                 results[tp] = ProducePartitionResult(ErrorCode.invalid_required_acks)
                 continue
-            results[tp] = self._append_to_leader(tp, records, acks, now)
+            results[tp] = self._append_to_leader(tp, records, acks, now, from_coordinator)
         if acks != -1:
             callback(results)
             return
@@ -371,14 +393,14 @@ class ReplicaManager:
             DelayedProduce(timeout_ms, self, results, required, callback), required)
 
     def _append_to_leader(self, tp: TopicPartition, records: bytes | None, acks: int,
-                          now_ms: int) -> ProducePartitionResult:
+                          now_ms: int, from_coordinator: bool = False) -> ProducePartitionResult:
         try:
             partition = self.leader_partition(tp)
         except PartitionError as exc:
             return ProducePartitionResult(exc.code, message=exc.message)
         try:
             hw = partition.high_watermark
-            info = partition.append_records_to_leader(records, acks, now_ms)
+            info = partition.append_records_to_leader(records, acks, now_ms, from_coordinator=from_coordinator)
         except PartitionError as exc:
             if exc.code not in CLIENT_PRODUCE_ERRORS:
                 partition.stats.produce_failed()
@@ -459,20 +481,27 @@ class ReplicaManager:
                 continue
             plog = partition.log
             hw = partition.high_watermark
+            lso = plog.last_stable_offset
             data = b""
             code = ErrorCode.none
             limit = min(request.max_bytes, remaining)
             if limit > 0 or total == 0:
+                # Followers copy the whole log; consumers see only what is replicated
+                # (below the high watermark), read_committed ones only what is decided.
+                max_offset = None if params.is_follower else lso if params.read_committed else hw
                 try:
-                    # Followers copy the whole log; consumers see only what is committed.
-                    data = plog.read(request.fetch_offset, max(limit, 1),
-                                     max_offset=None if params.is_follower else hw, min_one=total == 0)
+                    data = plog.read(request.fetch_offset, max(limit, 1), max_offset=max_offset, min_one=total == 0)
                 except OffsetOutOfRangeError:
                     code = ErrorCode.offset_out_of_range
                     errors = True
+            aborted = None
+            if data and params.read_committed:
+                upper = _next_offset_after(data)
+                aborted = tuple((t.producer_id, t.first_offset)
+                                for t in plog.collect_aborted_transactions(request.fetch_offset, upper))
             total += len(data)
             remaining -= len(data)
-            out.append((tp, FetchPartitionResult(code, hw, hw, plog.log_start_offset, data)))
+            out.append((tp, FetchPartitionResult(code, hw, lso, plog.log_start_offset, data, aborted)))
         return out, total, errors
 
     # --- the ISR ------------------------------------------------------------------------

@@ -41,14 +41,13 @@ from moldau.metrics.kafka import BrokerMetrics
 from moldau.protocol import interbroker as ib
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
-from moldau.protocol.records import iter_batches, iter_records
 from moldau.replication.replica_manager import ReplicaManager, ReplicaManagerConfig
 from moldau.replication.seams import LeaderAndIsrState
 from moldau.server.broker_client import BrokerConnection
 from moldau.server.broker_metrics import MetricsEndpoint, RequestMetrics
 from moldau.server.config import BrokerConfig, Listener
 from moldau.server.context import HandlerContext
-from moldau.server.coordinator_log import CoordinatorLog
+from moldau.server.coordinator_log import CoordinatorLog, replay_coordinator_partition
 from moldau.server.errors import TopicError
 from moldau.server.fetch_session import FetchSessionCache
 from moldau.server.log_cleaning import LogCleanerTask
@@ -66,6 +65,8 @@ from moldau.server.replication_links import (
 from moldau.server.security.authenticator import SaslServerAuthenticator
 from moldau.server.security.listener import ListenerSecurity
 from moldau.server.security.scram import ScramCredential
+from moldau.server.transaction_coordination import TransactionService, transaction_config
+from moldau.transactions.records import TRANSACTION_STATE_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class Broker:
                 offsets_retention_check_interval_ms=v["offsets.retention.check.interval.ms"],
             ),
             self._append_group_records,
+            lambda *args: self.coordinator_log.append_transactional(*args),
         )
         if coordination is None:
             from moldau.controller.zookeeper import ZooKeeperCoordination
@@ -156,12 +158,16 @@ class Broker:
         self.producer_ids = ProducerIdManager(self.broker_id, self.coordination.allocate_producer_ids)
         self.coordinator_log = CoordinatorLog(self.replicas, self.clock,
                                               lambda: int(self.config["offsets.commit.timeout.ms"]))
+        self.transactions = TransactionService(
+            self.broker_id, transaction_config(config), self.replicas, self.metadata, self.producer_ids,
+            self.inter_broker, self.clock, int(config["request.timeout.ms"]))
+        self._transaction_state_creation: asyncio.Future[None] | None = None
         self.context = HandlerContext(
             self.broker_id, config, self.clock, self.replicas, self.groups, self.metadata, self.logs,
             self.producer_ids,
             FetchSessionCache(int(config["max.incremental.fetch.session.cache.slots"]),
                               int(config["min.incremental.fetch.session.eviction.ms"]) / 1000),
-            admin=self, cluster=self, coordinator_log=self.coordinator_log)
+            admin=self, cluster=self, coordinator_log=self.coordinator_log, transactions=self.transactions)
         self._stray_logs_checked = False
         self._metadata_waiters: list[asyncio.Future[None]] = []  # woken by every UpdateMetadata
         self._configs_loaded: set[str] = set()
@@ -172,6 +178,7 @@ class Broker:
         self._config_writes: dict[str, int] = {}
         self._election_again = False
         self._groups_unloaded_for_lease: set[int] = set()
+        self._transactions_unloaded_for_lease: set[int] = set()
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -307,6 +314,7 @@ class Broker:
         if self.config["log.cleaner.enable"]:
             self._tasks.append(loop.create_task(self.log_cleaner.run()))
         self._tasks.append(loop.create_task(self._every(100, self._tick_groups)))
+        self._tasks.append(loop.create_task(self._every(100, self.transactions.tick)))
         self._tasks.append(loop.create_task(self._every(
             int(self.config["producer.id.expiration.check.interval.ms"]), self._expire_producers)))
         self._tasks.append(loop.create_task(self._renew_lease()))
@@ -439,16 +447,24 @@ class Broker:
             self._groups_unloaded_for_lease.add(p)
             log.warning("broker %d: no recent ZooKeeper round trip; not coordinating the groups of %s-%d",
                         self.broker_id, OFFSETS_TOPIC, p)
+        for p in list(self.transactions.coordinator.loaded_partitions):  # the same for transactions
+            self.transactions.unload_partition(p)
+            self._transactions_unloaded_for_lease.add(p)
 
     def _reload_groups_after_lease(self) -> None:
         """The lease is back: reload the group partitions this broker still leads."""
+        for p in list(self._transactions_unloaded_for_lease):
+            self._transactions_unloaded_for_lease.discard(p)
+            txn = self.replicas.partitions.get((TRANSACTION_STATE_TOPIC, p))
+            if txn is not None and txn.is_leader and p not in self.transactions.coordinator.loaded_partitions:
+                self.transactions.load_partition(p, txn.leader_epoch, txn.log)
         for p in list(self._groups_unloaded_for_lease):
             self._groups_unloaded_for_lease.discard(p)
             partition = self.replicas.partitions.get((OFFSETS_TOPIC, p))
             if partition is not None and partition.is_leader and p not in self.groups.loaded_partitions:
                 log.info("broker %d: lease renewed; coordinating the groups of %s-%d again", self.broker_id,
                          OFFSETS_TOPIC, p)
-                self.groups.load_partition(p, _replay(partition.log), self.clock())
+                self._load_group_partition(p, partition.log)
 
     def lease_valid(self) -> bool:
         return self.lease.valid()
@@ -604,6 +620,7 @@ class Broker:
             server.close()
         self.metrics_endpoint.close()
         try:
+            await self.transactions.stop()
             await self.replicas.shutdown()
             self.controller_link.close()
             if self._election is not None:
@@ -816,15 +833,27 @@ class Broker:
                 self.metrics.topic_deleted(ts.topic_name)  # its per-topic series go with its last replica here
         return ErrorCode.none, errors
 
+    def _load_group_partition(self, partition: int, plog: Log) -> None:
+        records, pending = replay_coordinator_partition(plog)
+        self.groups.load_partition(partition, records, self.clock(), pending)
+
     def _on_leadership_change(self, tp: tuple[str, int], leader: bool) -> None:
-        """__consumer_offsets partitions carry the groups they coordinate: loaded when
-        this broker becomes their leader, unloaded when it stops."""
+        """__consumer_offsets partitions carry the groups they coordinate, and
+        __transaction_state partitions the transactions: loaded when this broker becomes
+        their leader, unloaded when it stops."""
+        if tp[0] == TRANSACTION_STATE_TOPIC:
+            partition = self.replicas.partitions.get(tp)
+            if leader and partition is not None:
+                self.transactions.load_partition(tp[1], partition.leader_epoch, partition.log)
+            else:
+                self.transactions.unload_partition(tp[1])
+            return
         if tp[0] != OFFSETS_TOPIC:
             return
         if leader:
             plog = self.logs.get(*tp)
             if plog is not None and tp[1] not in self.groups.loaded_partitions:
-                self.groups.load_partition(tp[1], _replay(plog), self.clock())
+                self._load_group_partition(tp[1], plog)
         elif tp[1] in self.groups.loaded_partitions:
             self.groups.unload_partition(tp[1])
 
@@ -979,24 +1008,42 @@ class Broker:
             return None
         return part.leader, endpoint[0], endpoint[1]
 
+    async def transaction_coordinator_node(self, transactional_id: str,
+                                           listener: str = "") -> tuple[int, str, int] | None:
+        """The leader of the transactional id's __transaction_state partition; the topic
+        is created on first use (rf and min.isr capped by the live brokers, as for
+        __consumer_offsets, so that one broker can run transactions)."""
+        if TRANSACTION_STATE_TOPIC not in self.metadata.topics:
+            if self._transaction_state_creation is None or self._transaction_state_creation.done():
+                self._transaction_state_creation = asyncio.ensure_future(
+                    asyncio.to_thread(self._create_transaction_state_topic))
+            await asyncio.shield(self._transaction_state_creation)
+            await self.wait_for_topics([TRANSACTION_STATE_TOPIC], True, OFFSETS_TOPIC_WAIT_S)
+        state = self.metadata.topics.get(TRANSACTION_STATE_TOPIC)
+        if state is None:
+            return None
+        part = state.partitions.get(self.transactions.coordinator.partition_for(transactional_id))
+        endpoint = self.metadata.endpoints.get(part.leader, {}).get(listener or self.inter_broker.listener) \
+            if part is not None else None
+        if part is None or part.leader < 0 or endpoint is None:
+            return None
+        return part.leader, endpoint[0], endpoint[1]
+
+    def _create_transaction_state_topic(self) -> None:
+        config = self.transactions.coordinator.config
+        rf = max(1, min(config.transaction_log_replication_factor, len(self._live_racks())))
+        configs = config.topic_configs()
+        configs["min.insync.replicas"] = str(min(config.transaction_log_min_isr, rf))
+        try:
+            self.create_topic(TRANSACTION_STATE_TOPIC, config.transaction_log_partitions, rf, configs)
+        except TopicError as exc:
+            if exc.code != ErrorCode.topic_already_exists:
+                log.warning("cannot create %s: %s", TRANSACTION_STATE_TOPIC, exc.message)
+        except CoordinationError as exc:
+            log.warning("cannot create %s: %s", TRANSACTION_STATE_TOPIC, exc)
+
     def _load_group_partitions(self) -> None:
         """Group partitions are loaded when LeaderAndIsr makes us their leader."""
-
-
-def _replay(plog: Log) -> list[tuple[bytes, bytes | None]]:
-    """Every (key, value) of a __consumer_offsets partition, in offset order."""
-    out: list[tuple[bytes, bytes | None]] = []
-    offset = plog.log_start_offset
-    while offset < plog.log_end_offset:
-        data = plog.read(offset, 1 << 20)
-        if not data:
-            break
-        for header, batch in iter_batches(data):
-            for record in iter_records(batch):
-                if record.offset >= offset and record.key is not None:
-                    out.append((record.key, record.value))
-            offset = header.next_offset
-    return out
 
 
 def _new_cluster_id() -> str:

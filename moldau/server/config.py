@@ -147,6 +147,18 @@ PROPERTIES: dict[str, Prop] = {
         _p("controlled.shutdown.enable", "boolean", True),
         _p("fetch.max.bytes", "int", 57671680, minimum=0),
         _p("connections.max.idle.ms", "long", 600000),
+        # Transactions (KIP-98): the transaction coordinator and __transaction_state.
+        _p("transaction.state.log.num.partitions", "int", 50, minimum=1),
+        _p("transaction.state.log.replication.factor", "int", 3, minimum=1),
+        _p("transaction.state.log.min.isr", "int", 2, minimum=1),
+        _p("transaction.state.log.segment.bytes", "int", 104857600, minimum=1),
+        _p("transaction.max.timeout.ms", "int", 900000, minimum=1),
+        _p("transactional.id.expiration.ms", "int", 604800000, minimum=1),
+        _p("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", 10000, minimum=1),
+        _p("transaction.remove.expired.transaction.cleanup.interval.ms", "int", 3600000, minimum=1),
+        # How long the coordinator's requests to other brokers (WriteTxnMarkers) and
+        # the leader's wait for a marker's replication may take.
+        _p("request.timeout.ms", "int", 30000, minimum=0),
     )
 }
 
@@ -159,8 +171,6 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
         "num.replica.fetchers",
         "socket.send.buffer.bytes",
         "socket.receive.buffer.bytes",
-        "transaction.state.log.replication.factor",
-        "transaction.state.log.min.isr",
         "queued.max.requests",
         "background.threads",
         "log.cleaner.threads",
@@ -168,7 +178,6 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
         "log.preallocate",
         "replica.fetch.max.bytes",
         "replica.socket.timeout.ms",
-        "request.timeout.ms",
         "group.coordinator.rebalance.protocols",
         # Deprecated in Kafka 3.x, still accepted by 3.9, removed in 4.0 (as the topic
         # configs message.format.version, ... are: see log/config.py).

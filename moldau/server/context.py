@@ -23,6 +23,7 @@ from moldau.server.producer_ids import ProducerIdManager
 
 if TYPE_CHECKING:
     from moldau.controller.controller import Controller
+    from moldau.server.transaction_coordination import TransactionService
 
 
 class Admin(Protocol):
@@ -69,6 +70,9 @@ class ClusterLink(Protocol):
 
     async def group_coordinator_node(self, group_id: str, listener: str = "") -> tuple[int, str, int] | None: ...
 
+    async def transaction_coordinator_node(self, transactional_id: str,
+                                           listener: str = "") -> tuple[int, str, int] | None: ...
+
     def on_leader_and_isr(self, request: Any, topic_configs: dict[str, dict[str, str]] | None = None
                           ) -> tuple[ErrorCode, list[tuple[str, int, ErrorCode]]]: ...
 
@@ -96,6 +100,7 @@ class HandlerContext:
     admin: Admin
     cluster: ClusterLink
     coordinator_log: CoordinatorLog
+    transactions: TransactionService | None = None
 
     def active_controller(self) -> Controller | None:
         """This broker's controller if it is the active one, else None (NOT_CONTROLLER)."""

@@ -13,18 +13,35 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from moldau.groups.coordinator import CoordinatorAppendError
+from moldau.log.log import Log
 from moldau.protocol.errors import ErrorCode
-from moldau.protocol.records import RecordInput, build_batch
+from moldau.protocol.records import (
+    CONTROL_TYPE_COMMIT,
+    InvalidRecordError,
+    RecordInput,
+    build_batch,
+    control_batch_type,
+    iter_batches,
+    iter_records,
+)
 from moldau.replication.replica_manager import ProduceResults, ReplicaManager
 
 OFFSETS_TOPIC = "__consumer_offsets"
 
 
 class CoordinatorLog:
-    def __init__(self, replicas: ReplicaManager, clock: Callable[[], int], timeout_ms: Callable[[], int]) -> None:
+    """The writes of one coordinator to its internal topic (``__consumer_offsets`` for
+    groups, ``__transaction_state`` for transactions); a refused append raises
+    ``append_error(code, message)``, the exception the coordinator maps."""
+
+    def __init__(self, replicas: ReplicaManager, clock: Callable[[], int], timeout_ms: Callable[[], int],
+                 topic: str = OFFSETS_TOPIC,
+                 append_error: Callable[[ErrorCode, str], Exception] = CoordinatorAppendError) -> None:
         self.replicas = replicas
         self.clock = clock
         self.timeout_ms = timeout_ms
+        self.topic = topic
+        self._append_error = append_error
         self._collector: list[asyncio.Future[ErrorCode]] | None = None
         self._pending: dict[int, list[asyncio.Future[ErrorCode]]] = {}  # partition -> unacknowledged writes
 
@@ -32,8 +49,20 @@ class CoordinatorLog:
         """The coordinator's append: raises CoordinatorAppendError if the leader refused
         it (not leader, ISR below min.insync.replicas, too large); otherwise the write is
         in the leader's log and its acknowledgement goes to the collecting request."""
-        tp = (OFFSETS_TOPIC, partition)
-        batch = build_batch([RecordInput(value, key) for key, value in records], timestamp=self.clock())
+        self._append(partition, build_batch([RecordInput(value, key) for key, value in records],
+                                            timestamp=self.clock()))
+
+    def append_transactional(self, partition: int, records: list[tuple[bytes, bytes | None]], producer_id: int,
+                             producer_epoch: int) -> None:
+        """TxnOffsetCommit's append: one transactional batch in the producer's name (no
+        sequence: the leader checks only its epoch), settled by the transaction's marker."""
+        self._append(partition, build_batch([RecordInput(value, key) for key, value in records],
+                                            timestamp=self.clock(), producer_id=producer_id,
+                                            producer_epoch=producer_epoch, base_sequence=-1, transactional=True),
+                     from_coordinator=True)
+
+    def _append(self, partition: int, batch: bytes, *, from_coordinator: bool = False) -> None:
+        tp = (self.topic, partition)
         acked: asyncio.Future[ErrorCode] = asyncio.get_running_loop().create_future()
         messages: list[str | None] = []
 
@@ -42,9 +71,9 @@ class CoordinatorLog:
             if not acked.done():
                 acked.set_result(results[tp].error)
 
-        self.replicas.append_records(-1, self.timeout_ms(), [(tp, batch)], done)
+        self.replicas.append_records(-1, self.timeout_ms(), [(tp, batch)], done, from_coordinator=from_coordinator)
         if acked.done() and acked.result() != ErrorCode.none:
-            raise CoordinatorAppendError(acked.result(), messages[0] or "")
+            raise self._append_error(acked.result(), messages[0] or "")
         if self._collector is not None:
             self._collector.append(acked)
         if not acked.done():
@@ -82,3 +111,35 @@ async def first_error(acks: list[asyncio.Future[ErrorCode]]) -> ErrorCode:
         if code != ErrorCode.none:
             return code
     return ErrorCode.none
+
+
+Record = tuple[bytes, bytes | None]
+
+
+def replay_coordinator_partition(plog: Log) -> tuple[list[Record], list[tuple[int, list[Record]]]]:
+    """A coordinator partition's (key, value) records in the order they take effect, and
+    the records of transactions still open, by producer id. A transaction's records
+    (TxnOffsetCommit) take effect where its COMMIT marker is; an aborted one's never."""
+    records: list[Record] = []
+    open_txns: dict[int, list[Record]] = {}
+    offset = plog.log_start_offset
+    while offset < plog.log_end_offset:
+        data = plog.read(offset, 1 << 20)
+        if not data:
+            break
+        for header, batch in iter_batches(data):
+            if header.base_offset < offset:
+                continue
+            offset = header.next_offset
+            if header.is_control:
+                try:
+                    committed = control_batch_type(batch) == CONTROL_TYPE_COMMIT
+                except InvalidRecordError:
+                    continue
+                txn = open_txns.pop(header.producer_id, [])
+                if committed:
+                    records.extend(txn)
+                continue
+            target = open_txns.setdefault(header.producer_id, []) if header.is_transactional else records
+            target.extend((r.key, r.value) for r in iter_records(batch) if r.key is not None)
+    return records, list(open_txns.items())

@@ -27,10 +27,22 @@ class ProducerIdManager:
 
     async def next_id(self) -> int:
         """A producer id never handed out before; CoordinationError when no block can be claimed."""
+        await self.reserve()
+        return self.take()
+
+    async def reserve(self) -> None:
+        """Make sure :meth:`take` has an id to give (claims a block if needed);
+        CoordinationError when no block can be claimed."""
         async with self._lock:
             if self._next > self._last:
                 first, last = await asyncio.to_thread(self._allocate, self.broker_id, self.block_size)
                 self._next, self._last = first, last
-            pid = self._next
-            self._next += 1
-            return pid
+
+    def take(self) -> int:
+        """The next id of the claimed block, without waiting (the transaction coordinator
+        is synchronous: its handler reserves first); LookupError when the block is used up."""
+        if self._next > self._last:
+            raise LookupError("no producer id block claimed")
+        pid = self._next
+        self._next += 1
+        return pid

@@ -23,6 +23,7 @@ from enum import IntEnum
 
 from moldau.protocol.records import (
     CONTROL_MASK,
+    CONTROL_RECORD_KEY,
     CRC_FIELD,
     CRC_POS,
     HEADER,
@@ -30,6 +31,8 @@ from moldau.protocol.records import (
     LOG_OVERHEAD,
     MAGIC,
     TRANSACTIONAL_MASK,
+    InvalidRecordError,
+    control_record_type,
     crc_of,
     iter_records,
     read_header,
@@ -41,7 +44,7 @@ END_TXN_MARKER_VALUE_VERSION = 0
 NO_SEQUENCE = -1
 NO_PARTITION_LEADER_EPOCH = -1
 
-_KEY = struct.Struct(">hh")  # version, type
+_KEY = CONTROL_RECORD_KEY  # version, type
 _VALUE = struct.Struct(">hi")  # version, coordinator_epoch
 
 
@@ -132,12 +135,10 @@ def build_end_txn_marker(
 
 def parse_control_record_type(key: bytes | None) -> int:
     """The type id of a control record key (any type, KRaft's included)."""
-    if key is None or len(key) < _KEY.size:
-        raise InvalidControlRecord(f"control record key of {0 if key is None else len(key)} bytes (at least 4)")
-    version, control_type = _KEY.unpack_from(key)
-    if version < 0:
-        raise InvalidControlRecord(f"invalid control record key version {version}")
-    return int(control_type)
+    try:
+        return control_record_type(key)
+    except InvalidRecordError as e:
+        raise InvalidControlRecord(str(e)) from None
 
 
 def parse_end_txn_marker(batch: bytes | memoryview) -> EndTransactionMarker:

@@ -99,9 +99,11 @@ def test_init_producer_id_hands_out_distinct_ids(broker: BrokerProcess) -> None:
     assert len(seen) == 6
 
 
-def test_transactional_ids_are_refused(broker: BrokerProcess) -> None:
-    response = init_producer_id(broker, transactional_id="tx-1")
-    assert response.error_code == 16  # NOT_COORDINATOR: transactions are not supported
+def test_a_transactional_id_goes_to_its_coordinator_first(broker: BrokerProcess) -> None:
+    # Without a FindCoordinator first, __transaction_state does not exist yet: no broker
+    # coordinates the id (NOT_COORDINATOR, as Kafka answers; the client looks it up).
+    response = init_producer_id(broker, transactional_id=f"tx-{uuid.uuid4().hex[:8]}")
+    assert response.error_code == 16
 
 
 def test_a_retried_batch_is_written_once_and_answered_with_its_first_offsets(broker: BrokerProcess) -> None:

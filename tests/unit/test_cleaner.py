@@ -610,3 +610,52 @@ def test_cleaning_io_goes_through_the_throttler(tmp_path: Path) -> None:
     assert now[0] >= size / 50_000 * 0.9  # at least the dirty bytes read, at the rate
     assert last_values(read_all(log)) == latest
 
+
+
+# --- transactions -------------------------------------------------------------------
+
+
+def test_compaction_keeps_markers_the_index_and_committed_values_under_aborted_ones(tmp_path: Path) -> None:
+    from moldau.transactions.control import ControlRecordType, EndTransactionMarker, build_end_txn_marker
+
+    log = Log.open(tmp_path / "t-0", COMPACT, now_ms=0)
+    sequences: dict[int, int] = {}
+
+    def append(data: bytes) -> None:
+        buf = bytearray(data)
+        log.append(buf, validate_batches(buf), leader_epoch=0, now_ms=0)
+        log.update_high_watermark(log.log_end_offset)
+
+    def txn(pid: int, key: bytes, value: bytes) -> None:
+        seq = sequences.get(pid, 0)
+        sequences[pid] = seq + 1
+        append(build_batch([RecordInput(value, key, timestamp=1000)], producer_id=pid, producer_epoch=0,
+                           base_sequence=seq, transactional=True))
+
+    def end(pid: int, control: ControlRecordType) -> None:
+        append(build_end_txn_marker(EndTransactionMarker(pid, 0, control, 0), 1000))
+
+    append_kv(log, [(b"k", b"committed-1")])  # 0
+    txn(1, b"k", b"aborted")  # 1
+    end(1, ControlRecordType.ABORT)  # 2
+    txn(2, b"j", b"committed-2")  # 3
+    end(2, ControlRecordType.COMMIT)  # 4
+    log.roll(0)
+    txn(3, b"k", b"open")  # 5: still open, so past the last stable offset
+    log.roll(0)
+    set_mtimes(log, T0)
+    assert log_to_clean(log, T0).first_uncleanable_offset == 5  # the LSO, not the high watermark (6)
+    aborted_before = log.collect_aborted_transactions(0, log.log_end_offset)
+    assert clean(log) >= 0
+    records = read_all(log)
+    # The aborted record did not push out the committed value before it.
+    assert [(r.offset, r.value) for r in records if r.key == b"k"] == [(0, b"committed-1"), (1, b"aborted"),
+                                                                       (5, b"open")]
+    # Markers stay (a reader needs the ABORT to stop skipping), and so does the index.
+    assert [h.base_offset for h, _ in iter_batches(log.read(0, BIG)) if h.is_control] == [2, 4]
+    assert log.collect_aborted_transactions(0, log.log_end_offset) == aborted_before
+    assert [(t.producer_id, t.first_offset, t.last_offset) for t in aborted_before] == [(1, 1, 2)]
+    log.close()
+    reopened = Log.open(tmp_path / "t-0", COMPACT, now_ms=0)
+    assert reopened.collect_aborted_transactions(0, reopened.log_end_offset) == aborted_before
+    reopened.close()

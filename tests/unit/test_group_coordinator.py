@@ -16,8 +16,10 @@ from moldau.groups.coordinator import GroupCoordinator, JoinGroupResult, SyncGro
 from moldau.groups.records import (
     GroupMetadataKey,
     OffsetCommitKey,
+    OffsetCommitValue,
     decode_group_metadata_value,
     decode_key,
+    offset_commit_record,
 )
 from moldau.protocol.errors import ErrorCode
 
@@ -1014,3 +1016,58 @@ def test_timing_members_reach_stable(n: int) -> None:
         return time.perf_counter() - start
 
     assert run(scenario()) < 1.0
+
+
+# --- transactional offset commits (KIP-98, KIP-447) ----------------------------------------
+
+
+def test_transactional_offsets_wait_for_the_marker_and_follow_its_result() -> None:
+    async def scenario() -> None:
+        c, topic = make()
+        written: list[tuple[int, int, int]] = []  # partition, producer id, epoch
+
+        def append_txn(partition: int, records: list[tuple[bytes, bytes | None]], pid: int, epoch: int) -> None:
+            topic.append(partition, records)
+            written.append((partition, pid, epoch))
+
+        c._append_transactional = append_txn
+        results, _ = await form_group(c, 1)
+        member = results[0].member_id
+        generation = results[0].generation_id
+        offsets: list[tuple[str, int, int, int, str | None]] = [("t", 0, 10, -1, None)]
+        # KIP-447: a zombie of an older generation, or an unknown member, is refused
+        assert c.commit_transactional_offsets("g", 7, 0, generation + 1, member, None, offsets, 1) == {
+            ("t", 0): ErrorCode.illegal_generation}
+        assert c.commit_transactional_offsets("g", 7, 0, generation, "ghost", None, offsets, 1) == {
+            ("t", 0): ErrorCode.unknown_member_id}
+        assert written == []
+        assert c.commit_transactional_offsets("g", 7, 0, generation, member, None, offsets, 1) == {
+            ("t", 0): ErrorCode.none}
+        partition = c.partition_for("g")
+        assert written == [(partition, 7, 0)]
+        # Not committed before the marker: require_stable readers are told to wait.
+        assert c.fetch_offsets("g", [("t", 0)])[1][("t", 0)][0] == -1
+        assert c.fetch_offsets("g", [("t", 0)], require_stable=True)[1][("t", 0)][3] == \
+            ErrorCode.unstable_offset_commit
+        c.complete_transaction(partition, 7, committed=False)
+        assert c.fetch_offsets("g", [("t", 0)], require_stable=True)[1][("t", 0)] == (-1, -1, "", ErrorCode.none)
+        assert c.commit_transactional_offsets("g", 7, 0, -1, "", None, [("t", 0, 20, -1, None)], 2) == {
+            ("t", 0): ErrorCode.none}
+        c.complete_transaction(partition + 1, 7, committed=True)  # another partition's marker: nothing
+        assert c.fetch_offsets("g", [("t", 0)])[1][("t", 0)][0] == -1
+        c.complete_transaction(partition, 7, committed=True)
+        assert c.fetch_offsets("g", [("t", 0)], require_stable=True)[1][("t", 0)][0] == 20
+
+    run(scenario())
+
+
+def test_a_loaded_partition_keeps_open_transactions_pending() -> None:
+    c, topic = make()
+    record = offset_commit_record("simple", "t", 1, OffsetCommitValue(33, "", 5, -1, -1))
+    partition = c.partition_for("simple")
+    c.load_partition(partition, [], 10, pending_transactions=[(9, [record])])
+    assert c.fetch_offsets("simple", [("t", 1)], require_stable=True)[1][("t", 1)][3] == \
+        ErrorCode.unstable_offset_commit
+    c.complete_transaction(partition, 9, committed=True)
+    assert c.fetch_offsets("simple", [("t", 1)])[1][("t", 1)][0] == 33
+    assert topic.all() == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from moldau.log.config import LogConfig
 from moldau.protocol.errors import ErrorCode
-from moldau.protocol.records import RecordInput, build_batch
+from moldau.protocol.records import RecordInput, build_batch, iter_batches
 from moldau.replication.replica_manager import (
     FetchParams,
     FetchPartitionRequest,
@@ -235,4 +235,59 @@ def test_a_leader_without_a_known_address_is_followed_once_the_metadata_names_it
         follower.follow_unreached_leaders()
         await replicate(cluster, followers=(1,))
         assert follower.logs.get(*TP).log_end_offset == 1
+    run(test)
+
+
+def test_read_committed_fetches_stop_at_the_last_stable_offset_and_name_aborted_transactions(tmp_path: Path) -> None:
+    from moldau.replication.replica_manager import READ_COMMITTED
+    from moldau.transactions.control import ControlRecordType, EndTransactionMarker, build_end_txn_marker
+
+    def txn(pid: int, seq: int) -> bytes:
+        return build_batch([RecordInput(b"t%d" % pid)], producer_id=pid, producer_epoch=0, base_sequence=seq,
+                           timestamp=1, transactional=True)
+
+    def marker(pid: int, control: ControlRecordType) -> bytes:
+        return build_end_txn_marker(EndTransactionMarker(pid, 0, control, 0), 1)
+
+    def fetch(rm: ReplicaManager, isolation: int, max_wait_ms: int = 0, offset: int = 0) -> list[FetchResults]:
+        out: list[FetchResults] = []
+        rm.fetch_records(FetchParams(-1, max_wait_ms, 1, 1 << 20, ((TP, FetchPartitionRequest(offset, 1 << 20)),),
+                                     isolation), out.append)
+        return out
+
+    async def test() -> None:
+        cluster = make_cluster(tmp_path)
+        leader = cluster.brokers[0]
+        assert produce(leader, 1, records())[0][TP].error == ErrorCode.none  # 0
+        produce(leader, 1, txn(7, 0))  # 1: producer 7's transaction, to be aborted
+        produce(leader, 1, txn(8, 0))  # 2: producer 8's, to be committed
+        # A client may not write markers.
+        assert produce(leader, 1, marker(7, ControlRecordType.ABORT))[0][TP].error == ErrorCode.invalid_record
+        await replicate(cluster)
+        uncommitted = fetch(leader, 0)[0][0][1]
+        assert (uncommitted.high_watermark, uncommitted.last_stable_offset) == (3, 1)
+        assert uncommitted.aborted_transactions is None and len(list(iter_batches(uncommitted.records))) == 3
+        waiting = fetch(leader, READ_COMMITTED, max_wait_ms=500, offset=1)
+        assert waiting == []  # nothing stable past offset 1: the fetch waits for the LSO to move
+        out: list[ProduceResults] = []
+        leader.append_records(-1, 1000, [(TP, marker(7, ControlRecordType.ABORT))], out.append,
+                              from_coordinator=True)
+        assert out == []  # a marker is acknowledged once replicated, like any acks=all write
+        await replicate(cluster)
+        assert out and out[0][TP].error == ErrorCode.none and out[0][TP].base_offset == 3
+        assert waiting and waiting[0][0][1].aborted_transactions == ((7, 1),)  # completed by the LSO move
+        assert [h.base_offset for h, _ in iter_batches(waiting[0][0][1].records)] == [1]
+        committed = fetch(leader, READ_COMMITTED)[0][0][1]
+        assert committed.last_stable_offset == 2  # producer 8's transaction is still open
+        assert [h.base_offset for h, _ in iter_batches(committed.records)] == [0, 1]
+        assert committed.aborted_transactions == ((7, 1),)
+        leader.append_records(-1, 1000, [(TP, marker(8, ControlRecordType.COMMIT))], out.append,
+                              from_coordinator=True)
+        await replicate(cluster)
+        done = fetch(leader, READ_COMMITTED)[0][0][1]
+        assert done.last_stable_offset == done.high_watermark == 5
+        assert done.aborted_transactions == ((7, 1),)
+        # The followers hold the same index: a new leader answers the same.
+        assert cluster.brokers[1].logs.get(*TP).collect_aborted_transactions(0, 5) == \
+            leader.logs.get(*TP).collect_aborted_transactions(0, 5)
     run(test)

@@ -1,7 +1,8 @@
 """DescribeProducers (v0): the idempotent producers a partition's leader tracks, with
-each one's epoch, last sequence and last timestamp (Kafka's producer state; there are
-no transactions, so no transaction start offsets). Sent to the partition's leader; other
-brokers answer NOT_LEADER_OR_FOLLOWER, as for produce."""
+each one's epoch, last sequence, last timestamp, the coordinator epoch of its last
+marker and the first offset of its open transaction (-1 without one): Kafka's producer
+state, what ``kafka-transactions.sh find-hanging`` reads. Sent to the partition's leader;
+other brokers answer NOT_LEADER_OR_FOLLOWER, as for produce."""
 from __future__ import annotations
 
 from typing import Any
@@ -23,7 +24,9 @@ def _partition(ctx: HandlerContext, t: Any, topic: str, index: int) -> Any:
     producers = tuple(
         build(t.ProducerState, producer_id=pid, producer_epoch=entry.producer_epoch,
               last_sequence=entry.last_sequence, last_timestamp=entry.last_timestamp,
-              coordinator_epoch=entry.coordinator_epoch, current_txn_start_offset=-1)
+              coordinator_epoch=entry.coordinator_epoch,
+              current_txn_start_offset=-1 if entry.current_txn_first_offset is None
+              else entry.current_txn_first_offset)
         for pid, entry in sorted(plog.producer_state.producers.items()))
     return build(t.PartitionResponse, partition_index=index, error_code=ErrorCode.none, error_message=None,
                  active_producers=producers)

@@ -76,6 +76,7 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     params = FetchParams(
         replica_id=replica_id, max_wait_ms=max(int(request.max_wait.total_seconds() * 1000), 0),
         min_bytes=request.min_bytes, max_bytes=request.max_bytes,
+        isolation_level=getattr(request, "isolation_level", 0),
         partitions=tuple(((topic, p), FetchPartitionRequest(offset, max_bytes, epoch))
                          for topic, partitions in wanted for p, offset, max_bytes, epoch in partitions))
     answer: asyncio.Future[FetchResults] = asyncio.get_running_loop().create_future()
@@ -90,12 +91,13 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     for (topic, p), r in fetched:
         if not results or results[-1][0] != topic:
             results.append((topic, []))
-        results[-1][1].append((p, r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, r.records))
+        results[-1][1].append((p, r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, r.records,
+                               r.aborted_transactions))
     response_session_id = 0
     if want_session:
         changed, _ = _session_request(request)
         for topic, parts in results:
-            for p, _code, hw, _lso, lstart, _data in parts:
+            for p, _code, hw, _lso, lstart, _data, _aborted in parts:
                 entry = changed.get((topic, p))
                 if entry is not None:
                     entry.sent_high_watermark, entry.sent_log_start_offset = hw, lstart
@@ -126,11 +128,12 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                         high_watermark=hw,
                         last_stable_offset=lso,
                         log_start_offset=lstart,
-                        aborted_transactions=None,
+                        aborted_transactions=None if aborted is None else tuple(
+                            t.AbortedTransaction(producer_id=pid, first_offset=first) for pid, first in aborted),
                         preferred_read_replica=-1,
                         records=data,
                     )
-                    for p, code, hw, lso, lstart, data in parts
+                    for p, code, hw, lso, lstart, data, aborted in parts
                 ),
             )
             for name, parts in results

@@ -1,7 +1,10 @@
-"""FindCoordinator: the broker that coordinates a group (v0-v3 one key, v4+ batched).
+"""FindCoordinator: the broker that coordinates a group or a transactional id (v0-v3
+one key, v4+ batched).
 
 The coordinator of a group is the leader of `__consumer_offsets` partition
-`partition_for(group_id)`; the topic is created on first use, as Kafka does.
+`partition_for(group_id)`, that of a transactional id the leader of `__transaction_state`
+partition `partition_for(transactional_id)`; each topic is created on first use, as
+Kafka does.
 """
 from __future__ import annotations
 
@@ -14,15 +17,21 @@ from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 GROUP = 0
+TRANSACTION = 1
 
 
 async def _find(ctx: HandlerContext, key: str, key_type: int,
                 listener: str) -> tuple[ErrorCode, str | None, int, str, int]:
-    if key_type != GROUP:
-        return ErrorCode.coordinator_not_available, "Transactions are not supported.", -1, "", -1
-    if not key:
+    if key_type == TRANSACTION:
+        if not key:
+            return ErrorCode.invalid_request, "Transactional id is empty.", -1, "", -1
+        node = await ctx.cluster.transaction_coordinator_node(key, listener)
+    elif key_type != GROUP:
+        return ErrorCode.invalid_request, f"Unknown coordinator type {key_type}.", -1, "", -1
+    elif not key:
         return ErrorCode.invalid_request, "Group id is empty.", -1, "", -1
-    node = await ctx.cluster.group_coordinator_node(key, listener)
+    else:
+        node = await ctx.cluster.group_coordinator_node(key, listener)
     if node is None:
         return ErrorCode.coordinator_not_available, None, -1, "", -1
     node_id, host, port = node

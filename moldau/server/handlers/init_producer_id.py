@@ -2,9 +2,10 @@
 
 Without a transactional id Kafka hands out a fresh producer id with epoch 0 on every
 call, whatever id and epoch the request carries (a KIP-360 client asking to bump its
-epoch simply gets a new id). Transactions are not supported: with a transactional id
-the answer is NOT_COORDINATOR, as FindCoordinator never names a transaction
-coordinator.
+epoch simply gets a new id). With one, the transaction coordinator answers
+(moldau/transactions/coordinator.py): the id's producer id and its next epoch, fencing
+older instances; an open transaction is aborted first (CONCURRENT_TRANSACTIONS until
+its markers are written, and the client retries).
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
+from moldau.server.handlers._transactions import after_writes, service
+from moldau.transactions.coordinator import fenced_error_for_version
 
 
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
@@ -26,7 +29,22 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                      producer_id=producer_id, producer_epoch=epoch)
 
     if request.transactional_id is not None:
-        return answer(ErrorCode.not_coordinator)
+        txn = service(ctx)
+        try:
+            await ctx.producer_ids.reserve()
+        except CoordinationError:
+            return answer(ErrorCode.coordinator_not_available)
+        timeout_ms = int(request.transaction_timeout.total_seconds() * 1000)
+        with txn.log.collect() as acks:
+            result = txn.coordinator.init_producer_id(
+                request.transactional_id, timeout_ms, ctx.clock(),
+                getattr(request, "producer_id", -1), getattr(request, "producer_epoch", -1))
+        if result.markers is not None:
+            txn.send_when_written(result.markers, acks)
+        error = fenced_error_for_version(result.error, ApiKey.INIT_PRODUCER_ID, header.api_version)
+        return after_writes(acks, error, lambda code: answer(
+            code, result.producer_id if code == ErrorCode.none else -1,
+            result.producer_epoch if code == ErrorCode.none else -1))
     manager = ctx.producer_ids
     try:
         producer_id = await manager.next_id()

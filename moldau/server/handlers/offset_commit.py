@@ -5,6 +5,7 @@ offsets partition (server/coordinator_log.py). The answer is deferred meanwhile,
 the member's heartbeats on the same connection are still served."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from moldau.groups.coordinator import offset_append_error
@@ -26,23 +27,39 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     retention_ms = -1
     if retention is not None:
         retention_ms = int(retention.total_seconds() * 1000) if hasattr(retention, "total_seconds") else int(retention)
-    codes: dict[tuple[str, int], ErrorCode] = {}
-    valid: list[tuple[str, int, int, int, str | None]] = []
-    for topic in request.topics:
-        for p in topic.partitions:
-            if not ctx.metadata.partition_exists(topic.name, p.partition_index):
-                codes[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
-            else:
-                valid.append((topic.name, p.partition_index, p.committed_offset,
-                              getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
+    codes, valid = requested_offsets(ctx, request)
     acks: list[Any] = []
     if valid:
         with ctx.coordinator_log.collect() as acks:
             codes.update(ctx.groups.commit_offsets(
                 request.group_id, generation, request.member_id, getattr(request, "group_instance_id", None),
                 valid, ctx.clock(), retention_ms))
+    return answer_when_written(acks, valid, codes, lambda: _response(t, request, codes))
+
+
+def requested_offsets(ctx: HandlerContext, request: Any
+                      ) -> tuple[dict[tuple[str, int], ErrorCode], list[tuple[str, int, int, int, str | None]]]:
+    """The offsets of an OffsetCommit or TxnOffsetCommit request: UNKNOWN_TOPIC_OR_PARTITION
+    for partitions that do not exist, (topic, partition, offset, leader epoch, metadata) for
+    the others."""
+    codes: dict[tuple[str, int], ErrorCode] = {}
+    valid: list[tuple[str, int, int, int, str | None]] = []
+    for topic in request.topics or ():
+        for p in topic.partitions or ():
+            if not ctx.metadata.partition_exists(topic.name, p.partition_index):
+                codes[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
+            else:
+                valid.append((topic.name, p.partition_index, p.committed_offset,
+                              getattr(p, "committed_leader_epoch", -1), p.committed_metadata))
+    return codes, valid
+
+
+def answer_when_written(acks: list[Any], valid: list[tuple[str, int, int, int, str | None]],
+                        codes: dict[tuple[str, int], ErrorCode], respond: Callable[[], Any]) -> Any:
+    """``respond()`` once the commit's writes are acknowledged; a failed write turns the
+    accepted partitions' NONE into Kafka's mapping of its error."""
     if not acks:
-        return _response(t, request, codes)
+        return respond()
 
     async def acknowledged() -> Any:
         error = await first_error(acks)
@@ -51,7 +68,7 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
             for name, index, *_ in valid:
                 if codes.get((name, index), ErrorCode.none) == ErrorCode.none:
                     codes[(name, index)] = mapped
-        return _response(t, request, codes)
+        return respond()
 
     return Deferred(acknowledged())
 
@@ -64,7 +81,7 @@ def _response(t: Any, request: Any, codes: dict[tuple[str, int], ErrorCode]) -> 
             build(t.OffsetCommitResponseTopic, name=topic.name, partitions=tuple(
                 build(t.OffsetCommitResponsePartition, partition_index=p.partition_index,
                       error_code=codes.get((topic.name, p.partition_index), ErrorCode.none))
-                for p in topic.partitions))
-            for topic in request.topics
+                for p in topic.partitions or ()))
+            for topic in request.topics or ()
         ),
     )
