@@ -190,9 +190,8 @@ API_ACL_CHECKS: dict[int, tuple[AclCheck, ...]] = {
     ApiKey.ALTER_PARTITION: (_cluster(_Op.CLUSTER_ACTION),),
 }
 
-# The ACL APIs, which the server adds with the authorizer (not yet in moldau.protocol.apis).
-# Without an authorizer configured they answer SECURITY_DISABLED.
-DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS = 29, 30, 31
+# The ACL APIs. Without an authorizer configured they answer SECURITY_DISABLED.
+DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS = ApiKey.DESCRIBE_ACLS, ApiKey.CREATE_ACLS, ApiKey.DELETE_ACLS
 API_ACL_CHECKS[DESCRIBE_ACLS] = (_cluster(_Op.DESCRIBE),)
 API_ACL_CHECKS[CREATE_ACLS] = (_cluster(_Op.ALTER),)
 API_ACL_CHECKS[DELETE_ACLS] = (_cluster(_Op.ALTER),)

@@ -24,7 +24,10 @@ File format (version 1)::
      "partition_states": {"<t>": {"0": {"leader": 1, "leader_epoch": 0, "isr": [1],
                                         "controller_epoch": 3, "version": 0}}},
      "pending_deletions": ["<t>"],
-     "user_configs": {"<user>": {"SCRAM-SHA-256": "salt=..,stored_key=..,server_key=..,iterations=4096"}}}
+     "user_configs": {"<user>": {"SCRAM-SHA-256": "salt=..,stored_key=..,server_key=..,iterations=4096"}},
+     "acls": {"/kafka-acl/Topic/orders": {"data": "{\"version\":1,\"acls\":[..]}", "version": 0}}}
+
+ACL change notifications are not kept: the one broker applies its own ACL writes.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class EmbeddedCoordination:
         self._topic_configs: dict[str, dict[str, str]] = {}
         self._broker_configs: dict[str, str] = {}
         self._user_configs: dict[str, dict[str, str]] = {}  # SCRAM credentials by user
+        self._acls: dict[str, tuple[bytes, int]] = {}  # ACL znode path -> (value, version)
         self._next_producer_id = 0
         self._partition_states: dict[str, dict[int, tuple[LeaderAndIsr, int]]] = {}
         self._pending_deletions: list[str] = []
@@ -110,6 +114,7 @@ class EmbeddedCoordination:
         self._topic_configs = {name: dict(c) for name, c in raw.get("topic_configs", {}).items()}
         self._broker_configs = dict(raw.get("broker_configs", {}))
         self._user_configs = {name: dict(c) for name, c in raw.get("user_configs", {}).items()}
+        self._acls = {path: (str(a["data"]).encode(), int(a["version"])) for path, a in raw.get("acls", {}).items()}
         self._next_producer_id = int(raw.get("next_producer_id", 0))
         self._partition_states = {
             name: {
@@ -140,6 +145,8 @@ class EmbeddedCoordination:
             "topic_configs": {name: dict(c) for name, c in sorted(self._topic_configs.items())},
             "broker_configs": dict(sorted(self._broker_configs.items())),
             "user_configs": {name: dict(c) for name, c in sorted(self._user_configs.items())},
+            "acls": {path: {"data": data.decode(), "version": version}
+                     for path, (data, version) in sorted(self._acls.items())},
             "partition_states": {
                 name: {
                     str(p): {
@@ -372,6 +379,44 @@ class EmbeddedCoordination:
         with self._lock:
             self._require_open()
             return {name: dict(c) for name, c in self._user_configs.items() if c}
+
+    def acl_znodes(self, roots: tuple[str, ...]) -> list[tuple[str, str, str, bytes]]:
+        with self._lock:
+            found = []
+            for root in roots:
+                for path, (data, _) in sorted(self._acls.items()):
+                    if path.startswith(root + "/"):
+                        resource_type, _, name = path[len(root) + 1:].partition("/")
+                        if name and "/" not in name:
+                            found.append((root, resource_type, name, data))
+            return found
+
+    def acl_znode(self, path: str) -> tuple[bytes, int] | None:
+        with self._lock:
+            return self._acls.get(path)
+
+    def write_acl_znode(self, path: str, data: bytes | None, version: int | None,
+                        change_prefix: str, change_data: bytes) -> bool:
+        with self._lock:
+            self._require_open()
+            current = self._acls.get(path)
+            if (current is None) != (version is None) or (current is not None and current[1] != version):
+                return False
+            if data is None:
+                self._acls.pop(path, None)
+            else:
+                self._acls[path] = (data, 0 if current is None else current[1] + 1)
+            self._persist()
+            return True
+
+    def acl_changes(self, root: str) -> list[tuple[str, bytes, int]]:
+        return []
+
+    def delete_acl_changes(self, root: str, names: list[str]) -> None:
+        pass
+
+    def watch_acl_changes(self, roots: tuple[str, ...], callback: EventCallback) -> None:
+        pass
 
     def watch_config_changes(self, callback: EventCallback) -> None:
         with self._lock:

@@ -750,6 +750,68 @@ class ZooKeeperCoordination:
     def watch_config_changes(self, callback: EventCallback) -> None:
         self._watch_children(CONFIG_CHANGES, callback)
 
+    # --- ACLs ------------------------------------------------------------------------------
+
+    def acl_znodes(self, roots: tuple[str, ...]) -> list[tuple[str, str, str, bytes]]:
+        with self._errors("read ACLs"):
+            found: list[tuple[str, str, str, bytes]] = []
+            for root in roots:
+                for resource_type in self._children(root):
+                    names = self._children(f"{root}/{resource_type}")
+                    values = self._get_many([f"{root}/{resource_type}/{name}" for name in names])
+                    found.extend((root, resource_type, name, got[0])
+                                 for name, got in zip(names, values, strict=True) if got is not None)
+            return found
+
+    def acl_znode(self, path: str) -> tuple[bytes, int] | None:
+        with self._errors(f"read {path}"):
+            got = self._get(path)
+            return None if got is None else (got[0], got[1].version)
+
+    def write_acl_znode(self, path: str, data: bytes | None, version: int | None,
+                        change_prefix: str, change_data: bytes) -> bool:
+        with self._errors(f"write {path}"):
+            parent = path.rsplit("/", 1)[0]
+            self._client.ensure_path(parent)
+            self._client.ensure_path(change_prefix.rsplit("/", 1)[0])
+            tx = self._client.transaction()
+            if data is None:
+                if version is None:
+                    return True
+                tx.delete(path, version=version)
+            elif version is None:
+                tx.create(path, data)
+            else:
+                tx.set_data(path, data, version=version)
+            tx.create(change_prefix, change_data, sequence=True)
+            error = self._first_error(self._commit(tx))
+            if error is None:
+                return True
+            if isinstance(error, NodeExistsError | NoNodeError | ZkBadVersionError):
+                return False
+            raise error
+
+    def acl_changes(self, root: str) -> list[tuple[str, bytes, int]]:
+        with self._errors(f"read {root}"):
+            names = self._children(root)
+            values = self._get_many([f"{root}/{name}" for name in names])
+            return [(name, got[0], got[1].ctime) for name, got in zip(names, values, strict=True)
+                    if got is not None]
+
+    def delete_acl_changes(self, root: str, names: list[str]) -> None:
+        with self._errors(f"purge {root}"):
+            for name in names:
+                try:
+                    self._wait(self._client.delete_async(f"{root}/{name}"))
+                except NoNodeError:
+                    pass
+
+    def watch_acl_changes(self, roots: tuple[str, ...], callback: EventCallback) -> None:
+        with self._errors("watch ACL changes"):
+            for root in roots:
+                self._client.ensure_path(root)
+                self._watch_children(root, callback)
+
     # --- partition state ---------------------------------------------------------------
 
     def partition_state(self, topic: str, partition: int) -> tuple[LeaderAndIsr, int] | None:

@@ -42,6 +42,7 @@ from moldau.protocol.errors import ErrorCode
 from moldau.protocol.records import iter_batches, iter_records
 from moldau.replication.replica_manager import ReplicaManager, ReplicaManagerConfig
 from moldau.replication.seams import LeaderAndIsrState
+from moldau.server.acl_manager import AclManager
 from moldau.server.broker_client import BrokerConnection
 from moldau.server.config import BrokerConfig, Listener
 from moldau.server.context import HandlerContext
@@ -146,12 +147,13 @@ class Broker:
         self.producer_ids = ProducerIdManager(self.broker_id, self.coordination.allocate_producer_ids)
         self.coordinator_log = CoordinatorLog(self.replicas, self.clock,
                                               lambda: int(self.config["offsets.commit.timeout.ms"]))
+        self.acls = AclManager(config.authorizer_config(), self.coordination, self.clock)
         self.context = HandlerContext(
             self.broker_id, config, self.clock, self.replicas, self.groups, self.metadata, self.logs,
             self.producer_ids,
             FetchSessionCache(int(config["max.incremental.fetch.session.cache.slots"]),
                               int(config["min.incremental.fetch.session.eviction.ms"]) / 1000),
-            admin=self, cluster=self, coordinator_log=self.coordinator_log)
+            admin=self, cluster=self, coordinator_log=self.coordinator_log, acls=self.acls)
         self._stray_logs_checked = False
         self._configs_loaded: set[str] = set()
         self._offsets_topic_creation: asyncio.Future[None] | None = None
@@ -263,6 +265,7 @@ class Broker:
         self.metadata.on_save = self.coordination.set_broker_configs
         self._apply_broker_configs(await asyncio.to_thread(self.coordination.broker_configs))
         self._check_meta_properties(cluster_id)
+        await self.acls.start()
         self.logs.load(self.clock())
         dispatcher = RequestDispatcher(self.context)
         max_frame = int(self.config["socket.request.max.bytes"])
@@ -573,6 +576,7 @@ class Broker:
             if self.controller is not None:
                 await self.controller.stop()
                 self.controller = None
+            self.acls.stop()
             for task in self._tasks:
                 task.cancel()
             for task in self._tasks:

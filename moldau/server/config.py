@@ -15,6 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moldau.authorizer.authorizer import (
+    ALLOW_EVERYONE_IF_NO_ACL_FOUND_CONFIG,
+    AUTHORIZER_CLASS_NAME_CONFIG,
+    SUPER_USERS_CONFIG,
+    AuthorizerConfig,
+    authorizer_configured,
+)
+from moldau.authorizer.ssl_principal_mapper import SslPrincipalMapper
 from moldau.log.config import LONG_MAX, LogConfig
 
 log = logging.getLogger(__name__)
@@ -76,6 +84,11 @@ PROPERTIES: dict[str, Prop] = {
         _p("ssl.enabled.protocols", "list", "TLSv1.2,TLSv1.3", choices=("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")),
         _p("ssl.cipher.suites", "list", None),
         _p("ssl.endpoint.identification.algorithm", "string", "https"),
+        _p("ssl.principal.mapping.rules", "string", "DEFAULT"),
+        # Authorization (ACLs): unset authorizer.class.name = none, as in Kafka.
+        _p("authorizer.class.name", "string", ""),
+        _p("super.users", "string", ""),
+        _p("allow.everyone.if.no.acl.found", "boolean", False),
         _p("log.dirs", "string", None),
         _p("log.dir", "string", "/tmp/kafka-logs"),
         _p("num.partitions", "int", 1, minimum=1),
@@ -359,7 +372,28 @@ class BrokerConfig:
         from moldau.server.security.listener import build_security
 
         config.security = build_security(config)
+        config.authorizer_config()  # validate now: a bad super.users or class is a config error
+        config.ssl_principal_mapper()
         return config
+
+    def ssl_principal_mapper(self) -> SslPrincipalMapper:
+        """`ssl.principal.mapping.rules`: client certificate DN -> principal name."""
+        try:
+            return SslPrincipalMapper(self.values["ssl.principal.mapping.rules"])
+        except ValueError as exc:
+            raise ConfigError(f"ssl.principal.mapping.rules: {exc}") from exc
+
+    def authorizer_config(self) -> AuthorizerConfig | None:
+        """The ACL authorizer's settings, or None when `authorizer.class.name` is unset."""
+        props = {name: str(self.values[name] or "") for name in (
+            AUTHORIZER_CLASS_NAME_CONFIG, SUPER_USERS_CONFIG)}
+        props[ALLOW_EVERYONE_IF_NO_ACL_FOUND_CONFIG] = str(self.values[ALLOW_EVERYONE_IF_NO_ACL_FOUND_CONFIG]).lower()
+        try:
+            if not authorizer_configured(props):
+                return None
+            return AuthorizerConfig.from_properties(props)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]

@@ -15,6 +15,7 @@ from moldau.groups.coordinator import GroupCoordinator
 from moldau.log.manager import LogManager
 from moldau.protocol.errors import ErrorCode
 from moldau.replication.replica_manager import ReplicaManager
+from moldau.server.acl_manager import AclManager
 from moldau.server.config import BrokerConfig
 from moldau.server.coordinator_log import CoordinatorLog
 from moldau.server.fetch_session import FetchSessionCache
@@ -96,6 +97,7 @@ class HandlerContext:
     admin: Admin
     cluster: ClusterLink
     coordinator_log: CoordinatorLog
+    acls: AclManager  # ACLs and the per-request authorization checks
 
     def active_controller(self) -> Controller | None:
         """This broker's controller if it is the active one, else None (NOT_CONTROLLER)."""

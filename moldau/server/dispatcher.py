@@ -27,11 +27,14 @@ from moldau.server.handlers import (
     alter_user_scram_credentials,
     api_versions,
     controlled_shutdown,
+    create_acls,
     create_partitions,
     create_topics,
+    delete_acls,
     delete_groups,
     delete_records,
     delete_topics,
+    describe_acls,
     describe_cluster,
     describe_configs,
     describe_groups,
@@ -113,6 +116,9 @@ HANDLERS: dict[int, HandlerFn] = {
     ApiKey.SASL_AUTHENTICATE: sasl_authenticate.handle,
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: describe_user_scram_credentials.handle,
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: alter_user_scram_credentials.handle,
+    ApiKey.DESCRIBE_ACLS: describe_acls.handle,
+    ApiKey.CREATE_ACLS: create_acls.handle,
+    ApiKey.DELETE_ACLS: delete_acls.handle,
 }
 assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
 
@@ -129,7 +135,7 @@ class RequestDispatcher:
                 return api_versions.unsupported_version_response(header.correlation_id)
             name = ApiKey(key).name if key in ApiKey._value2member_map_ else f"unknown API {key}"
             raise MalformedRequestError(f"{name} version {version} is not supported")
-        header = header._replace(client_host=conn.peer_host, listener=conn.listener)
+        header = header._replace(client_host=conn.peer_host, listener=conn.listener, principal=conn.principal)
         pos = body_offset(header, pos, frame)
         request = decode_request(key, version, frame, pos)
         response = await HANDLERS[key](self.context, header, request)

@@ -279,6 +279,29 @@ def test_watches_fire_on_changes(coordination: Coordination) -> None:
 # --- ZooKeeper: the bytes Kafka writes -------------------------------------------------------
 
 
+def test_acl_znodes_are_compare_and_set(coordination: Coordination) -> None:
+    roots = ("/kafka-acl", "/kafka-acl-extended/prefixed")
+    path, prefix = "/kafka-acl/Topic/orders", "/kafka-acl-changes/acl_changes_"
+    assert coordination.acl_znodes(roots) == [] and coordination.acl_znode(path) is None
+    assert coordination.write_acl_znode(path, b'{"version":1,"acls":[]}', None, prefix, b"TOPIC:orders")
+    assert not coordination.write_acl_znode(path, b"x", None, prefix, b"TOPIC:orders")  # exists already
+    assert coordination.acl_znode(path) == (b'{"version":1,"acls":[]}', 0)
+    assert not coordination.write_acl_znode(path, b"x", 5, prefix, b"TOPIC:orders")  # stale version
+    assert coordination.write_acl_znode(path, b"two", 0, prefix, b"TOPIC:orders")
+    assert coordination.write_acl_znode("/kafka-acl-extended/prefixed/Group/g", b"p", None,
+                                        "/kafka-acl-extended-changes/acl_changes_", b"{}")
+    assert sorted(coordination.acl_znodes(roots)) == [
+        ("/kafka-acl", "Topic", "orders", b"two"), ("/kafka-acl-extended/prefixed", "Group", "g", b"p")]
+    assert coordination.write_acl_znode(path, None, 1, prefix, b"TOPIC:orders")  # deleted
+    assert coordination.acl_znode(path) is None
+    if isinstance(coordination, ZooKeeperCoordination):  # the one broker keeps no notifications
+        changes = coordination.acl_changes("/kafka-acl-changes")
+        assert [(name, data) for name, data, _ in changes] == [
+            (f"acl_changes_{i:010d}", b"TOPIC:orders") for i in range(3)]
+        coordination.delete_acl_changes("/kafka-acl-changes", [changes[0][0], "acl_changes_9999999999"])
+        assert len(coordination.acl_changes("/kafka-acl-changes")) == 2
+
+
 def _json_at(raw: KazooClient, path: str) -> Any:
     data, _ = raw.get(path)
     return json.loads(data)
