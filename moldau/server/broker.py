@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from moldau.authorizer.principal import distinguished_name, ssl_principal
+from moldau.authorizer.ssl_principal_mapper import SslPrincipalMapper
 from moldau.controller import assignment as assign
 from moldau.controller.controller import ControlledShutdown, Controller, PreferredElection
 from moldau.controller.coordination import (
@@ -313,6 +315,9 @@ class Broker:
         """PLAINTEXT and SSL connections go straight to the dispatcher (TLS is the
         transport's business); SASL ones first to an authenticator of their own."""
         name = security.name
+        if not security.sasl and security.ssl_context is not None:
+            mapper = self.config.ssl_principal_mapper()
+            return lambda: KafkaConnection(dispatch, max_frame, name, lambda t: _tls_principal(mapper, t))
         if not security.sasl:
             return lambda: KafkaConnection(dispatch, max_frame, name)
         delay_s = int(self.config["connection.failed.authentication.delay.ms"]) / 1000
@@ -944,6 +949,14 @@ def _replay(plog: Log) -> list[tuple[bytes, bytes | None]]:
                     out.append((record.key, record.value))
             offset = header.next_offset
     return out
+
+
+def _tls_principal(mapper: SslPrincipalMapper, transport: asyncio.Transport) -> str:
+    """An SSL connection's principal: its client certificate's subject as mapped by
+    `ssl.principal.mapping.rules`, or User:ANONYMOUS without a certificate."""
+    cert = transport.get_extra_info("peercert")
+    subject = distinguished_name(cert["subject"]) if cert and cert.get("subject") else None
+    return str(ssl_principal(mapper, subject))
 
 
 def _new_cluster_id() -> str:

@@ -21,6 +21,7 @@ from moldau.protocol.framing import (
     parse_request_header,
 )
 from moldau.server.handlers import (
+    _authorization,
     alter_configs,
     alter_partition,
     alter_partition_reassignments,
@@ -138,6 +139,8 @@ class RequestDispatcher:
         header = header._replace(client_host=conn.peer_host, listener=conn.listener, principal=conn.principal)
         pos = body_offset(header, pos, frame)
         request = decode_request(key, version, frame, pos)
+        if self.context.acls.enabled and (denied := _authorization.refused(self.context, header, request)) is not None:
+            return encode_response(key, version, header.correlation_id, denied)
         response = await HANDLERS[key](self.context, header, request)
         if response is None:
             return None

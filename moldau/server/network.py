@@ -40,10 +40,13 @@ class Deferred:
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, handler: Handler, max_frame_size: int, listener: str = "") -> None:
+    def __init__(self, handler: Handler, max_frame_size: int, listener: str = "",
+                 tls_principal: Callable[[asyncio.Transport], str] | None = None) -> None:
         self._handler = handler
         self.listener = listener  # the listener name the client connected to
-        self.principal = "User:ANONYMOUS"  # who authenticated (SASL listeners)
+        self.principal = "User:ANONYMOUS"  # who authenticated (SASL listeners, or a client certificate)
+        # SSL listeners: the principal of the client certificate (ValueError: refused).
+        self._tls_principal = tls_principal
         self._decoder = FrameDecoder(max_frame_size)
         self._queue: deque[bytes] = deque()
         self._ready = asyncio.Event()
@@ -62,6 +65,13 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.peer_host = f"/{peer[0]}" if peer else ""
+        if self._tls_principal is not None:
+            try:
+                self.principal = self._tls_principal(transport)
+            except ValueError as exc:
+                log.info("closing connection from %s: %s", self.peer, exc)
+                transport.close()
+                return
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:

@@ -8,13 +8,14 @@ admin over SASL_PLAINTEXT, so it needs no ACL of its own.
 """
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -34,6 +35,7 @@ from kafka.admin import ResourcePatternFilter as KpPatternFilter
 from kafka.admin import ResourceType as KpResourceType
 from kafka.errors import ClusterAuthorizationFailedError
 
+from tests.certs import make_pki
 from tests.helpers import BrokerProcess, free_port
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
@@ -145,3 +147,189 @@ def test_create_describe_delete_acls_with_admin_client(acl_broker: AclBroker) ->
     assert set(deleted) == {read, prefixed}
     assert admin.describe_acls(match).result(15) == []
     assert deny in admin.describe_acls(everything).result(15)
+
+
+def _produce(conf: dict[str, Any], topic: str, extra: dict[str, Any] | None = None) -> KafkaError | None:
+    """Produce one record; the delivery error (None: delivered)."""
+    errors: list[KafkaError | None] = []
+    producer = Producer({**conf, "message.timeout.ms": 8000, **(extra or {})})
+    producer.produce(topic, b"v", on_delivery=lambda err, _msg: errors.append(err))
+    producer.flush(12)
+    assert errors, "no delivery report"
+    return errors[0]
+
+
+def test_produce_and_consume_allowed_and_denied(acl_broker: AclBroker) -> None:
+    admin = acl_broker.admin()
+    topic, group = _name(), _name("group")
+    _create_topic(admin, topic)
+    _create(admin, [
+        _allow("User:alice", ResourceType.TOPIC, topic, AclOperation.WRITE),
+        _allow("User:alice", ResourceType.TOPIC, topic, AclOperation.READ),
+        _allow("User:alice", ResourceType.GROUP, group, AclOperation.READ),
+        _allow("User:bob", ResourceType.TOPIC, topic, AclOperation.READ),
+    ])
+    # Write on the topic: produce, also idempotently (InitProducerId: Write on some topic).
+    assert _produce(acl_broker.conf("alice"), topic) is None
+    assert _produce(acl_broker.conf("alice"), topic, {"enable.idempotence": True}) is None
+    denied = _produce(acl_broker.conf("bob"), topic)
+    assert denied is not None and denied.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # Read on the topic and the group: consume and commit.
+    consumer = Consumer({**acl_broker.conf("alice"), "group.id": group, "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        got = []
+        for _ in range(40):
+            msg = consumer.poll(0.5)
+            if msg is not None:
+                assert msg.error() is None, msg.error()
+                got.append(msg)
+            if len(got) == 2:
+                break
+        assert len(got) == 2
+        consumer.commit(got[-1], asynchronous=False)
+    finally:
+        consumer.close()
+    # bob may read the topic but not join a group he has no ACL for.
+    consumer = Consumer({**acl_broker.conf("bob"), "group.id": group, "auto.offset.reset": "earliest"})
+    try:
+        consumer.subscribe([topic])
+        errors = []
+        for _ in range(20):
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is not None:
+                errors.append(msg.error().code())
+                break
+        assert errors == [KafkaError.GROUP_AUTHORIZATION_FAILED]
+    finally:
+        consumer.close()
+    # bob reads by assignment: a Fetch with Read on the topic (librdkafka still looks up
+    # the coordinator of its group.id, which reports GROUP_AUTHORIZATION_FAILED meanwhile).
+    consumer = Consumer({**acl_broker.conf("bob"), "group.id": "unused", "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        values = []
+        for _ in range(20):
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                values.append(msg.value())
+                break
+        assert values == [b"v"]
+    finally:
+        consumer.close()
+
+
+def test_prefixed_patterns_deny_wins_and_hidden_topics(acl_broker: AclBroker) -> None:
+    admin = acl_broker.admin()
+    prefix = _name("pfx") + "-"
+    open_topic, closed_topic, secret = prefix + "open", prefix + "closed", _name("secret")
+    for topic in (open_topic, closed_topic, secret):
+        _create_topic(admin, topic)
+    _create(admin, [
+        # Everyone may write every topic under the prefix ...
+        _allow("User:*", ResourceType.TOPIC, prefix, AclOperation.WRITE, ResourcePatternType.PREFIXED),
+        # ... but bob may not write one of them: deny wins.
+        _allow("User:bob", ResourceType.TOPIC, closed_topic, AclOperation.WRITE,
+               permission=AclPermissionType.DENY),
+    ])
+    assert _produce(acl_broker.conf("alice"), open_topic) is None
+    assert _produce(acl_broker.conf("alice"), closed_topic) is None
+    assert _produce(acl_broker.conf("bob"), open_topic) is None
+    denied = _produce(acl_broker.conf("bob"), closed_topic)
+    assert denied is not None and denied.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # Metadata for all topics shows only what the principal may Describe (Write implies it).
+    alice = acl_broker.admin("alice")
+    visible = set(alice.list_topics(timeout=10).topics)
+    assert {open_topic, closed_topic} <= visible and secret not in visible
+    assert secret in acl_broker.admin().list_topics(timeout=10).topics  # the super user sees it
+    # Named, it is refused, as is a topic that does not exist (auto-creation needs Create).
+    named = alice.list_topics(secret, timeout=10).topics[secret]
+    assert named.error is not None and named.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    missing = _name("missing")
+    named = alice.list_topics(missing, timeout=10).topics[missing]
+    assert named.error is not None and named.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert missing not in acl_broker.admin().list_topics(timeout=10).topics
+    # Admin operations a plain user lacks: CreateTopics (Create) and DeleteTopics (Delete).
+    new = _name("new")
+    with pytest.raises(KafkaException) as refused:
+        alice.create_topics([NewTopic(new, 1, 1)])[new].result(15)
+    assert refused.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    with pytest.raises(KafkaException) as refused:
+        alice.delete_topics([open_topic])[open_topic].result(15)
+    assert refused.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_acls_survive_a_restart_and_plaintext_is_anonymous(tmp_path: Path) -> None:
+    b = start_acl_broker(tmp_path)
+    try:
+        topic = _name()
+        _create_topic(b.admin(), topic)
+        _create(b.admin(), [_allow("User:ANONYMOUS", ResourceType.TOPIC, topic, AclOperation.WRITE)])
+        b.broker.stop()
+        b.broker.start()
+        plaintext = {"bootstrap.servers": b.broker.bootstrap}
+        assert _produce(plaintext, topic) is None  # the PLAINTEXT listener's User:ANONYMOUS
+        other = _name()
+        _create_topic(b.admin(), other)
+        denied = _produce(plaintext, other)
+        assert denied is not None and denied.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    finally:
+        b.broker.kill()
+
+
+def test_mutual_tls_principal_from_mapping_rules(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    ssl_port = free_port()
+    broker = BrokerProcess(tmp_path / "broker", {
+        "offsets.topic.replication.factor": "1",
+        "ssl.keystore.location": str(pki.server),
+        "ssl.truststore.location": str(pki.ca),
+        "ssl.client.auth": "required",
+        # The client certificate's subject is CN=client: its principal is
+        # User:CLIENT-VIA-TLS (/U upper-cases the whole result, as in Kafka).
+        "ssl.principal.mapping.rules": "RULE:^CN=([a-z]+)$/$1-via-tls/U,DEFAULT",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS",  # the PLAINTEXT listener: inter-broker and our admin
+    })
+    broker.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{broker.port},SSL://127.0.0.1:{ssl_port}"
+    broker.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        allowed, other = _name(), _name()
+        for topic in (allowed, other):
+            _create_topic(admin, topic)
+        _create(admin, [_allow("User:CLIENT-VIA-TLS", ResourceType.TOPIC, allowed, AclOperation.WRITE)])
+        tls = {"bootstrap.servers": f"127.0.0.1:{ssl_port}", "security.protocol": "SSL",
+               "ssl.ca.location": str(pki.ca), "ssl.certificate.location": str(pki.client_cert),
+               "ssl.key.location": str(pki.client_key)}
+        assert _produce(tls, allowed) is None
+        denied = _produce(tls, other)
+        assert denied is not None and denied.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    finally:
+        broker.kill()
+
+
+def test_inter_broker_and_cluster_apis_need_cluster_permissions(acl_broker: AclBroker) -> None:
+    """User:ANONYMOUS (the PLAINTEXT listener here) may not act as a broker: AlterPartition
+    needs ClusterAction, ListPartitionReassignments Describe on the cluster."""
+    from kio.schema.alter_partition.v2.request import AlterPartitionRequest
+    from kio.schema.list_partition_reassignments.v0.request import ListPartitionReassignmentsRequest
+    from kio.static.primitive import i32Timedelta
+
+    from moldau.protocol.apis import ApiKey
+    from tests.raw import connect, decode, encode, recv_frame
+
+    sock = connect(acl_broker.broker)
+    try:
+        sock.sendall(encode(ApiKey.ALTER_PARTITION, 2, AlterPartitionRequest(broker_id=0, broker_epoch=-1, topics=())))
+        frame = recv_frame(sock)
+        assert frame is not None
+        assert decode(ApiKey.ALTER_PARTITION, 2, frame).error_code == 31  # type: ignore[attr-defined]
+        sock.sendall(encode(ApiKey.LIST_PARTITION_REASSIGNMENTS, 0, ListPartitionReassignmentsRequest(
+            timeout=i32Timedelta.parse(datetime.timedelta(seconds=5)), topics=None), correlation_id=2))
+        frame = recv_frame(sock)
+        assert frame is not None
+        assert decode(ApiKey.LIST_PARTITION_REASSIGNMENTS, 0, frame).error_code == 31  # type: ignore[attr-defined]
+    finally:
+        sock.close()

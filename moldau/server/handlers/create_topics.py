@@ -1,9 +1,12 @@
-"""CreateTopics, including validate-only and explicit replica assignments."""
+"""CreateTopics, including validate-only and explicit replica assignments. With an
+authorizer, each topic needs Create on the cluster or on the topic
+(TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")."""
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -17,11 +20,16 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     t = response_types(ApiKey.CREATE_TOPICS, header.api_version)
     names = [topic.name for topic in request.topics]
     results = []
+    creatable: set[str] | None = None
+    if ctx.acls.enabled and not ctx.acls.cluster_allowed(header, AclOperation.CREATE):
+        creatable = ctx.acls.topics_allowed(header, AclOperation.CREATE, names)
     for topic in request.topics:
         code, message = ErrorCode.none, None
         created = None
         partitions, rf = topic.num_partitions, topic.replication_factor
         try:
+            if creatable is not None and topic.name not in creatable:
+                raise TopicError(ErrorCode.topic_authorization_failed, "Authorization failed.")
             if names.count(topic.name) > 1:
                 raise TopicError(ErrorCode.invalid_request,
                                  f"Create topics request from client contains duplicate topic {topic.name}")

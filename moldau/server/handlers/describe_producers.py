@@ -1,11 +1,13 @@
 """DescribeProducers (v0): the idempotent producers a partition's leader tracks, with
 each one's epoch, last sequence and last timestamp (Kafka's producer state; there are
 no transactions, so no transaction start offsets). Sent to the partition's leader; other
-brokers answer NOT_LEADER_OR_FOLLOWER, as for produce."""
+brokers answer NOT_LEADER_OR_FOLLOWER, as for produce. With an authorizer, each topic
+needs Read (TOPIC_AUTHORIZATION_FAILED)."""
 from __future__ import annotations
 
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -14,8 +16,10 @@ from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-def _partition(ctx: HandlerContext, t: Any, topic: str, index: int) -> Any:
+def _partition(ctx: HandlerContext, header: RequestHeader, t: Any, topic: str, index: int) -> Any:
     try:
+        if not ctx.acls.allowed(header, AclOperation.READ, ResourceType.TOPIC, topic):
+            raise PartitionError(ErrorCode.topic_authorization_failed)
         plog = ctx.replicas.leader_partition((topic, index)).log
     except PartitionError as exc:
         return build(t.PartitionResponse, partition_index=index, error_code=exc.code, error_message=None,
@@ -33,6 +37,6 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     t = response_types(ApiKey.DESCRIBE_PRODUCERS, header.api_version)
     topics = tuple(
         build(t.TopicResponse, name=topic.name,
-              partitions=tuple(_partition(ctx, t, topic.name, i) for i in topic.partition_indexes))
+              partitions=tuple(_partition(ctx, header, t, topic.name, i) for i in topic.partition_indexes))
         for topic in request.topics)
     return build(t.DescribeProducersResponse, throttle_time=NO_THROTTLE, topics=topics)

@@ -5,11 +5,16 @@ call, whatever id and epoch the request carries (a KIP-360 client asking to bump
 epoch simply gets a new id). Transactions are not supported: with a transactional id
 the answer is NOT_COORDINATOR, as FindCoordinator never names a transaction
 coordinator.
+
+With an authorizer: Write on the transactional id when one is given
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED), else IdempotentWrite on the cluster or Write on
+at least one topic (Kafka 3.x; CLUSTER_AUTHORIZATION_FAILED).
 """
 from __future__ import annotations
 
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.controller.coordination import CoordinationError
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
@@ -25,6 +30,14 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
         return build(t.InitProducerIdResponse, throttle_time=NO_THROTTLE, error_code=code,
                      producer_id=producer_id, producer_epoch=epoch)
 
+    if ctx.acls.enabled:
+        if request.transactional_id is not None:
+            if not ctx.acls.allowed(header, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID,
+                                    request.transactional_id):
+                return answer(ErrorCode.transactional_id_authorization_failed)
+        elif not (ctx.acls.cluster_allowed(header, AclOperation.IDEMPOTENT_WRITE)
+                  or ctx.acls.any_topic_allowed(header, AclOperation.WRITE)):
+            return answer(ErrorCode.cluster_authorization_failed)
     if request.transactional_id is not None:
         return answer(ErrorCode.not_coordinator)
     manager = ctx.producer_ids

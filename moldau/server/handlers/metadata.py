@@ -2,12 +2,18 @@
 
 Topics a client names that do not exist are created when `auto.create.topics.enable`
 is on and the request allows it (v4+), as Kafka does.
+
+With an authorizer, a topic the principal may not Describe is left out of an
+all-topics answer and answered TOPIC_AUTHORIZATION_FAILED when named (whether it exists
+or not, so that its existence is not revealed); auto-creation needs Create on the
+cluster or on the topic.
 """
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.controller.embedded import TopicState, topic_name_error
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
@@ -64,8 +70,13 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     requested = request.topics
     if version == 0 and not requested:
         requested = None  # v0: an empty list means every topic
+    acls = ctx.acls if ctx.acls.enabled else None
     if requested is None:
-        topics = [_topic(t, topic) for topic in store.topics.values()]
+        visible = store.topics.values()
+        if acls is not None:
+            describable = acls.topics_allowed(header, AclOperation.DESCRIBE, store.topics)
+            visible = [topic for topic in visible if topic.name in describable]
+        topics = [_topic(t, topic) for topic in visible]
     else:
         allow_create = getattr(request, "allow_auto_topic_creation", True)
         for req in requested:
@@ -78,10 +89,16 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                 continue
             if name is None and topic_id is not None:
                 state = store.topics_by_id.get(topic_id)
-                if state is None:
+                if state is not None and acls is not None and not acls.allowed(
+                        header, AclOperation.DESCRIBE, ResourceType.TOPIC, state.name):
+                    topics.append(_error_topic(t, None, topic_id, ErrorCode.topic_authorization_failed))
+                elif state is None:
                     topics.append(_error_topic(t, None, topic_id, ErrorCode.unknown_topic_id))
                 else:
                     topics.append(_topic(t, state))
+                continue
+            if acls is not None and not acls.allowed(header, AclOperation.DESCRIBE, ResourceType.TOPIC, name):
+                topics.append(_error_topic(t, name, None, ErrorCode.topic_authorization_failed))
                 continue
             state = store.topics.get(name) if name is not None else None
             if state is None:
@@ -89,6 +106,10 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                     topics.append(_error_topic(t, name, None, ErrorCode.invalid_topic_exception))
                     continue
                 if allow_create and ctx.config["auto.create.topics.enable"]:
+                    if acls is not None and not (acls.cluster_allowed(header, AclOperation.CREATE) or acls.allowed(
+                            header, AclOperation.CREATE, ResourceType.TOPIC, name)):
+                        topics.append(_error_topic(t, name, None, ErrorCode.topic_authorization_failed))
+                        continue
                     try:
                         await asyncio.to_thread(ctx.admin.create_topic, name, -1, -1, {})
                     except TopicError as exc:
