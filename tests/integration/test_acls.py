@@ -333,3 +333,74 @@ def test_inter_broker_and_cluster_apis_need_cluster_permissions(acl_broker: AclB
         assert decode(ApiKey.LIST_PARTITION_REASSIGNMENTS, 0, frame).error_code == 31  # type: ignore[attr-defined]
     finally:
         sock.close()
+
+
+def test_acls_cli(acl_broker: AclBroker, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import env_with_repo_on_path
+
+    config = tmp_path / "admin.properties"
+    config.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                      "sasl.username=admin\nsasl.password=admin-secret\n")
+
+    def acls(*args: str, user_config: Path = config) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "moldau.cli.main", "acls", *args, "--bootstrap-server",
+                               f"127.0.0.1:{acl_broker.sasl_port}", "--command-config", str(user_config),
+                               "--timeout", "10"], capture_output=True, text=True, timeout=60,
+                              env=env_with_repo_on_path())
+
+    topic, group = _name(), _name("group")
+    _create_topic(acl_broker.admin(), topic)
+    added = acls("add", "--allow-principal", "User:alice", "--consumer", "--topic", topic, "--group", group)
+    assert added.returncode == 0, added.stderr
+    listed = acls("list", "--topic", topic)
+    assert listed.returncode == 0, listed.stderr
+    assert (f"Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name={topic}, patternType=LITERAL)`:"
+            in listed.stdout)
+    assert "(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)" in listed.stdout
+    assert "(principal=User:alice, host=*, operation=DESCRIBE, permissionType=ALLOW)" in listed.stdout
+    assert group not in listed.stdout
+    assert group in acls("list", "--principal", "User:alice").stdout
+    prefix = topic[:8]
+    assert acls("add", "--deny-principal", "User:bob", "--operation", "Write", "--topic", prefix,
+                "--resource-pattern-type", "prefixed").returncode == 0
+    # MATCH: the prefixed ACL applies to the topic too.
+    match = acls("list", "--topic", topic, "--resource-pattern-type", "match").stdout
+    assert f"name={prefix}, patternType=PREFIXED" in match and "operation=WRITE, permissionType=DENY" in match
+    denied = _produce(acl_broker.conf("bob"), topic)
+    assert denied is not None and denied.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # Removing one operation leaves the others; removing without one removes them all.
+    removed = acls("remove", "--allow-principal", "User:alice", "--operation", "Read", "--topic", topic, "--force")
+    assert removed.returncode == 0 and "Removed 1 ACL(s)" in removed.stdout, removed.stdout + removed.stderr
+    assert "operation=READ" not in acls("list", "--topic", topic).stdout
+    assert "Removed 1 ACL(s)" in acls("remove", "--topic", topic).stdout
+    assert acls("remove", "--topic", prefix, "--resource-pattern-type", "prefixed").returncode == 0
+    # Bad input: a clear message, exit 1 or 2.
+    assert acls("add", "--topic", topic).returncode == 1  # no principal
+    assert acls("add", "--allow-principal", "alice", "--topic", topic).returncode == 2  # no Type:
+    assert acls("add", "--allow-principal", "User:a", "--operation", "Fly", "--topic", topic).returncode == 2
+    alice_config = tmp_path / "alice.properties"
+    alice_config.write_text(config.read_text().replace("admin", "alice"))
+    refused = acls("add", "--allow-principal", "User:alice", "--operation", "All", "--cluster",
+                   user_config=alice_config)
+    assert refused.returncode == 1 and "CLUSTER_AUTHORIZATION_FAILED" in refused.stderr, refused.stderr
+
+
+def test_acls_without_an_authorizer(broker: BrokerProcess) -> None:
+    """Kafka's answer without authorizer.class.name: SECURITY_DISABLED, and the CLI says why."""
+    import subprocess
+    import sys
+
+    from tests.helpers import env_with_repo_on_path
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    binding = _allow("User:alice", ResourceType.TOPIC, "t", AclOperation.READ)
+    with pytest.raises(KafkaException) as refused:
+        admin.create_acls([binding])[binding].result(10)
+    assert refused.value.args[0].code() == KafkaError.SECURITY_DISABLED
+    listed = subprocess.run([sys.executable, "-m", "moldau.cli.main", "acls", "list", "--bootstrap-server",
+                             broker.bootstrap, "--timeout", "10"], capture_output=True, text=True, timeout=60,
+                            env=env_with_repo_on_path())
+    assert listed.returncode == 1 and "no authorizer" in listed.stderr, listed.stderr
