@@ -62,6 +62,15 @@ def _error_topic(t: Any, name: str | None, topic_id: Any, code: ErrorCode) -> An
     )
 
 
+def _topic_exists(ctx: HandlerContext, name: str) -> bool:
+    """Whether the coordination service holds the topic (a validate-only creation says so)."""
+    try:
+        ctx.admin.create_topic(name, -1, -1, {}, validate_only=True)
+    except TopicError as exc:
+        return exc.code == ErrorCode.topic_already_exists
+    return False
+
+
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     t = response_types(ApiKey.METADATA, version)
@@ -108,7 +117,11 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                 if allow_create and ctx.config["auto.create.topics.enable"]:
                     if acls is not None and not (acls.cluster_allowed(header, AclOperation.CREATE) or acls.allowed(
                             header, AclOperation.CREATE, ResourceType.TOPIC, name)):
-                        topics.append(_error_topic(t, name, None, ErrorCode.topic_authorization_failed))
+                        # Not in this broker's metadata yet may still exist (a broker that just
+                        # started): then it is not for the principal to create, only to wait for.
+                        exists = await asyncio.to_thread(_topic_exists, ctx, name)
+                        code = ErrorCode.leader_not_available if exists else ErrorCode.topic_authorization_failed
+                        topics.append(_error_topic(t, name, None, code))
                         continue
                     try:
                         await asyncio.to_thread(ctx.admin.create_topic, name, -1, -1, {})
