@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from moldau.authorizer.acl import (
     CLUSTER_NAME,
+    SUPPORTED_OPERATIONS,
     AccessControlEntry,
     AclBinding,
     AclBindingFilter,
@@ -39,7 +40,7 @@ from moldau.authorizer.acl import (
     validate_new_acl,
 )
 from moldau.authorizer.acl_updates import AclCreationResult, AclUpdate, plan_create_acls, plan_delete_acls
-from moldau.authorizer.authorizer import AclAuthorizer, AuthorizerConfig, client_host
+from moldau.authorizer.authorizer import AclAuthorizer, AuthorizerConfig, client_host, operations_bitfield
 from moldau.authorizer.store import (
     ACL_ROOTS,
     EXTENDED_CHANGES_ROOT,
@@ -149,6 +150,14 @@ class AclManager:
         """The names among `names` the request's principal may do `operation` on."""
         return {name for name in names
                 if self.authorize(header.principal, header.client_host, operation, ResourceType.TOPIC, name)}
+
+    def authorized_operations(self, header: RequestHeader, resource_type: ResourceType, name: str) -> int:
+        """The `*_authorized_operations` bit field: the operations of the resource's type
+        the principal may do on it (all of them without an authorizer, as in Kafka)."""
+        operations = SUPPORTED_OPERATIONS[resource_type]
+        if self.enabled:
+            operations = frozenset(op for op in operations if self.allowed(header, op, resource_type, name))
+        return operations_bitfield(operations)
 
     def any_topic_allowed(self, header: RequestHeader, operation: AclOperation) -> bool:
         """Kafka's authorizeByResourceType (InitProducerId for an idempotent producer)."""

@@ -404,3 +404,26 @@ def test_acls_without_an_authorizer(broker: BrokerProcess) -> None:
                              broker.bootstrap, "--timeout", "10"], capture_output=True, text=True, timeout=60,
                             env=env_with_repo_on_path())
     assert listed.returncode == 1 and "no authorizer" in listed.stderr, listed.stderr
+
+
+def test_authorized_operations(acl_broker: AclBroker) -> None:
+    """DescribeTopics (Metadata v12), DescribeCluster and DescribeGroups report what the
+    principal may do when asked (include_authorized_operations)."""
+    from confluent_kafka import TopicCollection
+
+    admin = acl_broker.admin()
+    topic, group = _name(), _name("group")
+    _create_topic(admin, topic)
+    _create(admin, [_allow("User:alice", ResourceType.TOPIC, topic, AclOperation.WRITE),
+                    _allow("User:alice", ResourceType.GROUP, group, AclOperation.DESCRIBE),
+                    _allow("User:alice", ResourceType.BROKER, "kafka-cluster", AclOperation.DESCRIBE_CONFIGS)])
+    alice = acl_broker.admin("alice")
+    described = alice.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(15)
+    assert set(described.authorized_operations) == {AclOperation.WRITE, AclOperation.DESCRIBE}
+    cluster = alice.describe_cluster(include_authorized_operations=True).result(15)
+    assert set(cluster.authorized_operations) == {AclOperation.DESCRIBE_CONFIGS}
+    groups = alice.describe_consumer_groups([group], include_authorized_operations=True)[group].result(15)
+    assert set(groups.authorized_operations) == {AclOperation.DESCRIBE}
+    # The super user may do everything a topic supports.
+    everything = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(15)
+    assert AclOperation.ALTER_CONFIGS in set(everything.authorized_operations)

@@ -30,5 +30,6 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                       client_id=m.client_id, client_host=m.client_host, member_metadata=m.metadata,
                       member_assignment=m.assignment)
                 for m in d.members),
-            authorized_operations=-2147483648))
+            authorized_operations=(ctx.acls.authorized_operations(header, ResourceType.GROUP, group_id)
+                                   if getattr(request, "include_authorized_operations", False) else -2147483648)))
     return build(t.DescribeGroupsResponse, throttle_time=NO_THROTTLE, groups=tuple(groups))

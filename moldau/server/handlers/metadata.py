@@ -11,9 +11,10 @@ cluster or on the topic.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
-from moldau.authorizer.acl import AclOperation, ResourceType
+from moldau.authorizer.acl import CLUSTER_NAME, AclOperation, ResourceType
 from moldau.controller.embedded import TopicState, topic_name_error
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
@@ -23,6 +24,9 @@ from moldau.server.errors import TopicError
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
+NOT_REQUESTED = -2147483648  # an *_authorized_operations field nobody asked for
 
 
 def _topic(t: Any, topic: TopicState) -> Any:
@@ -46,7 +50,7 @@ def _topic(t: Any, topic: TopicState) -> Any:
         topic_id=topic.topic_id,
         is_internal=topic.name in INTERNAL_TOPICS,
         partitions=partitions,
-        topic_authorized_operations=-2147483648,
+        topic_authorized_operations=NOT_REQUESTED,
     )
 
 
@@ -58,8 +62,17 @@ def _error_topic(t: Any, name: str | None, topic_id: Any, code: ErrorCode) -> An
         topic_id=topic_id,
         is_internal=False,
         partitions=(),
-        topic_authorized_operations=-2147483648,
+        topic_authorized_operations=NOT_REQUESTED,
     )
+
+
+def _with_operations(ctx: HandlerContext, header: RequestHeader, request: Any, t: Any, topics: list[Any]
+                     ) -> list[Any]:
+    """Each described topic with its authorized operations, when the request asks (v8+)."""
+    if not getattr(request, "include_topic_authorized_operations", False):
+        return topics
+    return [dataclasses.replace(topic, topic_authorized_operations=ctx.acls.authorized_operations(
+        header, ResourceType.TOPIC, topic.name)) if topic.error_code == ErrorCode.none else topic for topic in topics]
 
 
 def _topic_exists(ctx: HandlerContext, name: str) -> bool:
@@ -148,6 +161,8 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
         brokers=brokers,
         cluster_id=store.cluster_id,
         controller_id=ctx.cluster.controller_id(),
-        topics=tuple(topics),
-        cluster_authorized_operations=-2147483648,
+        topics=tuple(_with_operations(ctx, header, request, t, topics)),
+        cluster_authorized_operations=(
+            ctx.acls.authorized_operations(header, ResourceType.CLUSTER, CLUSTER_NAME)
+            if getattr(request, "include_cluster_authorized_operations", False) else NOT_REQUESTED),
     )
