@@ -196,6 +196,10 @@ API_ACL_CHECKS[DESCRIBE_ACLS] = (_cluster(_Op.DESCRIBE),)
 API_ACL_CHECKS[CREATE_ACLS] = (_cluster(_Op.ALTER),)
 API_ACL_CHECKS[DELETE_ACLS] = (_cluster(_Op.ALTER),)
 
+API_ACL_CHECKS[ApiKey.DESCRIBE_CLIENT_QUOTAS] = (_cluster(_Op.DESCRIBE_CONFIGS),)
+API_ACL_CHECKS[ApiKey.ALTER_CLIENT_QUOTAS] = (
+    _cluster(_Op.ALTER_CONFIGS, OnDenial.EACH, when="denied: every entry gets CLUSTER_AUTHORIZATION_FAILED"),)
+
 # Never authorized: a client calls them before it has a principal worth checking.
 UNAUTHORIZED_APIS: frozenset[int] = frozenset({
     ApiKey.API_VERSIONS, ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE, ApiKey.DESCRIBE_CLUSTER,

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from moldau import __version__
-from moldau.cli import acls, cluster, console, consume, groups, produce, reassign, topics, users
+from moldau.cli import acls, cluster, console, consume, groups, produce, quotas, reassign, topics, users
 from moldau.cli.common import CliError, exception_text, kafka_error, resolve_topic, warn
 
 Command = Callable[[argparse.Namespace], int]
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_parsers(subparsers)
     users.add_parsers(subparsers)
     acls.add_parsers(subparsers)
+    quotas.add_parsers(subparsers)
     reassign.add_parsers(subparsers)
     console.add_parsers(subparsers)
     return parser

@@ -21,6 +21,8 @@ Kafka's znode layout, which the ZooKeeper backend follows exactly::
     /config/brokers/<default>                     {"version":1,"config":{"k":"v"}}
     /config/users/<user, URL-encoded>             {"version":1,"config":{"SCRAM-SHA-256":
                                                    "salt=..,stored_key=..,server_key=..,iterations=4096"}}
+    /config/clients/<client id>                   {"version":1,"config":{"producer_byte_rate":"1024"}}
+    /config/users/<user>/clients/<client id>      (the same; <default> for a default entity)
     /config/changes/config_change_<seq>           (sequential) {"version":2,"entity_path":"topics/<t>"}
     /admin/delete_topics/<topic>                  (empty)
     /kafka-acl/<ResourceType>/<name>              {"version":1,"acls":[{"principal":..,..}]}
@@ -181,6 +183,16 @@ class Coordination(Protocol):
 
     def scram_users(self) -> dict[str, dict[str, str]]:
         """Every user with at least one SCRAM credential, with its credentials."""
+
+    # --- client quotas (Kafka's /config/users, /config/clients, /config/users/<u>/clients) --
+    def client_quota_configs(self) -> dict[str, dict[str, str]]:
+        """Every quota entity's configs (SCRAM credentials left out), by entity path:
+        `users/<url-encoded user>`, `clients/<id>`, `users/<user>/clients/<id>`, with
+        `<default>` for a default."""
+
+    def set_client_quota_configs(self, entity_path: str, changes: dict[str, str | None]) -> None:
+        """Set (a value) or remove (None) configs of one quota entity, keeping its others
+        (SCRAM credentials share /config/users/<user>), with a /config/changes notification."""
 
     # --- ACLs (Kafka's /kafka-acl, /kafka-acl-extended/prefixed, their notifications) -----
     # Bytes and paths only: the authorizer package owns the format (authorizer/store.py).

@@ -25,6 +25,7 @@ File format (version 1)::
                                         "controller_epoch": 3, "version": 0}}},
      "pending_deletions": ["<t>"],
      "user_configs": {"<user>": {"SCRAM-SHA-256": "salt=..,stored_key=..,server_key=..,iterations=4096"}},
+     "client_quotas": {"users/alice": {"producer_byte_rate": "1024"}},
      "acls": {"/kafka-acl/Topic/orders": {"data": "{\"version\":1,\"acls\":[..]}", "version": 0}}}
 
 ACL change notifications are not kept: the one broker applies its own ACL writes.
@@ -73,6 +74,7 @@ class EmbeddedCoordination:
         self._broker_configs: dict[str, str] = {}
         self._user_configs: dict[str, dict[str, str]] = {}  # SCRAM credentials by user
         self._acls: dict[str, tuple[bytes, int]] = {}  # ACL znode path -> (value, version)
+        self._client_quotas: dict[str, dict[str, str]] = {}  # quota entity path -> configs
         self._next_producer_id = 0
         self._partition_states: dict[str, dict[int, tuple[LeaderAndIsr, int]]] = {}
         self._pending_deletions: list[str] = []
@@ -115,6 +117,7 @@ class EmbeddedCoordination:
         self._broker_configs = dict(raw.get("broker_configs", {}))
         self._user_configs = {name: dict(c) for name, c in raw.get("user_configs", {}).items()}
         self._acls = {path: (str(a["data"]).encode(), int(a["version"])) for path, a in raw.get("acls", {}).items()}
+        self._client_quotas = {path: dict(c) for path, c in raw.get("client_quotas", {}).items()}
         self._next_producer_id = int(raw.get("next_producer_id", 0))
         self._partition_states = {
             name: {
@@ -145,6 +148,7 @@ class EmbeddedCoordination:
             "topic_configs": {name: dict(c) for name, c in sorted(self._topic_configs.items())},
             "broker_configs": dict(sorted(self._broker_configs.items())),
             "user_configs": {name: dict(c) for name, c in sorted(self._user_configs.items())},
+            "client_quotas": {path: dict(c) for path, c in sorted(self._client_quotas.items())},
             "acls": {path: {"data": data.decode(), "version": version}
                      for path, (data, version) in sorted(self._acls.items())},
             "partition_states": {
@@ -379,6 +383,22 @@ class EmbeddedCoordination:
         with self._lock:
             self._require_open()
             return {name: dict(c) for name, c in self._user_configs.items() if c}
+
+    def client_quota_configs(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            return {path: dict(c) for path, c in self._client_quotas.items()}
+
+    def set_client_quota_configs(self, entity_path: str, changes: dict[str, str | None]) -> None:
+        with self._lock:
+            self._require_open()
+            configs = self._client_quotas.get(entity_path, {})
+            configs = {k: v for k, v in ({**configs, **changes}).items() if v is not None}
+            if configs:
+                self._client_quotas[entity_path] = configs
+            else:
+                self._client_quotas.pop(entity_path, None)
+            self._persist()
+        self._notify(self._config_watches)
 
     def acl_znodes(self, roots: tuple[str, ...]) -> list[tuple[str, str, str, bytes]]:
         with self._lock:

@@ -79,6 +79,7 @@ CONFIG_TOPICS = "/config/topics"
 CONFIG_CHANGES = "/config/changes"
 CONFIG_BROKER_DEFAULT = "/config/brokers/<default>"
 CONFIG_USERS = "/config/users"
+CONFIG_CLIENTS = "/config/clients"
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 CONFIG_CHANGE_PREFIX = "config_change_"
 DELETE_TOPICS = "/admin/delete_topics"
@@ -749,6 +750,33 @@ class ZooKeeperCoordination:
 
     def watch_config_changes(self, callback: EventCallback) -> None:
         self._watch_children(CONFIG_CHANGES, callback)
+
+    # --- client quotas -----------------------------------------------------------------------
+
+    def client_quota_configs(self) -> dict[str, dict[str, str]]:
+        with self._errors("read client quotas"):
+            paths = []
+            for user in self._children(CONFIG_USERS):
+                paths.append(f"users/{user}")
+                paths.extend(f"users/{user}/clients/{c}" for c in self._children(f"{CONFIG_USERS}/{user}/clients"))
+            paths.extend(f"clients/{c}" for c in self._children(CONFIG_CLIENTS))
+            found = self._get_many([f"/config/{p}" for p in paths])
+            out: dict[str, dict[str, str]] = {}
+            for path, got in zip(paths, found, strict=True):
+                configs = {} if got is None else decode_topic_config(got[0])
+                configs = {k: v for k, v in configs.items() if k not in SCRAM_MECHANISMS}
+                if configs:
+                    out[path] = configs
+            return out
+
+    def set_client_quota_configs(self, entity_path: str, changes: dict[str, str | None]) -> None:
+        what = f"set quotas of {entity_path}"
+        with self._errors(what):
+            path = f"/config/{entity_path}"
+            self._client.ensure_path(path.rsplit("/", 1)[0])
+            self._write_entity_config(
+                what, path, entity_path,
+                lambda current: {k: v for k, v in ({**current, **changes}).items() if v is not None})
 
     # --- ACLs ------------------------------------------------------------------------------
 

@@ -123,3 +123,48 @@ def validate_quota(key: str, value: float) -> None:
         raise QuotaEntityError(f"Invalid configuration key {key}")
     if value <= 0:
         raise QuotaEntityError(f"Invalid quota value {value} for {key}: must be positive")
+
+
+MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED = 0, 1, 2  # DescribeClientQuotas' match types
+
+
+@dataclass(frozen=True)
+class FilterComponent:
+    """One component of a DescribeClientQuotas filter: an entity type, and a name
+    (MATCH_EXACT), the default (MATCH_DEFAULT) or any name (MATCH_SPECIFIED)."""
+
+    entity_type: str
+    match_type: int
+    match: str | None = None
+
+
+def validate_filter(components: list[FilterComponent]) -> None:
+    seen = set()
+    for c in components:
+        if c.entity_type not in ENTITY_TYPES:
+            raise QuotaEntityError(f"Custom entity type {c.entity_type} not supported")
+        if c.entity_type in seen:
+            raise QuotaEntityError(f"Duplicate {c.entity_type} filter component entity type")
+        if c.match_type not in (MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED):
+            raise QuotaEntityError(f"Unexpected match type {c.match_type}")
+        if c.match_type == MATCH_EXACT and c.match is None:
+            raise QuotaEntityError(f"Exact match of {c.entity_type} needs a name")
+        seen.add(c.entity_type)
+
+
+def filter_matches(entity: QuotaEntity, components: list[FilterComponent], strict: bool) -> bool:
+    """Whether DescribeClientQuotas' filter selects the entity. `strict`: the entity may
+    name no type the filter does not name."""
+    names = {USER: entity.user, CLIENT_ID: entity.client_id}
+    for c in components:
+        name = names[c.entity_type]
+        if name is None:
+            return False
+        if c.match_type == MATCH_DEFAULT and name != DEFAULT:
+            return False
+        if c.match_type == MATCH_EXACT and name != c.match:
+            return False
+    if strict:
+        named = {c.entity_type for c in components}
+        return all(names[t] is None for t in ENTITY_TYPES if t not in named)
+    return True

@@ -46,6 +46,7 @@ from moldau.replication.replica_manager import ReplicaManager, ReplicaManagerCon
 from moldau.replication.seams import LeaderAndIsrState
 from moldau.server.acl_manager import AclManager
 from moldau.server.broker_client import BrokerConnection
+from moldau.server.client_quotas import ClientQuotas
 from moldau.server.config import BrokerConfig, Listener
 from moldau.server.context import HandlerContext
 from moldau.server.coordinator_log import CoordinatorLog
@@ -150,12 +151,14 @@ class Broker:
         self.coordinator_log = CoordinatorLog(self.replicas, self.clock,
                                               lambda: int(self.config["offsets.commit.timeout.ms"]))
         self.acls = AclManager(config.authorizer_config(), self.coordination, self.clock)
+        self.quotas = ClientQuotas(self.coordination, self.clock, int(config["quota.window.num"]),
+                                   int(config["quota.window.size.seconds"]) * 1000)
         self.context = HandlerContext(
             self.broker_id, config, self.clock, self.replicas, self.groups, self.metadata, self.logs,
             self.producer_ids,
             FetchSessionCache(int(config["max.incremental.fetch.session.cache.slots"]),
                               int(config["min.incremental.fetch.session.eviction.ms"]) / 1000),
-            admin=self, cluster=self, coordinator_log=self.coordinator_log, acls=self.acls)
+            admin=self, cluster=self, coordinator_log=self.coordinator_log, acls=self.acls, quotas=self.quotas)
         self._stray_logs_checked = False
         self._configs_loaded: set[str] = set()
         self._offsets_topic_creation: asyncio.Future[None] | None = None
@@ -268,6 +271,7 @@ class Broker:
         self._apply_broker_configs(await asyncio.to_thread(self.coordination.broker_configs))
         self._check_meta_properties(cluster_id)
         await self.acls.start()
+        await self.quotas.load()
         self.logs.load(self.clock())
         dispatcher = RequestDispatcher(self.context)
         max_frame = int(self.config["socket.request.max.bytes"])
@@ -524,6 +528,8 @@ class Broker:
 
     def _on_config_change(self) -> None:
         self._configs_loaded.clear()
+        if self._loop is not None:
+            self._loop.create_task(self.quotas.load())
         # unclean.leader.election.enable may have been turned on: offline partitions may
         # now elect a leader (Kafka's controller does the same on that config change).
         self._forward("configs")

@@ -154,6 +154,8 @@ PROPERTIES: dict[str, Prop] = {
         _p("controlled.shutdown.enable", "boolean", True),
         _p("fetch.max.bytes", "int", 57671680, minimum=0),
         _p("connections.max.idle.ms", "long", 600000),
+        _p("quota.window.num", "int", 11, minimum=1),
+        _p("quota.window.size.seconds", "int", 1, minimum=1),
     )
 }
 

@@ -16,6 +16,7 @@ from moldau.log.manager import LogManager
 from moldau.protocol.errors import ErrorCode
 from moldau.replication.replica_manager import ReplicaManager
 from moldau.server.acl_manager import AclManager
+from moldau.server.client_quotas import ClientQuotas
 from moldau.server.config import BrokerConfig
 from moldau.server.coordinator_log import CoordinatorLog
 from moldau.server.fetch_session import FetchSessionCache
@@ -98,6 +99,7 @@ class HandlerContext:
     cluster: ClusterLink
     coordinator_log: CoordinatorLog
     acls: AclManager  # ACLs and the per-request authorization checks
+    quotas: ClientQuotas  # produce and fetch byte-rate quotas
 
     def active_controller(self) -> Controller | None:
         """This broker's controller if it is the active one, else None (NOT_CONTROLLER)."""

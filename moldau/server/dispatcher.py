@@ -20,8 +20,10 @@ from moldau.protocol.framing import (
     encode_response,
     parse_request_header,
 )
+from moldau.server.client_quotas import THROTTLED_APIS
 from moldau.server.handlers import (
     _authorization,
+    alter_client_quotas,
     alter_configs,
     alter_partition,
     alter_partition_reassignments,
@@ -36,6 +38,7 @@ from moldau.server.handlers import (
     delete_records,
     delete_topics,
     describe_acls,
+    describe_client_quotas,
     describe_cluster,
     describe_configs,
     describe_groups,
@@ -120,6 +123,8 @@ HANDLERS: dict[int, HandlerFn] = {
     ApiKey.DESCRIBE_ACLS: describe_acls.handle,
     ApiKey.CREATE_ACLS: create_acls.handle,
     ApiKey.DELETE_ACLS: delete_acls.handle,
+    ApiKey.DESCRIBE_CLIENT_QUOTAS: describe_client_quotas.handle,
+    ApiKey.ALTER_CLIENT_QUOTAS: alter_client_quotas.handle,
 }
 assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
 
@@ -142,6 +147,8 @@ class RequestDispatcher:
         if self.context.acls.enabled and (denied := _authorization.refused(self.context, header, request)) is not None:
             return encode_response(key, version, header.correlation_id, denied)
         response = await HANDLERS[key](self.context, header, request)
+        if self.context.quotas.enabled and key in THROTTLED_APIS:
+            return self.context.quotas.throttle(key, version, header, request, len(frame), response, conn)
         if response is None:
             return None
         if isinstance(response, bytes):  # a hand-encoded hot path, already framed

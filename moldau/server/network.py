@@ -58,6 +58,7 @@ class KafkaConnection(asyncio.Protocol):
         self._inflight: deque[asyncio.Future[bytes | None]] = deque()
         self.peer = "?"
         self.peer_host = ""
+        self._muted_until = 0.0  # loop time before which no request is served (a throttled client)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -107,6 +108,10 @@ class KafkaConnection(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    def mute(self, delay_ms: int) -> None:
+        """Serve nothing more for `delay_ms` (a client over its quota, KIP-219)."""
+        self._muted_until = max(self._muted_until, asyncio.get_running_loop().time() + delay_ms / 1000)
 
     def set_handler(self, handler: Handler) -> None:
         """Serve the next frames with `handler` (a SASL connection, once authenticated,
@@ -174,6 +179,11 @@ class KafkaConnection(asyncio.Protocol):
                     await asyncio.wait([self._inflight[0]])
                 if not self._can_write.is_set():
                     await self._can_write.wait()
+                if self._muted_until:
+                    delay = self._muted_until - asyncio.get_running_loop().time()
+                    self._muted_until = 0.0
+                    if delay > 0:
+                        await asyncio.sleep(delay)
         except asyncio.CancelledError:
             for fut in self._inflight:
                 fut.cancel()

@@ -279,6 +279,25 @@ def test_watches_fire_on_changes(coordination: Coordination) -> None:
 # --- ZooKeeper: the bytes Kafka writes -------------------------------------------------------
 
 
+def test_client_quota_configs(coordination: Coordination) -> None:
+    assert coordination.client_quota_configs() == {}
+    coordination.set_user_scram_credentials("alice", {"SCRAM-SHA-256": "salt=YQ==,stored_key=YQ==,server_key=YQ==,"
+                                                                       "iterations=4096"})
+    coordination.set_client_quota_configs("users/alice", {"producer_byte_rate": "1024"})
+    coordination.set_client_quota_configs("users/alice/clients/app", {"consumer_byte_rate": "2048"})
+    coordination.set_client_quota_configs("clients/<default>", {"producer_byte_rate": "10"})
+    assert coordination.client_quota_configs() == {
+        "users/alice": {"producer_byte_rate": "1024"},
+        "users/alice/clients/app": {"consumer_byte_rate": "2048"},
+        "clients/<default>": {"producer_byte_rate": "10"},
+    }
+    assert "alice" in coordination.scram_users()  # the user's credentials stay beside its quota
+    coordination.set_client_quota_configs("users/alice", {"producer_byte_rate": None})
+    coordination.set_client_quota_configs("clients/<default>", {"producer_byte_rate": None})
+    assert coordination.client_quota_configs() == {"users/alice/clients/app": {"consumer_byte_rate": "2048"}}
+    assert "alice" in coordination.scram_users()
+
+
 def test_acl_znodes_are_compare_and_set(coordination: Coordination) -> None:
     roots = ("/kafka-acl", "/kafka-acl-extended/prefixed")
     path, prefix = "/kafka-acl/Topic/orders", "/kafka-acl-changes/acl_changes_"
