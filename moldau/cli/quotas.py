@@ -28,18 +28,6 @@ from moldau.quotas.client_quotas import (
     validate_quota,
 )
 
-# librdkafka property -> kafka-python argument
-_KAFKA_PYTHON = {
-    "security.protocol": "security_protocol",
-    "sasl.mechanism": "sasl_mechanism",
-    "sasl.mechanisms": "sasl_mechanism",
-    "sasl.username": "sasl_plain_username",
-    "sasl.password": "sasl_plain_password",
-    "ssl.ca.location": "ssl_cafile",
-    "ssl.certificate.location": "ssl_certfile",
-    "ssl.key.location": "ssl_keyfile",
-}
-
 
 def add_parsers(subparsers: Any) -> None:
     conn = connection_parent()
@@ -97,12 +85,11 @@ def _admin(args: argparse.Namespace) -> Any:
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError as KafkaPythonError
 
-    conf: dict[str, Any] = {"bootstrap_servers": bootstrap_server(args), "client_id": "moldau-cli",
-                            "request_timeout_ms": int(args.timeout * 1000)}
-    if args.command_config:
-        for key, value in read_properties(args.command_config).items():
-            if key in _KAFKA_PYTHON:
-                conf[_KAFKA_PYTHON[key]] = value
+    from moldau.console.gateway import kafka_python_config
+
+    properties = read_properties(args.command_config) if args.command_config else {}
+    conf = kafka_python_config(bootstrap_server(args), properties, args.timeout)
+    conf["client_id"] = "moldau-cli"
     try:
         return KafkaAdminClient(**conf)
     except KafkaPythonError as exc:
