@@ -327,7 +327,8 @@ class Broker:
         delay_s = int(self.config["connection.failed.authentication.delay.ms"]) / 1000
 
         def sasl_connection() -> KafkaConnection:
-            authenticator = SaslServerAuthenticator(security, dispatch, self._scram_credential, delay_s)
+            authenticator = SaslServerAuthenticator(security, dispatch, self._scram_credential, delay_s,
+                                                    int(self.config["connections.max.reauth.ms"]))
             return KafkaConnection(authenticator.handle, max_frame, name)
 
         return sasl_connection

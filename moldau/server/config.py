@@ -70,6 +70,7 @@ PROPERTIES: dict[str, Prop] = {
         _p("sasl.mechanism.inter.broker.protocol", "string", "PLAIN", choices=SASL_MECHANISMS),  # Kafka: GSSAPI
         _p("sasl.jaas.config", "password", None),
         _p("connection.failed.authentication.delay.ms", "int", 100, minimum=0),
+        _p("connections.max.reauth.ms", "long", 0, minimum=0),  # KIP-368; 0: sessions last as long as connections
         _p("ssl.keystore.type", "string", "PEM"),  # Kafka: JKS, which Moldau refuses
         _p("ssl.keystore.location", "string", None),
         _p("ssl.keystore.password", "password", None),
@@ -190,7 +191,6 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
         "ssl.keymanager.algorithm",
         "ssl.trustmanager.algorithm",
         "ssl.secure.random.implementation",
-        "connections.max.reauth.ms",  # re-authentication (KIP-368) is not supported
     }
 )
 
