@@ -49,7 +49,9 @@ def _p(name: str, kind: str, default: Any, **kw: Any) -> Prop:
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+# Between brokers: the mechanisms whose client side Moldau has (not OAUTHBEARER).
+INTER_BROKER_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Kafka's default listener.security.protocol.map: each protocol names a listener of its own.
 DEFAULT_PROTOCOL_MAP = {p: p for p in SECURITY_PROTOCOLS}
 LISTENER_PREFIX = "listener.name."
@@ -67,7 +69,8 @@ PROPERTIES: dict[str, Prop] = {
         # Security (TLS, SASL): the ones below may also be set per listener, as
         # listener.name.<listener>.<property> (see LISTENER_PROPERTIES).
         _p("sasl.enabled.mechanisms", "list", "PLAIN", choices=SASL_MECHANISMS),  # Kafka: GSSAPI
-        _p("sasl.mechanism.inter.broker.protocol", "string", "PLAIN", choices=SASL_MECHANISMS),  # Kafka: GSSAPI
+        _p("sasl.mechanism.inter.broker.protocol", "string", "PLAIN",  # Kafka: GSSAPI
+           choices=INTER_BROKER_SASL_MECHANISMS),
         _p("sasl.jaas.config", "password", None),
         _p("connection.failed.authentication.delay.ms", "int", 100, minimum=0),
         _p("connections.max.reauth.ms", "long", 0, minimum=0),  # KIP-368; 0: sessions last as long as connections

@@ -38,6 +38,7 @@ import asyncio
 import datetime
 import logging
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -52,7 +53,9 @@ from moldau.protocol.framing import (
     parse_request_header,
 )
 from moldau.server.handlers._common import response_types
+from moldau.server.security import oauthbearer
 from moldau.server.security.errors import SaslAuthenticationError, SaslError
+from moldau.server.security.oauthbearer import OAUTHBEARER, UnsecuredValidator
 from moldau.server.security.plain import authenticate_plain
 from moldau.server.security.scram import MECHANISMS, ScramCredential, ScramServer
 
@@ -73,6 +76,18 @@ class _PlainExchange:
 
     async def evaluate(self, token: bytes) -> bytes:
         self.username = authenticate_plain(token, self._users)
+        return b""
+
+
+class _OAuthBearerExchange:
+    def __init__(self, validator: UnsecuredValidator) -> None:
+        self._validator = validator
+        self.username: str | None = None
+        self.expires_ms = 0
+
+    async def evaluate(self, token: bytes) -> bytes:
+        found = oauthbearer.authenticate(token, self._validator, int(time.time() * 1000))
+        self.username, self.expires_ms = found.principal, found.expires_ms
         return b""
 
 
@@ -106,11 +121,12 @@ class SaslServerAuthenticator:
         self.reauth_ms = reauth_ms
         self.reauthenticating = False
         self.session_expires = 0.0  # loop time; only with reauth_ms
+        self.session_lifetime_ms = 0  # announced in the last SaslAuthenticate answer
         self._dispatch = dispatch
         self._lookup = lookup
         self.state = "handshake"
         self.mechanism = ""
-        self._exchange: _PlainExchange | _ScramExchange | None = None
+        self._exchange: _PlainExchange | _ScramExchange | _OAuthBearerExchange | None = None
 
     async def handle(self, frame: bytes, conn: KafkaConnection) -> bytes | None:
         if self.state == "handshake":
@@ -146,6 +162,7 @@ class SaslServerAuthenticator:
             return None
         self.mechanism = request.mechanism
         self._exchange = (_PlainExchange(self.listener.plain_users) if self.mechanism == "PLAIN"
+                          else _OAuthBearerExchange(self.listener.oauthbearer) if self.mechanism == OAUTHBEARER
                           else _ScramExchange(self.mechanism, self._lookup))
         self.state = "authenticate" if version >= 1 else "raw_token"
         return encode_response(key, version, header.correlation_id, build(
@@ -168,7 +185,7 @@ class SaslServerAuthenticator:
                 t.SaslAuthenticateResponse, error_code=ErrorCode.sasl_authentication_failed,
                 error_message=self._client_message(exc), auth_bytes=b"")), self.failed_close_delay_s)
             return None
-        lifetime = self.reauth_ms if self.state == "complete" else 0
+        lifetime = self.session_lifetime_ms if self.state == "complete" else 0
         return encode_response(key, version, header.correlation_id, build(
             t.SaslAuthenticateResponse, error_code=ErrorCode.none, error_message=None, auth_bytes=token,
             session_lifetime=datetime.timedelta(milliseconds=lifetime)))
@@ -195,7 +212,11 @@ class SaslServerAuthenticator:
             self.state = "complete"
             conn.principal = principal
             if self.reauth_ms > 0:
-                self.session_expires = asyncio.get_running_loop().time() + self.reauth_ms / 1000
+                lifetime_ms = self.reauth_ms
+                if isinstance(exchange, _OAuthBearerExchange):  # never past the token's expiry
+                    lifetime_ms = max(0, min(lifetime_ms, exchange.expires_ms - int(time.time() * 1000)))
+                self.session_lifetime_ms = lifetime_ms
+                self.session_expires = asyncio.get_running_loop().time() + lifetime_ms / 1000
                 conn.set_handler(self._authenticated)
             else:
                 conn.set_handler(self._dispatch)
