@@ -793,12 +793,14 @@ class ZooKeeperCoordination:
 
     def acl_znode(self, path: str) -> tuple[bytes, int] | None:
         with self._errors(f"read {path}"):
+            _check_znode_path(path)
             got = self._get(path)
             return None if got is None else (got[0], got[1].version)
 
     def write_acl_znode(self, path: str, data: bytes | None, version: int | None,
                         change_prefix: str, change_data: bytes) -> bool:
         with self._errors(f"write {path}"):
+            _check_znode_path(path)
             parent = path.rsplit("/", 1)[0]
             self._client.ensure_path(parent)
             self._client.ensure_path(change_prefix.rsplit("/", 1)[0])
@@ -949,6 +951,13 @@ class ZooKeeperCoordination:
     def _watch_data(self, path: str, callback: EventCallback) -> None:
         with self._errors(f"watch {path}"):
             DataWatch(self._client, path, _SkipFirst(callback).data)
+
+
+def _check_znode_path(path: str) -> None:
+    """CoordinationError for a path ZooKeeper refuses (a resource named `.` or `..`, or
+    holding a NUL): kazoo raises ValueError, which is no KazooException."""
+    if any(part in (".", "..") for part in path.split("/")) or "\x00" in path:
+        raise CoordinationError(f"invalid znode path {path!r}")
 
 
 def _call(callback: EventCallback) -> None:

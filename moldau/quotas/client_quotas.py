@@ -20,6 +20,7 @@ path (as SCRAM credentials are: they share `/config/users/<user>`); a client id 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
@@ -121,7 +122,7 @@ def quota_for(quotas: Mapping[QuotaEntity, Mapping[str, float]], user: str, clie
 def validate_quota(key: str, value: float) -> None:
     if key not in QUOTA_KEYS:
         raise QuotaEntityError(f"Invalid configuration key {key}")
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise QuotaEntityError(f"Invalid quota value {value} for {key}: must be positive")
 
 

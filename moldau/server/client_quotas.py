@@ -61,7 +61,9 @@ def parse_quota_configs(configs: dict[str, dict[str, str]]) -> dict[QuotaEntity,
         for key, value in values.items():
             try:
                 quotas[key] = float(value)
-            except ValueError:
+                validate_quota(key, quotas[key])
+            except ValueError:  # QuotaEntityError too: a key or value Kafka would not store
+                quotas.pop(key, None)
                 log.warning("ignoring client quota %s=%r of %s", key, value, path)
         if quotas:
             out[entity] = quotas

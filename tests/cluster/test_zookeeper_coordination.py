@@ -319,6 +319,8 @@ def test_acl_znodes_are_compare_and_set(coordination: Coordination) -> None:
             (f"acl_changes_{i:010d}", b"TOPIC:orders") for i in range(3)]
         coordination.delete_acl_changes("/kafka-acl-changes", [changes[0][0], "acl_changes_9999999999"])
         assert len(coordination.acl_changes("/kafka-acl-changes")) == 2
+        with pytest.raises(CoordinationError):  # a pattern named ".." is no znode
+            coordination.write_acl_znode("/kafka-acl/Topic/..", b"x", None, prefix, b"TOPIC:..")
 
 
 def _json_at(raw: KazooClient, path: str) -> Any:

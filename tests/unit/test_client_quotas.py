@@ -55,6 +55,9 @@ def test_entity_paths() -> None:
         validate_quota("producer_byte_rate", 0)
     with pytest.raises(QuotaEntityError):
         validate_quota("bytes_per_hour", 1)
+    for value in (float("nan"), float("inf")):  # AlterClientQuotas carries a float64
+        with pytest.raises(QuotaEntityError):
+            validate_quota("producer_byte_rate", value)
 
 
 def test_rate_is_averaged_over_at_least_samples_minus_one_windows() -> None:
