@@ -427,3 +427,43 @@ def test_authorized_operations(acl_broker: AclBroker) -> None:
     # The super user may do everything a topic supports.
     everything = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(15)
     assert AclOperation.ALTER_CONFIGS in set(everything.authorized_operations)
+
+
+def test_aiokafka_and_kcat_are_refused_and_allowed(acl_broker: AclBroker) -> None:
+    """The same ACLs through the other clients: aiokafka raises TopicAuthorizationFailedError
+    and kcat reports the error and exits non-zero; with the ACL both write."""
+    import asyncio
+    import shutil
+    import subprocess
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import TopicAuthorizationFailedError
+
+    admin = acl_broker.admin()
+    topic = _name()
+    _create_topic(admin, topic)
+
+    async def aio_send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{acl_broker.sasl_port}",
+                                    security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+                                    sasl_plain_username="bob", sasl_plain_password="bob-secret",
+                                    request_timeout_ms=10000)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"aio")
+        finally:
+            await producer.stop()
+
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        pytest.skip("kcat is not installed (make system-deps)")
+    args = [kcat, "-b", f"127.0.0.1:{acl_broker.sasl_port}", "-X", "security.protocol=SASL_PLAINTEXT",
+            "-X", "sasl.mechanisms=PLAIN", "-X", "sasl.username=bob", "-X", "sasl.password=bob-secret",
+            "-P", "-t", topic]
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(aio_send())
+    refused = subprocess.run(args, input=b"k\n", capture_output=True, timeout=30)
+    assert refused.returncode != 0 and b"authorization failed" in refused.stderr.lower(), refused.stderr
+    _create(admin, [_allow("User:bob", ResourceType.TOPIC, topic, AclOperation.WRITE)])
+    asyncio.run(aio_send())
+    subprocess.run(args, input=b"k\n", check=True, capture_output=True, timeout=30)
