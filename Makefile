@@ -56,7 +56,7 @@ chaos-deps:
 # What is clean under `mypy --strict` (the type checker runs before the tests). Not yet
 # controller/controller.py: every int it puts into an inter-broker request wants kio's
 # i32/i64.
-TYPED := moldau/protocol moldau/log moldau/replication moldau/controller moldau/transactions moldau/authorizer moldau/metrics
+TYPED := moldau/protocol moldau/log moldau/replication moldau/controller moldau/transactions moldau/authorizer moldau/metrics moldau/quotas
 TYPED_EXCLUDE := moldau/controller/controller\.py$$
 
 typecheck: test-venv

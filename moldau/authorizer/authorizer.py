@@ -94,11 +94,17 @@ class AclAuthorizer:
         self.config = config
         self._super_users = frozenset(str(p) for p in config.super_users)
         self._acls: dict[ResourcePattern, frozenset[AccessControlEntry]] = {}
+        # The same, indexed for decisions: (type, name) of literal and of prefixed patterns,
+        # and the lengths of the prefixed names of each type (a name is looked up only at
+        # those lengths, not at every one of its prefixes).
+        self._literal: dict[tuple[ResourceType, str], frozenset[AccessControlEntry]] = {}
+        self._prefixed: dict[tuple[ResourceType, str], frozenset[AccessControlEntry]] = {}
+        self._prefix_lengths: dict[ResourceType, tuple[int, ...]] = {}
         grouped: dict[ResourcePattern, set[AccessControlEntry]] = {}
         for binding in acls:
             grouped.setdefault(binding.pattern, set()).add(binding.entry)
         for pattern, entries in grouped.items():
-            self._acls[pattern] = frozenset(entries)
+            self.set_acls(pattern, entries)
 
     # -- the cache ---------------------------------------------------------------------
 
@@ -106,10 +112,17 @@ class AclAuthorizer:
         """Replace the entries of one pattern (what a change notification brings: the
         pattern's znode as read now; none when it was deleted)."""
         frozen = frozenset(entries)
+        key = (pattern.resource_type, pattern.name)
+        index = self._prefixed if pattern.pattern_type is PatternType.PREFIXED else self._literal
         if frozen:
             self._acls[pattern] = frozen
+            index[key] = frozen
         else:
             self._acls.pop(pattern, None)
+            index.pop(key, None)
+        if pattern.pattern_type is PatternType.PREFIXED:
+            kind = pattern.resource_type
+            self._prefix_lengths[kind] = tuple(sorted({len(name) for k, name in self._prefixed if k is kind}))
 
     def acls_of(self, pattern: ResourcePattern) -> frozenset[AccessControlEntry]:
         return self._acls.get(pattern, frozenset())
@@ -136,11 +149,14 @@ class AclAuthorizer:
         """Every entry that applies to the resource, whoever it is for."""
         found: list[AccessControlEntry] = []
         kind, name = resource.resource_type, resource.name
-        found.extend(self._acls.get(ResourcePattern(kind, WILDCARD_RESOURCE, PatternType.LITERAL), ()))
+        literal, prefixed = self._literal, self._prefixed
+        found.extend(literal.get((kind, WILDCARD_RESOURCE), ()))
         if name != WILDCARD_RESOURCE:
-            found.extend(self._acls.get(ResourcePattern(kind, name, PatternType.LITERAL), ()))
-        for end in range(1, len(name) + 1):
-            found.extend(self._acls.get(ResourcePattern(kind, name[:end], PatternType.PREFIXED), ()))
+            found.extend(literal.get((kind, name), ()))
+        for length in self._prefix_lengths.get(kind, ()):
+            if length > len(name):
+                break
+            found.extend(prefixed.get((kind, name[:length]), ()))
         return found
 
     def authorize(self, principal: str, host: str, operation: AclOperation, resource: Resource) -> bool:
@@ -153,14 +169,22 @@ class AclAuthorizer:
         acls = self.matching_acls(resource)
         if not acls:
             return self.config.allow_everyone_if_no_acl_found
-        if any(_applies(entry, principal, host, operation, AclPermissionType.DENY) for entry in acls):
-            return False
-        allowing = IMPLIED_BY.get(operation, frozenset({operation}))
-        return any(
-            _applies(entry, principal, host, implied, AclPermissionType.ALLOW)
-            for implied in allowing
-            for entry in acls
-        )
+        # One pass: a matching Deny of the operation (or All) decides at once; else an Allow
+        # of the operation, of one that implies it, or of All.
+        allowing = IMPLIED_BY.get(operation) or frozenset({operation})
+        allowed = False
+        for entry in acls:
+            if entry.principal != principal and entry.principal != WILDCARD_PRINCIPAL:
+                continue
+            if entry.host != host and entry.host != WILDCARD_HOST:
+                continue
+            if entry.permission_type is AclPermissionType.DENY:
+                if entry.operation is operation or entry.operation is AclOperation.ALL:
+                    return False
+            elif entry.permission_type is AclPermissionType.ALLOW and (
+                    entry.operation is AclOperation.ALL or entry.operation in allowing):
+                allowed = True
+        return allowed
 
     def filter_authorized(self, principal: str, host: str, operation: AclOperation,
                           resource_type: ResourceType, names: Iterable[str]) -> list[str]:

@@ -190,9 +190,8 @@ API_ACL_CHECKS: dict[int, tuple[AclCheck, ...]] = {
     ApiKey.ALTER_PARTITION: (_cluster(_Op.CLUSTER_ACTION),),
 }
 
-# The ACL APIs, which the server adds with the authorizer (not yet in moldau.protocol.apis).
-# Without an authorizer configured they answer SECURITY_DISABLED.
-DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS = 29, 30, 31
+# The ACL APIs. Without an authorizer configured they answer SECURITY_DISABLED.
+DESCRIBE_ACLS, CREATE_ACLS, DELETE_ACLS = ApiKey.DESCRIBE_ACLS, ApiKey.CREATE_ACLS, ApiKey.DELETE_ACLS
 API_ACL_CHECKS[DESCRIBE_ACLS] = (_cluster(_Op.DESCRIBE),)
 API_ACL_CHECKS[CREATE_ACLS] = (_cluster(_Op.ALTER),)
 API_ACL_CHECKS[DELETE_ACLS] = (_cluster(_Op.ALTER),)
@@ -222,6 +221,9 @@ API_ACL_CHECKS[ApiKey.LIST_TRANSACTIONS] = (
     AclCheck(_X, _Op.DESCRIBE, Target.TRANSACTIONAL_ID, None, OnDenial.OMIT,
              when="each transactional id listed"),
 )
+API_ACL_CHECKS[ApiKey.DESCRIBE_CLIENT_QUOTAS] = (_cluster(_Op.DESCRIBE_CONFIGS),)
+API_ACL_CHECKS[ApiKey.ALTER_CLIENT_QUOTAS] = (
+    _cluster(_Op.ALTER_CONFIGS, OnDenial.EACH, when="denied: every entry gets CLUSTER_AUTHORIZATION_FAILED"),)
 
 # Never authorized: a client calls them before it has a principal worth checking.
 UNAUTHORIZED_APIS: frozenset[int] = frozenset({

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from moldau import __version__
-from moldau.cli import cluster, console, consume, groups, produce, reassign, topics, transactions, users
+from moldau.cli import acls, cluster, console, consume, groups, produce, quotas, reassign, topics, transactions, users
 from moldau.cli.common import CliError, exception_text, kafka_error, resolve_topic, warn
 
 Command = Callable[[argparse.Namespace], int]
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     groups.add_parsers(subparsers)
     cluster.add_parsers(subparsers)
     users.add_parsers(subparsers)
+    acls.add_parsers(subparsers)
+    quotas.add_parsers(subparsers)
     reassign.add_parsers(subparsers)
     transactions.add_parsers(subparsers)
     console.add_parsers(subparsers)

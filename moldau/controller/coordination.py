@@ -21,8 +21,14 @@ Kafka's znode layout, which the ZooKeeper backend follows exactly::
     /config/brokers/<default>                     {"version":1,"config":{"k":"v"}}
     /config/users/<user, URL-encoded>             {"version":1,"config":{"SCRAM-SHA-256":
                                                    "salt=..,stored_key=..,server_key=..,iterations=4096"}}
+    /config/clients/<client id>                   {"version":1,"config":{"producer_byte_rate":"1024"}}
+    /config/users/<user>/clients/<client id>      (the same; <default> for a default entity)
     /config/changes/config_change_<seq>           (sequential) {"version":2,"entity_path":"topics/<t>"}
     /admin/delete_topics/<topic>                  (empty)
+    /kafka-acl/<ResourceType>/<name>              {"version":1,"acls":[{"principal":..,..}]}
+    /kafka-acl-extended/prefixed/<Type>/<name>    (the same, for PREFIXED patterns)
+    /kafka-acl-changes/acl_changes_<seq>          (sequential) "TOPIC:<name>"
+    /kafka-acl-extended-changes/acl_changes_<seq> (sequential) {"version":1,"resourceType":..}
 
 Watch callbacks run on the backend's own thread (kazoo's): they must only hand a small
 event to the controller's queue (`loop.call_soon_threadsafe`), never touch state.
@@ -187,6 +193,41 @@ class Coordination(Protocol):
 
     def scram_users(self) -> dict[str, dict[str, str]]:
         """Every user with at least one SCRAM credential, with its credentials."""
+
+    # --- client quotas (Kafka's /config/users, /config/clients, /config/users/<u>/clients) --
+    def client_quota_configs(self) -> dict[str, dict[str, str]]:
+        """Every quota entity's configs (SCRAM credentials left out), by entity path:
+        `users/<url-encoded user>`, `clients/<id>`, `users/<user>/clients/<id>`, with
+        `<default>` for a default."""
+
+    def set_client_quota_configs(self, entity_path: str, changes: dict[str, str | None]) -> None:
+        """Set (a value) or remove (None) configs of one quota entity, keeping its others
+        (SCRAM credentials share /config/users/<user>), with a /config/changes notification."""
+
+    # --- ACLs (Kafka's /kafka-acl, /kafka-acl-extended/prefixed, their notifications) -----
+    # Bytes and paths only: the authorizer package owns the format (authorizer/store.py).
+    def acl_znodes(self, roots: tuple[str, ...]) -> list[tuple[str, str, str, bytes]]:
+        """Every znode two levels under each root: (root, resource type child, name child,
+        value), e.g. ("/kafka-acl", "Topic", "orders", b'{"version":1,...}')."""
+
+    def acl_znode(self, path: str) -> tuple[bytes, int] | None:
+        """One pattern's znode: its value and version; None when absent."""
+
+    def write_acl_znode(self, path: str, data: bytes | None, version: int | None,
+                        change_prefix: str, change_data: bytes) -> bool:
+        """Create (`version` None), set (compare-and-set on `version`) or delete (`data`
+        None) a pattern's znode, and create the persistent sequential change notification
+        `change_prefix` + sequence holding `change_data`, in one multi-op. False when the
+        znode was changed by another writer meanwhile (re-read and try again)."""
+
+    def acl_changes(self, root: str) -> list[tuple[str, bytes, int]]:
+        """The change notifications under `root`: (name, value, creation time in ms)."""
+
+    def delete_acl_changes(self, root: str, names: list[str]) -> None:
+        """Delete notifications (expired ones; absent ones are ignored)."""
+
+    def watch_acl_changes(self, roots: tuple[str, ...], callback: EventCallback) -> None:
+        """Call back when a notification appears under one of `roots` (created if absent)."""
 
     # --- producer ids ---------------------------------------------------------------------
     def allocate_producer_ids(self, broker_id: int, count: int) -> tuple[int, int]:

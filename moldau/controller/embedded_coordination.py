@@ -33,6 +33,8 @@ Snapshot format (version 1; ``journal_seq``: the last log line it includes)::
                                         "controller_epoch": 3, "version": 0}}},
      "pending_deletions": ["<t>"],
      "user_configs": {"<user>": {"SCRAM-SHA-256": "salt=..,stored_key=..,server_key=..,iterations=4096"}},
+     "client_quotas": {"users/alice": {"producer_byte_rate": "1024"}},
+     "acls": {"/kafka-acl/Topic/orders": {"data": "{\"version\":1,\"acls\":[..]}", "version": 0}},
      "journal_seq": 12}
 
 Log lines: ``{"seq": 13, "changes": [[kind, ...], ...]}``, each change one of
@@ -40,7 +42,9 @@ Log lines: ``{"seq": 13, "changes": [[kind, ...], ...]}``, each change one of
 (null: the topic, its configs and partition states are gone), ``["topic_configs", name,
 {..}]``, ``["broker_configs", {..}]``, ``["user", name, {..} | null]``,
 ``["next_producer_id", n]``, ``["partition_state", topic, partition, {state}]``,
-``["pending_deletions", [..]]``; each sets a value whole, so replaying is plain.
+``["pending_deletions", [..]]``, ``["client_quotas", entity path, {..} | null]``,
+``["acl", znode path, [data, version] | null]``; each sets a value whole, so replaying is
+plain. ACL change notifications are not kept: the one broker applies its own ACL writes.
 """
 
 from __future__ import annotations
@@ -98,6 +102,8 @@ class EmbeddedCoordination:
         self._topic_configs: dict[str, dict[str, str]] = {}
         self._broker_configs: dict[str, str] = {}
         self._user_configs: dict[str, dict[str, str]] = {}  # SCRAM credentials by user
+        self._acls: dict[str, tuple[bytes, int]] = {}  # ACL znode path -> (value, version)
+        self._client_quotas: dict[str, dict[str, str]] = {}  # quota entity path -> configs
         self._next_producer_id = 0
         self._partition_states: dict[str, dict[int, tuple[LeaderAndIsr, int]]] = {}
         self._pending_deletions: list[str] = []
@@ -136,6 +142,8 @@ class EmbeddedCoordination:
         self._topic_configs = {name: dict(c) for name, c in raw.get("topic_configs", {}).items()}
         self._broker_configs = dict(raw.get("broker_configs", {}))
         self._user_configs = {name: dict(c) for name, c in raw.get("user_configs", {}).items()}
+        self._acls = {path: (str(a["data"]).encode(), int(a["version"])) for path, a in raw.get("acls", {}).items()}
+        self._client_quotas = {path: dict(c) for path, c in raw.get("client_quotas", {}).items()}
         self._next_producer_id = int(raw.get("next_producer_id", 0))
         self._partition_states = {
             name: {int(p): _state_from_doc(s) for p, s in states.items()}
@@ -201,6 +209,16 @@ class EmbeddedCoordination:
             self._partition_states.setdefault(change[1], {})[int(change[2])] = _state_from_doc(change[3])
         elif kind == "pending_deletions":
             self._pending_deletions = list(change[1])
+        elif kind == "client_quotas":
+            if change[2] is None:
+                self._client_quotas.pop(change[1], None)
+            else:
+                self._client_quotas[change[1]] = dict(change[2])
+        elif kind == "acl":
+            if change[2] is None:
+                self._acls.pop(change[1], None)
+            else:
+                self._acls[change[1]] = (str(change[2][0]).encode(), int(change[2][1]))
         else:
             raise CoordinationError(f"{self.journal_path}: unknown change {kind!r}")
 
@@ -213,6 +231,9 @@ class EmbeddedCoordination:
             "topic_configs": {name: dict(c) for name, c in sorted(self._topic_configs.items())},
             "broker_configs": dict(sorted(self._broker_configs.items())),
             "user_configs": {name: dict(c) for name, c in sorted(self._user_configs.items())},
+            "client_quotas": {path: dict(c) for path, c in sorted(self._client_quotas.items())},
+            "acls": {path: {"data": data.decode(), "version": version}
+                     for path, (data, version) in sorted(self._acls.items())},
             "partition_states": {
                 name: {str(p): _state_doc(s, version) for p, (s, version) in sorted(states.items())}
                 for name, states in sorted(self._partition_states.items())
@@ -481,6 +502,61 @@ class EmbeddedCoordination:
         with self._lock:
             self._require_open()
             return {name: dict(c) for name, c in self._user_configs.items() if c}
+
+    def client_quota_configs(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            return {path: dict(c) for path, c in self._client_quotas.items()}
+
+    def set_client_quota_configs(self, entity_path: str, changes: dict[str, str | None]) -> None:
+        with self._lock:
+            self._require_open()
+            configs = self._client_quotas.get(entity_path, {})
+            configs = {k: v for k, v in ({**configs, **changes}).items() if v is not None}
+            if configs:
+                self._client_quotas[entity_path] = configs
+            else:
+                self._client_quotas.pop(entity_path, None)
+            self._commit([["client_quotas", entity_path, dict(configs) if configs else None]])
+        self._notify(self._config_watches)
+
+    def acl_znodes(self, roots: tuple[str, ...]) -> list[tuple[str, str, str, bytes]]:
+        with self._lock:
+            found = []
+            for root in roots:
+                for path, (data, _) in sorted(self._acls.items()):
+                    if path.startswith(root + "/"):
+                        resource_type, _, name = path[len(root) + 1:].partition("/")
+                        if name and "/" not in name:
+                            found.append((root, resource_type, name, data))
+            return found
+
+    def acl_znode(self, path: str) -> tuple[bytes, int] | None:
+        with self._lock:
+            return self._acls.get(path)
+
+    def write_acl_znode(self, path: str, data: bytes | None, version: int | None,
+                        change_prefix: str, change_data: bytes) -> bool:
+        with self._lock:
+            self._require_open()
+            current = self._acls.get(path)
+            if (current is None) != (version is None) or (current is not None and current[1] != version):
+                return False
+            if data is None:
+                self._acls.pop(path, None)
+            else:
+                self._acls[path] = (data, 0 if current is None else current[1] + 1)
+            acl = self._acls.get(path)
+            self._commit([["acl", path, None if acl is None else [acl[0].decode(), acl[1]]]])
+            return True
+
+    def acl_changes(self, root: str) -> list[tuple[str, bytes, int]]:
+        return []
+
+    def delete_acl_changes(self, root: str, names: list[str]) -> None:
+        pass
+
+    def watch_acl_changes(self, roots: tuple[str, ...], callback: EventCallback) -> None:
+        pass
 
     def watch_config_changes(self, callback: EventCallback) -> None:
         with self._lock:

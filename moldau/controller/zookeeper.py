@@ -79,6 +79,7 @@ CONFIG_TOPICS = "/config/topics"
 CONFIG_CHANGES = "/config/changes"
 CONFIG_BROKER_DEFAULT = "/config/brokers/<default>"
 CONFIG_USERS = "/config/users"
+CONFIG_CLIENTS = "/config/clients"
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 # Partition states created per multi-op: three small creates each, well inside
 # ZooKeeper's 1 MB request limit (jute.maxbuffer).
@@ -757,6 +758,97 @@ class ZooKeeperCoordination:
     def watch_config_changes(self, callback: EventCallback) -> None:
         self._watch_children(CONFIG_CHANGES, callback)
 
+    # --- client quotas -----------------------------------------------------------------------
+
+    def client_quota_configs(self) -> dict[str, dict[str, str]]:
+        with self._errors("read client quotas"):
+            paths = []
+            for user in self._children(CONFIG_USERS):
+                paths.append(f"users/{user}")
+                paths.extend(f"users/{user}/clients/{c}" for c in self._children(f"{CONFIG_USERS}/{user}/clients"))
+            paths.extend(f"clients/{c}" for c in self._children(CONFIG_CLIENTS))
+            found = self._get_many([f"/config/{p}" for p in paths])
+            out: dict[str, dict[str, str]] = {}
+            for path, got in zip(paths, found, strict=True):
+                configs = {} if got is None else decode_topic_config(got[0])
+                configs = {k: v for k, v in configs.items() if k not in SCRAM_MECHANISMS}
+                if configs:
+                    out[path] = configs
+            return out
+
+    def set_client_quota_configs(self, entity_path: str, changes: dict[str, str | None]) -> None:
+        what = f"set quotas of {entity_path}"
+        with self._errors(what):
+            path = f"/config/{entity_path}"
+            self._client.ensure_path(path.rsplit("/", 1)[0])
+            self._write_entity_config(
+                what, path, entity_path,
+                lambda current: {k: v for k, v in ({**current, **changes}).items() if v is not None})
+
+    # --- ACLs ------------------------------------------------------------------------------
+
+    def acl_znodes(self, roots: tuple[str, ...]) -> list[tuple[str, str, str, bytes]]:
+        with self._errors("read ACLs"):
+            found: list[tuple[str, str, str, bytes]] = []
+            for root in roots:
+                for resource_type in self._children(root):
+                    names = self._children(f"{root}/{resource_type}")
+                    values = self._get_many([f"{root}/{resource_type}/{name}" for name in names])
+                    found.extend((root, resource_type, name, got[0])
+                                 for name, got in zip(names, values, strict=True) if got is not None)
+            return found
+
+    def acl_znode(self, path: str) -> tuple[bytes, int] | None:
+        with self._errors(f"read {path}"):
+            _check_znode_path(path)
+            got = self._get(path)
+            return None if got is None else (got[0], got[1].version)
+
+    def write_acl_znode(self, path: str, data: bytes | None, version: int | None,
+                        change_prefix: str, change_data: bytes) -> bool:
+        with self._errors(f"write {path}"):
+            _check_znode_path(path)
+            parent = path.rsplit("/", 1)[0]
+            self._client.ensure_path(parent)
+            self._client.ensure_path(change_prefix.rsplit("/", 1)[0])
+            tx = self._client.transaction()
+            if data is None:
+                if version is None:
+                    return True
+                tx.delete(path, version=version)
+            elif version is None:
+                tx.create(path, data)
+            else:
+                tx.set_data(path, data, version=version)
+            tx.create(change_prefix, change_data, sequence=True)
+            error = self._first_error(self._commit(tx))
+            if error is None:
+                return True
+            if isinstance(error, NodeExistsError | NoNodeError | ZkBadVersionError):
+                return False
+            raise error
+
+    def acl_changes(self, root: str) -> list[tuple[str, bytes, int]]:
+        with self._errors(f"read {root}"):
+            names = self._children(root)
+            values = self._get_many([f"{root}/{name}" for name in names])
+            return [(name, got[0], got[1].ctime) for name, got in zip(names, values, strict=True)
+                    if got is not None]
+
+    def delete_acl_changes(self, root: str, names: list[str]) -> None:
+        with self._errors(f"purge {root}"):
+            for name in names:
+                try:
+                    self._wait(self._client.delete_async(f"{root}/{name}"))
+                except NoNodeError:
+                    pass
+
+    def watch_acl_changes(self, roots: tuple[str, ...], callback: EventCallback) -> None:
+        with self._errors("watch ACL changes"):
+            for root in roots:
+                self._client.ensure_path(root)
+                self._watch_children(root, callback)
+
     # --- partition state ---------------------------------------------------------------
 
     def partition_state(self, topic: str, partition: int) -> tuple[LeaderAndIsr, int] | None:
@@ -975,6 +1067,13 @@ class ZooKeeperCoordination:
     def _watch_data(self, path: str, callback: EventCallback) -> None:
         with self._errors(f"watch {path}"):
             DataWatch(self._client, path, _SkipFirst(callback).data)
+
+
+def _check_znode_path(path: str) -> None:
+    """CoordinationError for a path ZooKeeper refuses (a resource named `.` or `..`, or
+    holding a NUL): kazoo raises ValueError, which is no KazooException."""
+    if any(part in (".", "..") for part in path.split("/")) or "\x00" in path:
+        raise CoordinationError(f"invalid znode path {path!r}")
 
 
 def _call(callback: EventCallback) -> None:

@@ -47,6 +47,7 @@ class RequestHeader(NamedTuple):
     client_id: str | None
     client_host: str = ""  # filled in by the server: the peer's address
     listener: str = ""  # filled in by the server: the listener the client connected to
+    principal: str = "User:ANONYMOUS"  # filled in by the server: who the connection authenticated as
 
 
 class FrameDecoder:

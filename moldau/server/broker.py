@@ -20,6 +20,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from moldau.authorizer.principal import distinguished_name, ssl_principal
+from moldau.authorizer.ssl_principal_mapper import SslPrincipalMapper
 from moldau.controller import assignment as assign
 from moldau.controller.controller import ControlledShutdown, Controller, PreferredElection
 from moldau.controller.coordination import (
@@ -43,8 +45,10 @@ from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.replication.replica_manager import ReplicaManager, ReplicaManagerConfig
 from moldau.replication.seams import LeaderAndIsrState
+from moldau.server.acl_manager import AclManager
 from moldau.server.broker_client import BrokerConnection
 from moldau.server.broker_metrics import MetricsEndpoint, RequestMetrics
+from moldau.server.client_quotas import ClientQuotas
 from moldau.server.config import BrokerConfig, Listener
 from moldau.server.context import HandlerContext
 from moldau.server.coordinator_log import CoordinatorLog, replay_coordinator_partition
@@ -162,12 +166,16 @@ class Broker:
             self.broker_id, transaction_config(config), self.replicas, self.metadata, self.producer_ids,
             self.inter_broker, self.clock, int(config["request.timeout.ms"]))
         self._transaction_state_creation: asyncio.Future[None] | None = None
+        self.acls = AclManager(config.authorizer_config(), self.coordination, self.clock)
+        self.quotas = ClientQuotas(self.coordination, self.clock, int(config["quota.window.num"]),
+                                   int(config["quota.window.size.seconds"]) * 1000)
         self.context = HandlerContext(
             self.broker_id, config, self.clock, self.replicas, self.groups, self.metadata, self.logs,
             self.producer_ids,
             FetchSessionCache(int(config["max.incremental.fetch.session.cache.slots"]),
                               int(config["min.incremental.fetch.session.eviction.ms"]) / 1000),
-            admin=self, cluster=self, coordinator_log=self.coordinator_log, transactions=self.transactions)
+            admin=self, cluster=self, coordinator_log=self.coordinator_log, acls=self.acls, quotas=self.quotas,
+            transactions=self.transactions)
         self._stray_logs_checked = False
         self._metadata_waiters: list[asyncio.Future[None]] = []  # woken by every UpdateMetadata
         self._configs_loaded: set[str] = set()
@@ -281,6 +289,8 @@ class Broker:
         self.metadata.on_save = self.coordination.set_broker_configs
         self._apply_broker_configs(await asyncio.to_thread(self.coordination.broker_configs))
         self._check_meta_properties(cluster_id)
+        await self.acls.start()
+        await self.quotas.load()
         self.logs.load(self.clock())
         await self.metrics_endpoint.start()
         dispatcher = RequestDispatcher(self.context, RequestMetrics(self.metrics))
@@ -330,12 +340,16 @@ class Broker:
         """PLAINTEXT and SSL connections go straight to the dispatcher (TLS is the
         transport's business); SASL ones first to an authenticator of their own."""
         name = security.name
+        if not security.sasl and security.ssl_context is not None:
+            mapper = self.config.ssl_principal_mapper()
+            return lambda: KafkaConnection(dispatch, max_frame, name, lambda t: _tls_principal(mapper, t))
         if not security.sasl:
             return lambda: self._tracked(KafkaConnection(dispatch, max_frame, name))
         delay_s = int(self.config["connection.failed.authentication.delay.ms"]) / 1000
 
         def sasl_connection() -> KafkaConnection:
-            authenticator = SaslServerAuthenticator(security, dispatch, self._scram_credential, delay_s)
+            authenticator = SaslServerAuthenticator(security, dispatch, self._scram_credential, delay_s,
+                                                    int(self.config["connections.max.reauth.ms"]))
             return self._tracked(KafkaConnection(authenticator.handle, max_frame, name))
 
         return sasl_connection
@@ -572,6 +586,8 @@ class Broker:
 
     def _on_config_change(self) -> None:
         self._configs_loaded.clear()
+        if self._loop is not None:
+            self._loop.create_task(self.quotas.load())
         # unclean.leader.election.enable may have been turned on: offline partitions may
         # now elect a leader (Kafka's controller does the same on that config change).
         self._forward("configs")
@@ -631,6 +647,7 @@ class Broker:
             if self.controller is not None:
                 await self.controller.stop()
                 self.controller = None
+            self.acls.stop()
             for task in self._tasks:
                 task.cancel()
             for task in self._tasks:
@@ -1044,6 +1061,14 @@ class Broker:
 
     def _load_group_partitions(self) -> None:
         """Group partitions are loaded when LeaderAndIsr makes us their leader."""
+
+
+def _tls_principal(mapper: SslPrincipalMapper, transport: asyncio.Transport) -> str:
+    """An SSL connection's principal: its client certificate's subject as mapped by
+    `ssl.principal.mapping.rules`, or User:ANONYMOUS without a certificate."""
+    cert = transport.get_extra_info("peercert")
+    subject = distinguished_name(cert["subject"]) if cert and cert.get("subject") else None
+    return str(ssl_principal(mapper, subject))
 
 
 def _new_cluster_id() -> str:

@@ -66,6 +66,10 @@ class BrokerConnection:
         self._ids = itertools.count(1)
         self._read_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # KIP-368: the loop time after which this connection's SASL session is about to end
+        # (0: never); a request then opens a new, freshly authenticated connection.
+        self._session_deadline = 0.0
+        self._session_lifetime_ms = 0
 
     async def _connect(self, timeout: float) -> None:
         security = self.security
@@ -79,7 +83,11 @@ class BrokerConnection:
                 writer.close()
                 raise
         self._reader, self._writer = reader, writer
-        self._read_task = asyncio.get_running_loop().create_task(self._read_loop())
+        loop = asyncio.get_running_loop()
+        # Re-authenticate by reconnecting a little before the broker would close the connection.
+        self._session_deadline = (loop.time() + 0.8 * self._session_lifetime_ms / 1000
+                                  if self._session_lifetime_ms > 0 else 0.0)
+        self._read_task = loop.create_task(self._read_loop())
 
     async def _authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                             security: InterBrokerSecurity) -> None:
@@ -99,6 +107,7 @@ class BrokerConnection:
             response = await round_trip(ApiKey.SASL_AUTHENTICATE, 2, request)
             if response.error_code != 0:
                 raise ConnectionError(f"SASL {mechanism} authentication to {where} failed: {response.error_message}")
+            self._session_lifetime_ms = int(response.session_lifetime.total_seconds() * 1000)
             return bytes(response.auth_bytes)
 
         mechanism, username, password = security.mechanism, security.username or "", security.password or ""
@@ -150,6 +159,9 @@ class BrokerConnection:
 
     async def request(self, api_key: int, version: int, request: Any, timeout: float = 10.0) -> Any:
         async with self._lock:
+            if (self._writer is not None and self._session_deadline and not self._pending
+                    and asyncio.get_running_loop().time() > self._session_deadline):
+                self.close()  # the SASL session is ending: reconnect (and so re-authenticate)
             if self._writer is None:
                 await self._connect(timeout)
             assert self._writer is not None

@@ -15,6 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moldau.authorizer.authorizer import (
+    ALLOW_EVERYONE_IF_NO_ACL_FOUND_CONFIG,
+    AUTHORIZER_CLASS_NAME_CONFIG,
+    SUPER_USERS_CONFIG,
+    AuthorizerConfig,
+    authorizer_configured,
+)
+from moldau.authorizer.ssl_principal_mapper import SslPrincipalMapper
 from moldau.log.config import LONG_MAX, LogConfig
 
 log = logging.getLogger(__name__)
@@ -41,7 +49,9 @@ def _p(name: str, kind: str, default: Any, **kw: Any) -> Prop:
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+# Between brokers: the mechanisms whose client side Moldau has (not OAUTHBEARER).
+INTER_BROKER_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Kafka's default listener.security.protocol.map: each protocol names a listener of its own.
 DEFAULT_PROTOCOL_MAP = {p: p for p in SECURITY_PROTOCOLS}
 LISTENER_PREFIX = "listener.name."
@@ -62,9 +72,11 @@ PROPERTIES: dict[str, Prop] = {
         # Security (TLS, SASL): the ones below may also be set per listener, as
         # listener.name.<listener>.<property> (see LISTENER_PROPERTIES).
         _p("sasl.enabled.mechanisms", "list", "PLAIN", choices=SASL_MECHANISMS),  # Kafka: GSSAPI
-        _p("sasl.mechanism.inter.broker.protocol", "string", "PLAIN", choices=SASL_MECHANISMS),  # Kafka: GSSAPI
+        _p("sasl.mechanism.inter.broker.protocol", "string", "PLAIN",  # Kafka: GSSAPI
+           choices=INTER_BROKER_SASL_MECHANISMS),
         _p("sasl.jaas.config", "password", None),
         _p("connection.failed.authentication.delay.ms", "int", 100, minimum=0),
+        _p("connections.max.reauth.ms", "long", 0, minimum=0),  # KIP-368; 0: sessions last as long as connections
         _p("ssl.keystore.type", "string", "PEM"),  # Kafka: JKS, which Moldau refuses
         _p("ssl.keystore.location", "string", None),
         _p("ssl.keystore.password", "password", None),
@@ -79,6 +91,11 @@ PROPERTIES: dict[str, Prop] = {
         _p("ssl.enabled.protocols", "list", "TLSv1.2,TLSv1.3", choices=("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")),
         _p("ssl.cipher.suites", "list", None),
         _p("ssl.endpoint.identification.algorithm", "string", "https"),
+        _p("ssl.principal.mapping.rules", "string", "DEFAULT"),
+        # Authorization (ACLs): unset authorizer.class.name = none, as in Kafka.
+        _p("authorizer.class.name", "string", ""),
+        _p("super.users", "string", ""),
+        _p("allow.everyone.if.no.acl.found", "boolean", False),
         _p("log.dirs", "string", None),
         _p("log.dir", "string", "/tmp/kafka-logs"),
         _p("num.partitions", "int", 1, minimum=1),
@@ -159,6 +176,8 @@ PROPERTIES: dict[str, Prop] = {
         # How long the coordinator's requests to other brokers (WriteTxnMarkers) and
         # the leader's wait for a marker's replication may take.
         _p("request.timeout.ms", "int", 30000, minimum=0),
+        _p("quota.window.num", "int", 11, minimum=1),
+        _p("quota.window.size.seconds", "int", 1, minimum=1),
     )
 }
 
@@ -189,7 +208,6 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
         "ssl.keymanager.algorithm",
         "ssl.trustmanager.algorithm",
         "ssl.secure.random.implementation",
-        "connections.max.reauth.ms",  # re-authentication (KIP-368) is not supported
     }
 )
 
@@ -374,7 +392,28 @@ class BrokerConfig:
         from moldau.server.security.listener import build_security
 
         config.security = build_security(config)
+        config.authorizer_config()  # validate now: a bad super.users or class is a config error
+        config.ssl_principal_mapper()
         return config
+
+    def ssl_principal_mapper(self) -> SslPrincipalMapper:
+        """`ssl.principal.mapping.rules`: client certificate DN -> principal name."""
+        try:
+            return SslPrincipalMapper(self.values["ssl.principal.mapping.rules"])
+        except ValueError as exc:
+            raise ConfigError(f"ssl.principal.mapping.rules: {exc}") from exc
+
+    def authorizer_config(self) -> AuthorizerConfig | None:
+        """The ACL authorizer's settings, or None when `authorizer.class.name` is unset."""
+        props = {name: str(self.values[name] or "") for name in (
+            AUTHORIZER_CLASS_NAME_CONFIG, SUPER_USERS_CONFIG)}
+        props[ALLOW_EVERYONE_IF_NO_ACL_FOUND_CONFIG] = str(self.values[ALLOW_EVERYONE_IF_NO_ACL_FOUND_CONFIG]).lower()
+        try:
+            if not authorizer_configured(props):
+                return None
+            return AuthorizerConfig.from_properties(props)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]

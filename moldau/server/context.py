@@ -15,6 +15,8 @@ from moldau.groups.coordinator import GroupCoordinator
 from moldau.log.manager import LogManager
 from moldau.protocol.errors import ErrorCode
 from moldau.replication.replica_manager import ReplicaManager
+from moldau.server.acl_manager import AclManager
+from moldau.server.client_quotas import ClientQuotas
 from moldau.server.config import BrokerConfig
 from moldau.server.coordinator_log import CoordinatorLog
 from moldau.server.fetch_session import FetchSessionCache
@@ -100,6 +102,8 @@ class HandlerContext:
     admin: Admin
     cluster: ClusterLink
     coordinator_log: CoordinatorLog
+    acls: AclManager  # ACLs and the per-request authorization checks
+    quotas: ClientQuotas  # produce and fetch byte-rate quotas
     transactions: TransactionService | None = None
 
     def active_controller(self) -> Controller | None:

@@ -21,20 +21,27 @@ from moldau.protocol.framing import (
     encode_response,
     parse_request_header,
 )
+from moldau.server.client_quotas import THROTTLED_APIS
 from moldau.server.handlers import (
     add_offsets_to_txn,
     add_partitions_to_txn,
+    _authorization,
+    alter_client_quotas,
     alter_configs,
     alter_partition,
     alter_partition_reassignments,
     alter_user_scram_credentials,
     api_versions,
     controlled_shutdown,
+    create_acls,
     create_partitions,
     create_topics,
+    delete_acls,
     delete_groups,
     delete_records,
     delete_topics,
+    describe_acls,
+    describe_client_quotas,
     describe_cluster,
     describe_configs,
     describe_groups,
@@ -129,6 +136,11 @@ HANDLERS: dict[int, HandlerFn] = {
     ApiKey.TXN_OFFSET_COMMIT: txn_offset_commit.handle,
     ApiKey.DESCRIBE_TRANSACTIONS: describe_transactions.handle,
     ApiKey.LIST_TRANSACTIONS: list_transactions.handle,
+    ApiKey.DESCRIBE_ACLS: describe_acls.handle,
+    ApiKey.CREATE_ACLS: create_acls.handle,
+    ApiKey.DELETE_ACLS: delete_acls.handle,
+    ApiKey.DESCRIBE_CLIENT_QUOTAS: describe_client_quotas.handle,
+    ApiKey.ALTER_CLIENT_QUOTAS: alter_client_quotas.handle,
 }
 assert set(HANDLERS) == set(SUPPORTED_VERSIONS), "every advertised API needs a handler"
 
@@ -146,14 +158,19 @@ class RequestDispatcher:
                 return api_versions.unsupported_version_response(header.correlation_id)
             name = ApiKey(key).name if key in ApiKey._value2member_map_ else f"unknown API {key}"
             raise MalformedRequestError(f"{name} version {version} is not supported")
-        header = header._replace(client_host=conn.peer_host, listener=conn.listener)
+        header = header._replace(client_host=conn.peer_host, listener=conn.listener, principal=conn.principal)
         pos = body_offset(header, pos, frame)
         request = decode_request(key, version, frame, pos)
+        if self.context.acls.enabled and (denied := _authorization.refused(self.context, header, request)) is not None:
+            return encode_response(key, version, header.correlation_id, denied)
         received, started = conn.received_at, time.perf_counter()
         response = await HANDLERS[key](self.context, header, request)
         metrics = self.metrics
         if metrics is not None and not isinstance(response, Deferred):
             metrics.answered(key, version, request, response, received, started)
+        if self.context.quotas.enabled and key in THROTTLED_APIS:
+            # (a throttled acks=all produce is not timed by the request metrics)
+            return self.context.quotas.throttle(key, version, header, request, len(frame), response, conn)
         if response is None:
             return None
         if isinstance(response, bytes):  # a hand-encoded hot path, already framed

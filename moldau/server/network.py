@@ -41,10 +41,13 @@ class Deferred:
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, handler: Handler, max_frame_size: int, listener: str = "") -> None:
+    def __init__(self, handler: Handler, max_frame_size: int, listener: str = "",
+                 tls_principal: Callable[[asyncio.Transport], str] | None = None) -> None:
         self._handler = handler
         self.listener = listener  # the listener name the client connected to
-        self.principal = "User:ANONYMOUS"  # who authenticated (SASL listeners)
+        self.principal = "User:ANONYMOUS"  # who authenticated (SASL listeners, or a client certificate)
+        # SSL listeners: the principal of the client certificate (ValueError: refused).
+        self._tls_principal = tls_principal
         self._decoder = FrameDecoder(max_frame_size)
         self._queue: deque[tuple[bytes, float]] = deque()  # frames read, with when (perf_counter)
         self.received_at = 0.0  # when the request being served was read (for its queue time)
@@ -57,6 +60,7 @@ class KafkaConnection(asyncio.Protocol):
         self._inflight: deque[asyncio.Future[bytes | None]] = deque()
         self.peer = "?"
         self.peer_host = ""
+        self._muted_until = 0.0  # loop time before which no request is served (a throttled client)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -64,6 +68,13 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.peer_host = f"/{peer[0]}" if peer else ""
+        if self._tls_principal is not None:
+            try:
+                self.principal = self._tls_principal(transport)
+            except ValueError as exc:
+                log.info("closing connection from %s: %s", self.peer, exc)
+                transport.close()
+                return
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
@@ -105,6 +116,10 @@ class KafkaConnection(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    def mute(self, delay_ms: int) -> None:
+        """Serve nothing more for `delay_ms` (a client over its quota, KIP-219)."""
+        self._muted_until = max(self._muted_until, asyncio.get_running_loop().time() + delay_ms / 1000)
 
     def set_handler(self, handler: Handler) -> None:
         """Serve the next frames with `handler` (a SASL connection, once authenticated,
@@ -172,6 +187,11 @@ class KafkaConnection(asyncio.Protocol):
                     await asyncio.wait([self._inflight[0]])
                 if not self._can_write.is_set():
                     await self._can_write.wait()
+                if self._muted_until:
+                    delay = self._muted_until - asyncio.get_running_loop().time()
+                    self._muted_until = 0.0
+                    if delay > 0:
+                        await asyncio.sleep(delay)
         except asyncio.CancelledError:
             for fut in self._inflight:
                 fut.cancel()

@@ -304,6 +304,50 @@ def test_watches_fire_on_changes(coordination: Coordination) -> None:
 # --- ZooKeeper: the bytes Kafka writes -------------------------------------------------------
 
 
+def test_client_quota_configs(coordination: Coordination) -> None:
+    assert coordination.client_quota_configs() == {}
+    coordination.set_user_scram_credentials("alice", {"SCRAM-SHA-256": "salt=YQ==,stored_key=YQ==,server_key=YQ==,"
+                                                                       "iterations=4096"})
+    coordination.set_client_quota_configs("users/alice", {"producer_byte_rate": "1024"})
+    coordination.set_client_quota_configs("users/alice/clients/app", {"consumer_byte_rate": "2048"})
+    coordination.set_client_quota_configs("clients/<default>", {"producer_byte_rate": "10"})
+    assert coordination.client_quota_configs() == {
+        "users/alice": {"producer_byte_rate": "1024"},
+        "users/alice/clients/app": {"consumer_byte_rate": "2048"},
+        "clients/<default>": {"producer_byte_rate": "10"},
+    }
+    assert "alice" in coordination.scram_users()  # the user's credentials stay beside its quota
+    coordination.set_client_quota_configs("users/alice", {"producer_byte_rate": None})
+    coordination.set_client_quota_configs("clients/<default>", {"producer_byte_rate": None})
+    assert coordination.client_quota_configs() == {"users/alice/clients/app": {"consumer_byte_rate": "2048"}}
+    assert "alice" in coordination.scram_users()
+
+
+def test_acl_znodes_are_compare_and_set(coordination: Coordination) -> None:
+    roots = ("/kafka-acl", "/kafka-acl-extended/prefixed")
+    path, prefix = "/kafka-acl/Topic/orders", "/kafka-acl-changes/acl_changes_"
+    assert coordination.acl_znodes(roots) == [] and coordination.acl_znode(path) is None
+    assert coordination.write_acl_znode(path, b'{"version":1,"acls":[]}', None, prefix, b"TOPIC:orders")
+    assert not coordination.write_acl_znode(path, b"x", None, prefix, b"TOPIC:orders")  # exists already
+    assert coordination.acl_znode(path) == (b'{"version":1,"acls":[]}', 0)
+    assert not coordination.write_acl_znode(path, b"x", 5, prefix, b"TOPIC:orders")  # stale version
+    assert coordination.write_acl_znode(path, b"two", 0, prefix, b"TOPIC:orders")
+    assert coordination.write_acl_znode("/kafka-acl-extended/prefixed/Group/g", b"p", None,
+                                        "/kafka-acl-extended-changes/acl_changes_", b"{}")
+    assert sorted(coordination.acl_znodes(roots)) == [
+        ("/kafka-acl", "Topic", "orders", b"two"), ("/kafka-acl-extended/prefixed", "Group", "g", b"p")]
+    assert coordination.write_acl_znode(path, None, 1, prefix, b"TOPIC:orders")  # deleted
+    assert coordination.acl_znode(path) is None
+    if isinstance(coordination, ZooKeeperCoordination):  # the one broker keeps no notifications
+        changes = coordination.acl_changes("/kafka-acl-changes")
+        assert [(name, data) for name, data, _ in changes] == [
+            (f"acl_changes_{i:010d}", b"TOPIC:orders") for i in range(3)]
+        coordination.delete_acl_changes("/kafka-acl-changes", [changes[0][0], "acl_changes_9999999999"])
+        assert len(coordination.acl_changes("/kafka-acl-changes")) == 2
+        with pytest.raises(CoordinationError):  # a pattern named ".." is no znode
+            coordination.write_acl_znode("/kafka-acl/Topic/..", b"x", None, prefix, b"TOPIC:..")
+
+
 def _json_at(raw: KazooClient, path: str) -> Any:
     data, _ = raw.get(path)
     return json.loads(data)

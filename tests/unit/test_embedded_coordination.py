@@ -283,3 +283,15 @@ def test_a_failing_callback_does_not_break_the_write(coordination: EmbeddedCoord
     coordination.create_topic(TopicAssignment("t", uuid.uuid4(), {0: [1]}), {})
     assert set(coordination.topics()) == {"t"}
     assert later == [1]
+
+
+def test_acl_znodes_survive_a_restart(coordination: EmbeddedCoordination) -> None:
+    path = "/kafka-acl/Topic/orders"
+    assert coordination.write_acl_znode(path, b'{"version":1,"acls":[]}', None, "/kafka-acl-changes/acl_changes_",
+                                        b"TOPIC:orders")
+    again = reopen(coordination)
+    try:
+        assert again.acl_znode(path) == (b'{"version":1,"acls":[]}', 0)
+        assert again.acl_znodes(("/kafka-acl",)) == [("/kafka-acl", "Topic", "orders", b'{"version":1,"acls":[]}')]
+    finally:
+        again.close()

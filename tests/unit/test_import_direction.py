@@ -15,7 +15,7 @@ ROOT = Path(moldau.__file__).parent
 LAYERS: dict[str, int] = {
     "protocol": 0,
     "log": 1,
-    "replication": 2, "groups": 2, "controller": 2, "metrics": 2, "transactions": 2, "authorizer": 2,
+    "replication": 2, "groups": 2, "controller": 2, "metrics": 2, "transactions": 2, "authorizer": 2, "quotas": 2,
     "server": 3, "console": 3,
     "cluster": 4,
     "cli": 5, "testing": 5, "chaos": 5,

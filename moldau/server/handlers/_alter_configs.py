@@ -1,16 +1,19 @@
 """What AlterConfigs and IncrementalAlterConfigs share: validating a resource's new
 config set and storing it (topic configs in the coordination service, dynamic broker
 configs in its cluster-wide default entry). Each takes a function from the current
-configs to the new ones; TopicError carries the Kafka error of a refusal."""
+configs to the new ones; TopicError carries the Kafka error of a refusal. With an
+authorizer, a topic needs AlterConfigs on it (TOPIC_AUTHORIZATION_FAILED), a broker
+AlterConfigs on the cluster (CLUSTER_AUTHORIZATION_FAILED)."""
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.log.config import TOPIC_CONFIGS
 from moldau.protocol.errors import ErrorCode
-from moldau.protocol.framing import build
+from moldau.protocol.framing import RequestHeader, build
 from moldau.server.config import PROPERTIES, ConfigError, parse_value
 from moldau.server.context import HandlerContext
 from moldau.server.errors import TopicError
@@ -28,7 +31,7 @@ def topic_default(ctx: HandlerContext, name: str) -> str | None:
     return broker_default_of(ctx, name) if name in TOPIC_CONFIGS else None
 
 
-async def alter_resources(ctx: HandlerContext, t: Any, request: Any,
+async def alter_resources(ctx: HandlerContext, header: RequestHeader, t: Any, request: Any,
                           new_configs: Callable[[Any, Default], NewConfigs]) -> tuple[Any, ...]:
     """Both APIs' loop: each resource validated and stored on its own, its error (or none)
     in the answer. ``new_configs(resource, default)`` says how a resource's configs change."""
@@ -36,6 +39,7 @@ async def alter_resources(ctx: HandlerContext, t: Any, request: Any,
     for res in request.resources:
         code, message = ErrorCode.none, None
         try:
+            authorize(ctx, header, AclOperation.ALTER_CONFIGS, res.resource_type, res.resource_name)
             check_unique([c.name for c in res.configs])
             if res.resource_type == TOPIC:
                 await alter_topic(ctx, res.resource_name,
@@ -50,6 +54,19 @@ async def alter_resources(ctx: HandlerContext, t: Any, request: Any,
         results.append(build(t.AlterConfigsResourceResponse, error_code=code, error_message=message,
                              resource_type=res.resource_type, resource_name=res.resource_name))
     return tuple(results)
+
+
+def authorize(ctx: HandlerContext, header: RequestHeader, operation: AclOperation, config_resource_type: int,
+              name: str) -> None:
+    """TopicError unless the principal may do `operation` (AlterConfigs, DescribeConfigs)
+    on a config resource: a topic itself, a broker through the cluster."""
+    if not ctx.acls.enabled:
+        return
+    if config_resource_type == TOPIC:
+        if not ctx.acls.allowed(header, operation, ResourceType.TOPIC, name):
+            raise TopicError(ErrorCode.topic_authorization_failed, "Topic authorization failed.")
+    elif not ctx.acls.cluster_allowed(header, operation):
+        raise TopicError(ErrorCode.cluster_authorization_failed, "Cluster authorization failed.")
 
 
 def check_unique(names: list[str]) -> None:

@@ -31,5 +31,5 @@ def _replace_with(res: Any, _default: Any) -> Any:
 
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.ALTER_CONFIGS, header.api_version)
-    responses = await alter_resources(ctx, t, request, _replace_with)
+    responses = await alter_resources(ctx, header, t, request, _replace_with)
     return build(t.AlterConfigsResponse, throttle_time=NO_THROTTLE, responses=responses)

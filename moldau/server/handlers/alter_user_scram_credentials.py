@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -79,7 +80,12 @@ def _apply_user(ctx: HandlerContext, request: Any, name: str) -> UserError | Non
 
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, header.api_version)
-    results = await asyncio.to_thread(_apply, ctx, request, check_alterations(request))
+    if not ctx.acls.cluster_allowed(header, AclOperation.ALTER):  # Alter on the cluster, per user
+        names = dict.fromkeys([d.name for d in request.deletions] + [u.name for u in request.upsertions])
+        results: dict[str, UserError | None] = {
+            name: (ErrorCode.cluster_authorization_failed, "Cluster authorization failed.") for name in names}
+    else:
+        results = await asyncio.to_thread(_apply, ctx, request, check_alterations(request))
     return build(t.AlterUserScramCredentialsResponse, throttle_time=NO_THROTTLE, results=tuple(
         build(t.AlterUserScramCredentialsResult, user=name, error_code=error[0] if error else ErrorCode.none,
               error_message=error[1] if error else None)

@@ -1,10 +1,12 @@
-"""CreatePartitions: grow a topic's partition count (never shrink)."""
+"""CreatePartitions: grow a topic's partition count (never shrink). With an authorizer,
+each topic needs Alter (TOPIC_AUTHORIZATION_FAILED)."""
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -20,6 +22,8 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     for topic in request.topics:
         code, message = ErrorCode.none, None
         try:
+            if not ctx.acls.allowed(header, AclOperation.ALTER, ResourceType.TOPIC, topic.name):
+                raise TopicError(ErrorCode.topic_authorization_failed, "The topic authorization is failed.")
             if names[topic.name] > 1:
                 raise TopicError(ErrorCode.invalid_request, f"Duplicate topic {topic.name} in request.")
             assignments = None

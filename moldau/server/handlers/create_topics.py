@@ -1,4 +1,6 @@
-"""CreateTopics, including validate-only and explicit replica assignments."""
+"""CreateTopics, including validate-only and explicit replica assignments. With an
+authorizer, each topic needs Create on the cluster or on the topic
+(TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")."""
 from __future__ import annotations
 
 import asyncio
@@ -6,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 from moldau.controller import assignment as assign
+from moldau.authorizer.acl import AclOperation
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -30,6 +33,9 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     except assign.PolicyViolation as exc:
         too_many = TopicError(exc.error_code, str(exc))
     results = []
+    creatable: set[str] | None = None
+    if ctx.acls.enabled and not ctx.acls.cluster_allowed(header, AclOperation.CREATE):
+        creatable = ctx.acls.topics_allowed(header, AclOperation.CREATE, names)
     for topic in request.topics:
         code, message = ErrorCode.none, None
         created = None
@@ -37,6 +43,8 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
         try:
             if too_many is not None:
                 raise too_many
+            if creatable is not None and topic.name not in creatable:
+                raise TopicError(ErrorCode.topic_authorization_failed, "Authorization failed.")
             if names[topic.name] > 1:
                 raise TopicError(ErrorCode.invalid_request,
                                  f"Create topics request from client contains duplicate topic {topic.name}")

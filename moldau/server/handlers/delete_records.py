@@ -1,8 +1,10 @@
-"""DeleteRecords: move a partition's log start offset forward (-1 = the high watermark)."""
+"""DeleteRecords: move a partition's log start offset forward (-1 = the high watermark).
+With an authorizer, each topic needs Delete (TOPIC_AUTHORIZATION_FAILED)."""
 from __future__ import annotations
 
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.log.errors import OffsetOutOfRangeError
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
@@ -20,6 +22,8 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
         for p in topic.partitions:
             code, low = ErrorCode.none, -1
             try:
+                if not ctx.acls.allowed(header, AclOperation.DELETE, ResourceType.TOPIC, topic.name):
+                    raise PartitionError(ErrorCode.topic_authorization_failed)
                 leader = ctx.replicas.leader_partition((topic.name, p.partition_index))
             except PartitionError as exc:
                 code = exc.code

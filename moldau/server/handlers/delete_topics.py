@@ -1,9 +1,12 @@
-"""DeleteTopics, by name (v1-v5) or by name or topic id (v6)."""
+"""DeleteTopics, by name (v1-v5) or by name or topic id (v6). With an authorizer, each
+topic needs Delete (TOPIC_AUTHORIZATION_FAILED); one named by id only needs Describe
+first (else UNKNOWN_TOPIC_ID, so that its existence is not revealed)."""
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -23,13 +26,15 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
         code, message = ErrorCode.none, None
         if name is None and topic_id is not None:
             state = ctx.metadata.topics_by_id.get(topic_id)
-            if state is None:
+            if state is None or not ctx.acls.allowed(header, AclOperation.DESCRIBE, ResourceType.TOPIC, state.name):
                 results.append(build(t.DeletableTopicResult, name=None, topic_id=topic_id,
                                      error_code=ErrorCode.unknown_topic_id, error_message=None))
                 continue
             name = state.name
         state = ctx.metadata.topics.get(name) if name else None
         try:
+            if not ctx.acls.allowed(header, AclOperation.DELETE, ResourceType.TOPIC, name or ""):
+                raise TopicError(ErrorCode.topic_authorization_failed, "Authorization failed.")
             if not ctx.config["delete.topic.enable"]:
                 raise TopicError(ErrorCode.topic_deletion_disabled, "Topic deletion is disabled.")
             await asyncio.to_thread(ctx.admin.delete_topic, name or "")

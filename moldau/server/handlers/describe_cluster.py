@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from moldau.authorizer.acl import CLUSTER_NAME, ResourceType
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -26,4 +27,6 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     return build(t.DescribeClusterResponse, throttle_time=NO_THROTTLE, error_code=ErrorCode.none,
                  error_message=None, endpoint_type=1, cluster_id=ctx.metadata.cluster_id,
                  controller_id=ctx.cluster.controller_id(), brokers=brokers,
-                 cluster_authorized_operations=-2147483648)
+                 cluster_authorized_operations=(
+                     ctx.acls.authorized_operations(header, ResourceType.CLUSTER, CLUSTER_NAME)
+                     if request.include_cluster_authorized_operations else -2147483648))

@@ -1,13 +1,17 @@
-"""DescribeConfigs for topics (2) and brokers (4), with synonyms and sources."""
+"""DescribeConfigs for topics (2) and brokers (4), with synonyms and sources. With an
+authorizer, DescribeConfigs on the topic or (brokers) on the cluster."""
 from __future__ import annotations
 
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.server.configs_view import ConfigEntry, broker_entries, topic_entries
 from moldau.server.context import HandlerContext
+from moldau.server.errors import TopicError
+from moldau.server.handlers._alter_configs import authorize
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 TOPIC = 2
@@ -20,7 +24,13 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     for res in request.resources:
         code, message = ErrorCode.none, None
         entries: list[ConfigEntry] = []
-        if res.resource_type == TOPIC:
+        try:
+            authorize(ctx, header, AclOperation.DESCRIBE_CONFIGS, res.resource_type, res.resource_name)
+        except TopicError as exc:
+            code, message = exc.code, exc.message
+        if code != ErrorCode.none:
+            pass
+        elif res.resource_type == TOPIC:
             state = ctx.metadata.topics.get(res.resource_name)
             if state is None:
                 code = ErrorCode.unknown_topic_or_partition

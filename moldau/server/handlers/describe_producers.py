@@ -2,11 +2,13 @@
 each one's epoch, last sequence, last timestamp, the coordinator epoch of its last
 marker and the first offset of its open transaction (-1 without one): Kafka's producer
 state, what ``kafka-transactions.sh find-hanging`` reads. Sent to the partition's leader;
-other brokers answer NOT_LEADER_OR_FOLLOWER, as for produce."""
+other brokers answer NOT_LEADER_OR_FOLLOWER, as for produce. With an authorizer, each topic
+needs Read (TOPIC_AUTHORIZATION_FAILED)."""
 from __future__ import annotations
 
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -15,8 +17,10 @@ from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 
-def _partition(ctx: HandlerContext, t: Any, topic: str, index: int) -> Any:
+def _partition(ctx: HandlerContext, header: RequestHeader, t: Any, topic: str, index: int) -> Any:
     try:
+        if not ctx.acls.allowed(header, AclOperation.READ, ResourceType.TOPIC, topic):
+            raise PartitionError(ErrorCode.topic_authorization_failed)
         plog = ctx.replicas.leader_partition((topic, index)).log
     except PartitionError as exc:
         return build(t.PartitionResponse, partition_index=index, error_code=exc.code, error_message=None,
@@ -36,6 +40,6 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     t = response_types(ApiKey.DESCRIBE_PRODUCERS, header.api_version)
     topics = tuple(
         build(t.TopicResponse, name=topic.name,
-              partitions=tuple(_partition(ctx, t, topic.name, i) for i in topic.partition_indexes))
+              partitions=tuple(_partition(ctx, header, t, topic.name, i) for i in topic.partition_indexes))
         for topic in request.topics)
     return build(t.DescribeProducersResponse, throttle_time=NO_THROTTLE, topics=topics)

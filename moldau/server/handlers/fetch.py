@@ -5,6 +5,10 @@ Delayed fetch: when less than `min_bytes` is available the request waits, up to
 moldau/server/fetch_session.py): a consumer that asks for one gets its id, then sends only
 the partitions that changed and is answered only the partitions with something new.
 Followers fetch without sessions.
+
+With an authorizer, a follower's fetch needs ClusterAction on the cluster and a
+consumer's Read on each topic; a denied partition is answered TOPIC_AUTHORIZATION_FAILED
+(for a follower, every partition), the others are served.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -50,6 +55,19 @@ def _session_request(request: Any) -> tuple[dict[tuple[str, int], SessionPartiti
     return changed, forgotten
 
 
+def _authorize(ctx: HandlerContext, header: RequestHeader, follower: bool, wanted: Wanted
+               ) -> tuple[Wanted, list[tuple[str, list[tuple[Any, ...]]]]]:
+    """The partitions the fetcher may read, and the answers for the others."""
+    if follower:
+        readable = ({topic for topic, _ in wanted} if ctx.acls.cluster_allowed(header, AclOperation.CLUSTER_ACTION)
+                    else set())
+    else:
+        readable = ctx.acls.topics_allowed(header, AclOperation.READ, {topic for topic, _ in wanted})
+    denied = [(topic, [(p, ErrorCode.topic_authorization_failed, -1, -1, -1, None, None) for p, *_ in parts])
+              for topic, parts in wanted if topic not in readable]
+    return [(topic, parts) for topic, parts in wanted if topic in readable], denied
+
+
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     t = response_types(ApiKey.FETCH, version)
@@ -73,6 +91,9 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                              session_id=0, responses=())
             session.update(*_session_request(request))
     wanted = _session_wanted(session) if session is not None else _wanted(request.topics)
+    denied: list[tuple[str, list[tuple[Any, ...]]]] = []
+    if ctx.acls.enabled:
+        wanted, denied = _authorize(ctx, header, follower, wanted)
     params = FetchParams(
         replica_id=replica_id, max_wait_ms=max(int(request.max_wait.total_seconds() * 1000), 0),
         min_bytes=request.min_bytes, max_bytes=request.max_bytes,
@@ -93,6 +114,7 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
             results.append((topic, []))
         results[-1][1].append((p, r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, r.records,
                                r.aborted_transactions))
+    results.extend(denied)
     response_session_id = 0
     if want_session:
         changed, _ = _session_request(request)

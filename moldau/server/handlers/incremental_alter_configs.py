@@ -52,6 +52,6 @@ def _apply(
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.INCREMENTAL_ALTER_CONFIGS, header.api_version)
     responses = await alter_resources(
-        ctx, t, request,
+        ctx, header, t, request,
         lambda res, default: lambda current, kinds: _apply(current, res.configs, kinds, default))
     return build(t.IncrementalAlterConfigsResponse, throttle_time=NO_THROTTLE, responses=responses)

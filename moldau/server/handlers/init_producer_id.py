@@ -6,11 +6,16 @@ epoch simply gets a new id). With one, the transaction coordinator answers
 (moldau/transactions/coordinator.py): the id's producer id and its next epoch, fencing
 older instances; an open transaction is aborted first (CONCURRENT_TRANSACTIONS until
 its markers are written, and the client retries).
+
+With an authorizer: Write on the transactional id when one is given
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED), else IdempotentWrite on the cluster or Write on
+at least one topic (Kafka 3.x; CLUSTER_AUTHORIZATION_FAILED).
 """
 from __future__ import annotations
 
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.controller.coordination import CoordinationError
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
@@ -28,6 +33,14 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
         return build(t.InitProducerIdResponse, throttle_time=NO_THROTTLE, error_code=code,
                      producer_id=producer_id, producer_epoch=epoch)
 
+    if ctx.acls.enabled:
+        if request.transactional_id is not None:
+            if not ctx.acls.allowed(header, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID,
+                                    request.transactional_id):
+                return answer(ErrorCode.transactional_id_authorization_failed)
+        elif not (ctx.acls.cluster_allowed(header, AclOperation.IDEMPOTENT_WRITE)
+                  or ctx.acls.any_topic_allowed(header, AclOperation.WRITE)):
+            return answer(ErrorCode.cluster_authorization_failed)
     if request.transactional_id is not None:
         txn = service(ctx)
         try:

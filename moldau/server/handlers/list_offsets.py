@@ -1,8 +1,10 @@
-"""ListOffsets: earliest (-2), latest (-1), max timestamp (-3, KIP-734), or by timestamp."""
+"""ListOffsets: earliest (-2), latest (-1), max timestamp (-3, KIP-734), or by timestamp.
+With an authorizer, each topic needs Describe (TOPIC_AUTHORIZATION_FAILED)."""
 from __future__ import annotations
 
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -51,10 +53,14 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     topics = []
     for topic in request.topics:
         parts = []
+        describable = ctx.acls.allowed(header, AclOperation.DESCRIBE, ResourceType.TOPIC, topic.name)
         for p in topic.partitions:
-            code, ts, offset, epoch = lookup(ctx, topic.name, p.partition_index, p.timestamp,
-                                             getattr(p, "current_leader_epoch", -1),
-                                             getattr(request, "isolation_level", 0))
+            if not describable:
+                code, ts, offset, epoch = ErrorCode.topic_authorization_failed, -1, -1, -1
+            else:
+                code, ts, offset, epoch = lookup(ctx, topic.name, p.partition_index, p.timestamp,
+                                                 getattr(p, "current_leader_epoch", -1),
+                                                 getattr(request, "isolation_level", 0))
             parts.append(build(t.ListOffsetsPartitionResponse, partition_index=p.partition_index,
                                error_code=code, timestamp=ts, offset=offset, leader_epoch=epoch))
         topics.append(build(t.ListOffsetsTopicResponse, name=topic.name, partitions=tuple(parts)))

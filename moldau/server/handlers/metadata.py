@@ -5,12 +5,19 @@ a response is its envelope with those bytes spliced in (protocol/metadata_respon
 
 Topics a client names that do not exist are created when `auto.create.topics.enable`
 is on and the request allows it (v4+), as Kafka does.
+
+With an authorizer, a topic the principal may not Describe is left out of an
+all-topics answer and answered TOPIC_AUTHORIZATION_FAILED when named (whether it exists
+or not, so that its existence is not revealed); auto-creation needs Create on the
+cluster or on the topic.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
+from moldau.authorizer.acl import CLUSTER_NAME, AclOperation, ResourceType
 from moldau.controller.embedded import TopicState, topic_name_error
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
@@ -21,6 +28,9 @@ from moldau.server.errors import TopicError
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
+NOT_REQUESTED = -2147483648  # an *_authorized_operations field nobody asked for
 
 
 def _topic(t: Any, topic: TopicState) -> Any:
@@ -44,7 +54,7 @@ def _topic(t: Any, topic: TopicState) -> Any:
         topic_id=topic.topic_id,
         is_internal=topic.name in INTERNAL_TOPICS,
         partitions=partitions,
-        topic_authorized_operations=-2147483648,
+        topic_authorized_operations=NOT_REQUESTED,
     )
 
 
@@ -56,13 +66,32 @@ def _error_topic(t: Any, name: str | None, topic_id: Any, code: ErrorCode) -> An
         topic_id=topic_id,
         is_internal=False,
         partitions=(),
-        topic_authorized_operations=-2147483648,
+        topic_authorized_operations=NOT_REQUESTED,
     )
 
 
 def _cached_topic(ctx: HandlerContext, version: int, t: Any, topic: TopicState) -> bytes:
     """The topic's entry, encoded once per change of the topic and per version."""
     return ctx.metadata.encoded_topic(version, topic.name, lambda: topic_bytes(version, _topic(t, topic)))
+
+
+def _described(ctx: HandlerContext, header: RequestHeader, request: Any, t: Any, topic: TopicState) -> bytes:
+    """A found topic's entry: the cached encoding, or (when the request asks for the
+    principal's authorized operations, v8+) one made for this request."""
+    version = header.api_version
+    if not getattr(request, "include_topic_authorized_operations", False):
+        return _cached_topic(ctx, version, t, topic)
+    operations = ctx.acls.authorized_operations(header, ResourceType.TOPIC, topic.name)
+    return topic_bytes(version, dataclasses.replace(_topic(t, topic), topic_authorized_operations=operations))
+
+
+def _topic_exists(ctx: HandlerContext, name: str) -> bool:
+    """Whether the coordination service holds the topic (a validate-only creation says so)."""
+    try:
+        ctx.admin.create_topic(name, -1, -1, {}, validate_only=True)
+    except TopicError as exc:
+        return exc.code == ErrorCode.topic_already_exists
+    return False
 
 
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
@@ -73,8 +102,13 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     requested = request.topics
     if version == 0 and not requested:
         requested = None  # v0: an empty list means every topic
+    acls = ctx.acls if ctx.acls.enabled else None
     if requested is None:
-        topics = [_cached_topic(ctx, version, t, topic) for topic in store.topics.values()]
+        visible = store.topics.values()
+        if acls is not None:
+            describable = acls.topics_allowed(header, AclOperation.DESCRIBE, store.topics)
+            visible = [topic for topic in visible if topic.name in describable]
+        topics = [_described(ctx, header, request, t, topic) for topic in visible]
     else:
         allow_create = getattr(request, "allow_auto_topic_creation", True)
         for req in requested:
@@ -88,10 +122,17 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                 continue
             if name is None and topic_id is not None:
                 state = store.topics_by_id.get(topic_id)
-                if state is None:
+                if state is not None and acls is not None and not acls.allowed(
+                        header, AclOperation.DESCRIBE, ResourceType.TOPIC, state.name):
+                    topics.append(topic_bytes(version, _error_topic(t, None, topic_id,
+                                                                    ErrorCode.topic_authorization_failed)))
+                elif state is None:
                     topics.append(topic_bytes(version, _error_topic(t, None, topic_id, ErrorCode.unknown_topic_id)))
                 else:
-                    topics.append(_cached_topic(ctx, version, t, state))
+                    topics.append(_described(ctx, header, request, t, state))
+                continue
+            if acls is not None and not acls.allowed(header, AclOperation.DESCRIBE, ResourceType.TOPIC, name):
+                topics.append(topic_bytes(version, _error_topic(t, name, None, ErrorCode.topic_authorization_failed)))
                 continue
             state = store.topics.get(name) if name is not None else None
             if state is None:
@@ -99,6 +140,14 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                     topics.append(topic_bytes(version, _error_topic(t, name, None, ErrorCode.invalid_topic_exception)))
                     continue
                 if allow_create and ctx.config["auto.create.topics.enable"]:
+                    if acls is not None and not (acls.cluster_allowed(header, AclOperation.CREATE) or acls.allowed(
+                            header, AclOperation.CREATE, ResourceType.TOPIC, name)):
+                        # Not in this broker's metadata yet may still exist (a broker that just
+                        # started): then it is not for the principal to create, only to wait for.
+                        exists = await asyncio.to_thread(_topic_exists, ctx, name)
+                        code = ErrorCode.leader_not_available if exists else ErrorCode.topic_authorization_failed
+                        topics.append(topic_bytes(version, _error_topic(t, name, None, code)))
+                        continue
                     try:
                         await asyncio.to_thread(ctx.admin.create_topic, name, -1, -1, {})
                     except TopicError as exc:
@@ -114,7 +163,7 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                                                                     ErrorCode.unknown_topic_or_partition)))
                     continue
             assert state is not None
-            topics.append(_cached_topic(ctx, version, t, state))
+            topics.append(_described(ctx, header, request, t, state))
     brokers = tuple(
         build(t.MetadataResponseBroker, node_id=node_id, host=host, port=port, rack=rack)
         for node_id, host, port, rack in ctx.cluster.live_brokers(header.listener)
@@ -126,6 +175,8 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
         cluster_id=store.cluster_id,
         controller_id=ctx.cluster.controller_id(),
         topics=(),
-        cluster_authorized_operations=-2147483648,
+        cluster_authorized_operations=(
+            ctx.acls.authorized_operations(header, ResourceType.CLUSTER, CLUSTER_NAME)
+            if getattr(request, "include_cluster_authorized_operations", False) else NOT_REQUESTED),
     )
     return response_frame(version, header.correlation_id, envelope, topics)

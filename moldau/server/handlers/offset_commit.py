@@ -2,12 +2,16 @@
 
 A commit is acknowledged only once its write is safe, as Kafka's: acks=all on the
 offsets partition (server/coordinator_log.py). The answer is deferred meanwhile, so
-the member's heartbeats on the same connection are still served."""
+the member's heartbeats on the same connection are still served.
+
+With an authorizer: Read on the group (denied: every partition gets
+GROUP_AUTHORIZATION_FAILED) and Read on each topic (TOPIC_AUTHORIZATION_FAILED)."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.groups.coordinator import offset_append_error
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
@@ -27,7 +31,13 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     retention_ms = -1
     if retention is not None:
         retention_ms = int(retention.total_seconds() * 1000) if hasattr(retention, "total_seconds") else int(retention)
-    codes, valid = requested_offsets(ctx, request)
+    readable: set[str] | None = None
+    if ctx.acls.enabled:
+        if not ctx.acls.allowed(header, AclOperation.READ, ResourceType.GROUP, request.group_id):
+            return _response(t, request, {(topic.name, p.partition_index): ErrorCode.group_authorization_failed
+                                          for topic in request.topics for p in topic.partitions})
+        readable = ctx.acls.topics_allowed(header, AclOperation.READ, {topic.name for topic in request.topics})
+    codes, valid = requested_offsets(ctx, request, readable)
     acks: list[Any] = []
     if valid:
         with ctx.coordinator_log.collect() as acks:
@@ -37,16 +47,18 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     return answer_when_written(acks, valid, codes, lambda: _response(t, request, codes))
 
 
-def requested_offsets(ctx: HandlerContext, request: Any
+def requested_offsets(ctx: HandlerContext, request: Any, readable: set[str] | None = None
                       ) -> tuple[dict[tuple[str, int], ErrorCode], list[tuple[str, int, int, int, str | None]]]:
-    """The offsets of an OffsetCommit or TxnOffsetCommit request: UNKNOWN_TOPIC_OR_PARTITION
-    for partitions that do not exist, (topic, partition, offset, leader epoch, metadata) for
-    the others."""
+    """The offsets of an OffsetCommit or TxnOffsetCommit request: TOPIC_AUTHORIZATION_FAILED
+    for topics outside ``readable`` (when given), UNKNOWN_TOPIC_OR_PARTITION for partitions
+    that do not exist, (topic, partition, offset, leader epoch, metadata) for the others."""
     codes: dict[tuple[str, int], ErrorCode] = {}
     valid: list[tuple[str, int, int, int, str | None]] = []
     for topic in request.topics or ():
         for p in topic.partitions or ():
-            if not ctx.metadata.partition_exists(topic.name, p.partition_index):
+            if readable is not None and topic.name not in readable:
+                codes[(topic.name, p.partition_index)] = ErrorCode.topic_authorization_failed
+            elif not ctx.metadata.partition_exists(topic.name, p.partition_index):
                 codes[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
             else:
                 valid.append((topic.name, p.partition_index, p.committed_offset,

@@ -1,8 +1,11 @@
-"""OffsetDelete: drop a group's committed offsets for partitions it no longer reads."""
+"""OffsetDelete: drop a group's committed offsets for partitions it no longer reads. With
+an authorizer, Delete on the group (checked by the dispatcher) and Read on each topic
+(TOPIC_AUTHORIZATION_FAILED)."""
 from __future__ import annotations
 
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -15,8 +18,11 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     codes: dict[tuple[str, int], ErrorCode] = {}
     wanted = []
     for topic in request.topics:
+        readable = ctx.acls.allowed(header, AclOperation.READ, ResourceType.TOPIC, topic.name)
         for p in topic.partitions:
-            if not ctx.metadata.partition_exists(topic.name, p.partition_index):
+            if not readable:
+                codes[(topic.name, p.partition_index)] = ErrorCode.topic_authorization_failed
+            elif not ctx.metadata.partition_exists(topic.name, p.partition_index):
                 codes[(topic.name, p.partition_index)] = ErrorCode.unknown_topic_or_partition
             else:
                 wanted.append((topic.name, p.partition_index))

@@ -1,9 +1,11 @@
 """OffsetForLeaderEpoch (KIP-101/KIP-279/KIP-320): where a leader epoch ends in the leader's
-log, so a follower (or a consumer) can cut a history that diverged."""
+log, so a follower (or a consumer) can cut a history that diverged. With an authorizer,
+Describe on each topic, unless the sender has ClusterAction (a follower)."""
 from __future__ import annotations
 
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
@@ -25,11 +27,17 @@ def end_offset(ctx: HandlerContext, topic: str, partition: int, current: int, ep
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     t = response_types(ApiKey.OFFSET_FOR_LEADER_EPOCH, header.api_version)
     topics = []
+    describable = None
+    if ctx.acls.enabled and not ctx.acls.cluster_allowed(header, AclOperation.CLUSTER_ACTION):
+        describable = ctx.acls.topics_allowed(header, AclOperation.DESCRIBE, {topic.topic for topic in request.topics})
     for topic in request.topics:
         parts = []
         for p in topic.partitions:
-            code, epoch, end = end_offset(ctx, topic.topic, p.partition, getattr(p, "current_leader_epoch", -1),
-                                          p.leader_epoch)
+            if describable is not None and topic.topic not in describable:
+                code, epoch, end = ErrorCode.topic_authorization_failed, -1, -1
+            else:
+                code, epoch, end = end_offset(ctx, topic.topic, p.partition, getattr(p, "current_leader_epoch", -1),
+                                              p.leader_epoch)
             parts.append(build(t.EpochEndOffset, error_code=code, partition=p.partition, leader_epoch=epoch,
                                end_offset=end))
         topics.append(build(t.OffsetForLeaderTopicResult, topic=topic.topic, partitions=tuple(parts)))

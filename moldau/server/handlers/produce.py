@@ -6,17 +6,22 @@ bounded by the request's timeout (`ReplicaManager.append_records`, a delayed pro
 `min.insync.replicas` is checked before the append (NOT_ENOUGH_REPLICAS) and when the
 acknowledgement is due (NOT_ENOUGH_REPLICAS_AFTER_APPEND). A batch refused record by
 record (a keyless record in a compacted topic) names each record in `record_errors`.
+
+With an authorizer, each topic needs Write (else TOPIC_AUTHORIZATION_FAILED for its
+partitions, the others are appended), and a transactional produce Write on its
+transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition).
 """
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.protocol.records import HEADER_SIZE, read_header
-from moldau.replication.replica_manager import ProducePartitionResult, ProduceResults
+from moldau.replication.replica_manager import ProducePartitionResult, ProduceResults, TopicPartition
 from moldau.server.context import HandlerContext
 from moldau.server.handlers._common import NO_THROTTLE, response_types, timestamp_field
 from moldau.server.network import Deferred
@@ -25,6 +30,9 @@ from moldau.server.network import Deferred
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     acks = request.acks
     entries = [((topic.name, pd.index), pd.records) for topic in request.topic_data for pd in topic.partition_data]
+    denied: ProduceResults = {}
+    if ctx.acls.enabled:
+        entries, denied = _authorize(ctx, header, request, entries)
     timeout_ms = max(int(request.timeout.total_seconds() * 1000), 0)
     answer: asyncio.Future[ProduceResults] = asyncio.get_running_loop().create_future()
     refused: ProduceResults = {}
@@ -34,7 +42,7 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
 
     def done(results: ProduceResults) -> None:
         if not answer.done():
-            answer.set_result({**results, **refused})
+            answer.set_result({**results, **refused, **denied})
 
     if not entries:
         done({})
@@ -106,6 +114,20 @@ async def verify_transactional_batches(ctx: HandlerContext, transactional_id: st
             message = "Partition was not added to the transaction" if code == ErrorCode.invalid_txn_state else None
             refused[tp] = ProducePartitionResult(code, message=message)
     return refused
+
+
+def _authorize(ctx: HandlerContext, header: RequestHeader, request: Any, entries: list[tuple[TopicPartition, Any]]
+               ) -> tuple[list[tuple[TopicPartition, Any]], ProduceResults]:
+    """The entries the principal may append, and the results of the others."""
+    transactional_id = getattr(request, "transactional_id", None)
+    if transactional_id is not None and not ctx.acls.allowed(
+            header, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+        refused = ProducePartitionResult(ErrorCode.transactional_id_authorization_failed)
+        return [], {tp: refused for tp, _ in entries}
+    writable = ctx.acls.topics_allowed(header, AclOperation.WRITE, {tp[0] for tp, _ in entries})
+    refused = ProducePartitionResult(ErrorCode.topic_authorization_failed)
+    return ([e for e in entries if e[0][0] in writable],
+            {tp: refused for tp, _ in entries if tp[0] not in writable})
 
 
 def _response(header: RequestHeader, request: Any, results: ProduceResults) -> Any:

@@ -19,14 +19,26 @@ code on its path. Every state and what it accepts:
 |                | connection.failed.authentication.delay.ms (KIP-306; clients read the answer first) |
 
 Any other request closes the connection, as Kafka does ("Unexpected Kafka request of
-type ... during SASL handshake"). Re-authentication (KIP-368, connections.max.reauth.ms)
-is not supported: a session lasts as long as its connection (session_lifetime_ms = 0).
+type ... during SASL handshake").
+
+Re-authentication (KIP-368): with `connections.max.reauth.ms` > 0, the last
+SaslAuthenticate answer carries it as `session_lifetime_ms`, and the connection's handler
+becomes `_authenticated` instead of the dispatcher. That one passes requests to the
+dispatcher while the session lasts; a SaslHandshake starts a re-authentication (back to
+the table above from `handshake`, with the same mechanism, and the new login must be the
+same principal, else SASL_AUTHENTICATION_FAILED and the connection is closed); any other
+request after the session expired closes the connection, as Kafka does. Without it (0,
+Kafka's default) the handler is the dispatcher itself and a session lasts as long as its
+connection.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import logging
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -41,12 +53,14 @@ from moldau.protocol.framing import (
     parse_request_header,
 )
 from moldau.server.handlers._common import response_types
+from moldau.server.security import oauthbearer
 from moldau.server.security.errors import SaslAuthenticationError, SaslError
+from moldau.server.security.oauthbearer import OAUTHBEARER, UnsecuredValidator
 from moldau.server.security.plain import authenticate_plain
 from moldau.server.security.scram import MECHANISMS, ScramCredential, ScramServer
 
 if TYPE_CHECKING:
-    from moldau.server.network import Handler, KafkaConnection
+    from moldau.server.network import Deferred, Handler, KafkaConnection
     from moldau.server.security.listener import ListenerSecurity
 
 log = logging.getLogger(__name__)
@@ -62,6 +76,18 @@ class _PlainExchange:
 
     async def evaluate(self, token: bytes) -> bytes:
         self.username = authenticate_plain(token, self._users)
+        return b""
+
+
+class _OAuthBearerExchange:
+    def __init__(self, validator: UnsecuredValidator) -> None:
+        self._validator = validator
+        self.username: str | None = None
+        self.expires_ms = 0
+
+    async def evaluate(self, token: bytes) -> bytes:
+        found = oauthbearer.authenticate(token, self._validator, int(time.time() * 1000))
+        self.username, self.expires_ms = found.principal, found.expires_ms
         return b""
 
 
@@ -89,14 +115,18 @@ class SaslServerAuthenticator:
     """The handler of one connection on a SASL listener while it authenticates."""
 
     def __init__(self, listener: ListenerSecurity, dispatch: Handler, lookup: CredentialLookup,
-                 failed_close_delay_s: float = 0.1) -> None:
+                 failed_close_delay_s: float = 0.1, reauth_ms: int = 0) -> None:
         self.listener = listener
         self.failed_close_delay_s = failed_close_delay_s
+        self.reauth_ms = reauth_ms
+        self.reauthenticating = False
+        self.session_expires = 0.0  # loop time; only with reauth_ms
+        self.session_lifetime_ms = 0  # announced in the last SaslAuthenticate answer
         self._dispatch = dispatch
         self._lookup = lookup
         self.state = "handshake"
         self.mechanism = ""
-        self._exchange: _PlainExchange | _ScramExchange | None = None
+        self._exchange: _PlainExchange | _ScramExchange | _OAuthBearerExchange | None = None
 
     async def handle(self, frame: bytes, conn: KafkaConnection) -> bytes | None:
         if self.state == "handshake":
@@ -120,6 +150,8 @@ class SaslServerAuthenticator:
         request = decode_request(key, version, frame, body_offset(header, pos, frame))
         t = response_types(key, version)
         mechanisms = self.listener.mechanisms
+        if self.reauthenticating and request.mechanism != self.mechanism:
+            mechanisms = (self.mechanism,)  # a session re-authenticates with the mechanism it began with
         if request.mechanism not in mechanisms:
             log.info("closing connection from %s: SASL mechanism %r is not enabled on listener %s",
                      conn.peer, request.mechanism, self.listener.name)
@@ -130,6 +162,7 @@ class SaslServerAuthenticator:
             return None
         self.mechanism = request.mechanism
         self._exchange = (_PlainExchange(self.listener.plain_users) if self.mechanism == "PLAIN"
+                          else _OAuthBearerExchange(self.listener.oauthbearer) if self.mechanism == OAUTHBEARER
                           else _ScramExchange(self.mechanism, self._lookup))
         self.state = "authenticate" if version >= 1 else "raw_token"
         return encode_response(key, version, header.correlation_id, build(
@@ -152,8 +185,10 @@ class SaslServerAuthenticator:
                 t.SaslAuthenticateResponse, error_code=ErrorCode.sasl_authentication_failed,
                 error_message=self._client_message(exc), auth_bytes=b"")), self.failed_close_delay_s)
             return None
+        lifetime = self.session_lifetime_ms if self.state == "complete" else 0
         return encode_response(key, version, header.correlation_id, build(
-            t.SaslAuthenticateResponse, error_code=ErrorCode.none, error_message=None, auth_bytes=token))
+            t.SaslAuthenticateResponse, error_code=ErrorCode.none, error_message=None, auth_bytes=token,
+            session_lifetime=datetime.timedelta(milliseconds=lifetime)))
 
     async def _raw_token(self, frame: bytes, conn: KafkaConnection) -> bytes | None:
         try:
@@ -170,12 +205,39 @@ class SaslServerAuthenticator:
         assert exchange is not None
         answer = await exchange.evaluate(token)
         if exchange.username is not None:
+            principal = f"User:{exchange.username}"
+            if self.reauthenticating and principal != conn.principal:
+                raise SaslAuthenticationError(
+                    f"Cannot change principals during re-authentication from {conn.principal}: {principal}")
             self.state = "complete"
-            conn.principal = f"User:{exchange.username}"
-            conn.set_handler(self._dispatch)
+            conn.principal = principal
+            if self.reauth_ms > 0:
+                lifetime_ms = self.reauth_ms
+                if isinstance(exchange, _OAuthBearerExchange):  # never past the token's expiry
+                    lifetime_ms = max(0, min(lifetime_ms, exchange.expires_ms - int(time.time() * 1000)))
+                self.session_lifetime_ms = lifetime_ms
+                self.session_expires = asyncio.get_running_loop().time() + lifetime_ms / 1000
+                conn.set_handler(self._authenticated)
+            else:
+                conn.set_handler(self._dispatch)
             log.debug("%s authenticated as %s with %s on listener %s", conn.peer, conn.principal, self.mechanism,
                       self.listener.name)
         return answer
+
+    async def _authenticated(self, frame: bytes, conn: KafkaConnection) -> bytes | Deferred | None:
+        """An authenticated connection's requests while its session may expire."""
+        (api_key,) = struct.unpack_from(">h", frame, 0)
+        if api_key == ApiKey.SASL_HANDSHAKE:
+            log.debug("%s re-authenticates on listener %s", conn.peer, self.listener.name)
+            self.state, self.reauthenticating, self._exchange = "handshake", True, None
+            conn.set_handler(self.handle)
+            return await self._handshake(frame, conn)
+        if asyncio.get_running_loop().time() > self.session_expires:
+            log.info("closing connection from %s (%s): its SASL session expired (connections.max.reauth.ms=%d)",
+                     conn.peer, conn.principal, self.reauth_ms)
+            conn.close()
+            return None
+        return await self._dispatch(frame, conn)
 
     def _client_message(self, exc: SaslError) -> str:
         """What the client is told (Kafka hides the detail of a plain SaslException)."""

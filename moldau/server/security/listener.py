@@ -25,13 +25,14 @@ from moldau.server.security.jaas import (
     LoginModule,
     parse_single_module,
 )
+from moldau.server.security.oauthbearer import OAUTHBEARER, OAUTHBEARER_LOGIN_MODULE, UnsecuredValidator
 from moldau.server.security.tls import SslSettings, TlsConfigError, client_context, server_context
 
 if TYPE_CHECKING:
     from moldau.server.config import BrokerConfig
 
 LOGIN_MODULES = {"PLAIN": PLAIN_LOGIN_MODULE, "SCRAM-SHA-256": SCRAM_LOGIN_MODULE,
-                 "SCRAM-SHA-512": SCRAM_LOGIN_MODULE}
+                 "SCRAM-SHA-512": SCRAM_LOGIN_MODULE, OAUTHBEARER: OAUTHBEARER_LOGIN_MODULE}
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class ListenerSecurity:
     ssl_context: ssl.SSLContext | None = None
     mechanisms: tuple[str, ...] = ()  # SASL listeners: the enabled mechanisms
     plain_users: dict[str, str] = field(default_factory=dict, repr=False)
+    # OAUTHBEARER (unsecured JWS): how tokens are checked, from its login module's options.
+    oauthbearer: UnsecuredValidator = field(default_factory=UnsecuredValidator)
 
     @property
     def sasl(self) -> bool:
@@ -113,7 +116,7 @@ def jaas_module(config: BrokerConfig, listener: str, mechanism: str) -> LoginMod
         raise ConfigError(f"{name}: {exc}") from None
     if module.class_name not in LOGIN_MODULES.values():
         raise ConfigError(f"{name}: login module {module.class_name} is not supported "
-                          f"(use {PLAIN_LOGIN_MODULE} or {SCRAM_LOGIN_MODULE})")
+                          f"(use {PLAIN_LOGIN_MODULE}, {SCRAM_LOGIN_MODULE} or {OAUTHBEARER_LOGIN_MODULE})")
     if specific is not None and module.class_name != LOGIN_MODULES[mechanism]:
         raise ConfigError(f"{name}: {mechanism} needs {LOGIN_MODULES[mechanism]}, not {module.class_name}")
     return module
@@ -147,7 +150,15 @@ def _listener_security(config: BrokerConfig, listener: str, protocol: str) -> Li
                 f"{_prefix(listener)}plain.sasl.jaas.config (or sasl.jaas.config) to "
                 f'{PLAIN_LOGIN_MODULE} required user_<name>="<password>" ...;')
         users = module.plain_users
-    return ListenerSecurity(listener, protocol, context, mechanisms, users)
+    validator = UnsecuredValidator()
+    if OAUTHBEARER in mechanisms:
+        module = jaas_module(config, listener, OAUTHBEARER)
+        if module is not None and module.class_name == OAUTHBEARER_LOGIN_MODULE:
+            try:
+                validator = UnsecuredValidator.from_jaas_options(module.options)
+            except ValueError as exc:
+                raise ConfigError(f"listener {listener}: {exc}") from None
+    return ListenerSecurity(listener, protocol, context, mechanisms, users, validator)
 
 
 def _inter_broker(config: BrokerConfig, listener: ListenerSecurity) -> InterBrokerSecurity:
