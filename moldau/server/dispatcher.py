@@ -23,9 +23,9 @@ from moldau.protocol.framing import (
 )
 from moldau.server.client_quotas import THROTTLED_APIS
 from moldau.server.handlers import (
+    _authorization,
     add_offsets_to_txn,
     add_partitions_to_txn,
-    _authorization,
     alter_client_quotas,
     alter_configs,
     alter_partition,

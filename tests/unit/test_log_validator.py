@@ -81,7 +81,7 @@ def test_a_producer_batch_claiming_log_append_time_is_refused_by_a_log_append_ti
         validate_producer_batches(bytearray(data), LogConfig(message_timestamp_type="LogAppendTime"), "t", 0, NOW)
     assert e.value.code == ErrorCode.invalid_timestamp
     assert [r.batch_index for r in e.value.record_errors] == [0, 1]
-    
+
 
 def test_control_batches_come_only_from_the_transaction_coordinator() -> None:
     from moldau.transactions.control import ControlRecordType, EndTransactionMarker, build_end_txn_marker

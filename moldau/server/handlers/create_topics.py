@@ -7,8 +7,8 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-from moldau.controller import assignment as assign
 from moldau.authorizer.acl import AclOperation
+from moldau.controller import assignment as assign
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
