@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from moldau.log.config import LogConfig
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.records import RecordInput, build_batch
@@ -235,4 +237,22 @@ def test_a_leader_without_a_known_address_is_followed_once_the_metadata_names_it
         follower.follow_unreached_leaders()
         await replicate(cluster, followers=(1,))
         assert follower.logs.get(*TP).log_end_offset == 1
+    run(test)
+
+
+@pytest.mark.xfail(strict=True, reason="LeaderState.proposed_isr adds every follower whose last known log end "
+                   "reaches the high watermark, also one that stopped fetching: when another follower rejoins, a "
+                   "dead one with no data missing rejoins with it (Kafka lets only the fetching follower rejoin)")
+def test_a_follower_that_stopped_fetching_does_not_rejoin_the_isr_with_another(tmp_path: Path) -> None:
+    async def test() -> None:
+        cluster = make_cluster(tmp_path, lag_ms=1000)
+        leader = cluster.brokers[0]
+        produce(leader, 1, records())
+        await replicate(cluster)
+        cluster.clock.now_ms += 2000  # neither follower fetched: both leave the ISR
+        leader.check_isr(cluster.clock())
+        await asyncio.sleep(0)
+        assert cluster.controller.states[TP].isr == (0,)
+        await replicate(cluster, followers=(1,))  # broker 1 is back; broker 2 is gone
+        assert cluster.controller.states[TP].isr == (0, 1)  # seen in a cluster: (0, 1, 2)
     run(test)
