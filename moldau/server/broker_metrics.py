@@ -16,6 +16,7 @@ import time
 import types
 import typing
 from collections.abc import Callable
+from contextvars import ContextVar
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -84,13 +85,16 @@ def code_reader(path: ErrorPath) -> CodeReader:
 
 _FETCH = int(ApiKey.FETCH)
 
+# How long the fetch being handled waited in purgatory (set by the fetch handler, read
+# and cleared by `RequestMetrics.answered`; both run in the connection's task).
+FETCH_WAIT_S: ContextVar[float] = ContextVar("fetch_wait_s", default=0.0)
+
 
 class RequestMetrics:
     """The dispatcher's hook: per API and version, requests, the error codes in responses
     (Kafka's ErrorsPerSec) and where the time went (RequestQueueTimeMs: read but behind
     the connection's earlier requests; LocalTimeMs: in the handler; RemoteTimeMs: an
-    acks=all produce waiting for the followers). A delayed fetch waits inside its
-    handler, so its wait counts as local time here."""
+    acks=all produce waiting for the followers, a delayed fetch waiting for data)."""
 
     def __init__(self, metrics: BrokerMetrics) -> None:
         self._metrics = metrics
@@ -112,6 +116,11 @@ class RequestMetrics:
             # Kafka's request names: PRODUCE -> Produce, LEADER_AND_ISR -> LeaderAndIsr
             name = ApiKey(key).name.title().replace("_", "")
             stats = self._stats[kind] = self._metrics.request(name, version, bool(kind & 1) if key == _FETCH else None)
+        if local_done_s is None and key == _FETCH:
+            waited = FETCH_WAIT_S.get()
+            if waited:
+                FETCH_WAIT_S.set(0.0)
+                local_done_s = now - waited
         if local_done_s is None:
             stats.completed((started_s - received_s) * 1000, (now - started_s) * 1000)
         else:

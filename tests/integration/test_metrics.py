@@ -81,7 +81,7 @@ def test_metrics_after_real_traffic(make_broker: Callable[..., BrokerProcess]) -
     assert value(s, "kafka_server_replicamanager_leadercount") >= 1
 
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000, "fetch.wait.max.ms": 200})
     try:
         consumer.subscribe([topic])
         got: list[bytes] = []
@@ -91,6 +91,7 @@ def test_metrics_after_real_traffic(make_broker: Callable[..., BrokerProcess]) -
             if msg is not None and msg.error() is None:
                 got.append(msg.value())
         assert got == values
+        assert consumer.poll(0.8) is None  # nothing new: the consumer's fetches wait (delayed fetches)
         consumer.commit(offsets=[TopicPartition(topic, 0, 30)], asynchronous=False)
         s = eventually(metrics_port, lambda s: ("kafka_consumergroup_lag", (
             ("consumergroup", group), ("partition", "0"), ("topic", topic))) in s)
@@ -102,6 +103,9 @@ def test_metrics_after_real_traffic(make_broker: Callable[..., BrokerProcess]) -
         assert value(s, "kafka_server_brokertopicmetrics_totalfetchrequests_total", topic=topic) >= 1
         assert total(s, "kafka_network_requestmetrics_requests_total", request="FetchConsumer") >= 1
         assert total(s, "kafka_network_requestmetrics_requests_total", request="FetchFollower") == 0  # none here
+        # A fetch waiting for data waits in remote time (Kafka's), not in the handler's local time.
+        assert value(s, "kafka_network_requestmetrics_remotetimems_sum", request="FetchConsumer") >= 150
+        assert value(s, "kafka_network_requestmetrics_localtimems", request="FetchConsumer", quantile="0.50") < 100
         assert value(s, "kafka_network_requestmetrics_totaltimems_count", request="Produce") == produce_requests
         assert value(s, "kafka_network_requestmetrics_errors_total", request="Produce", error="NONE") \
             == produce_requests  # one partition per request, all accepted

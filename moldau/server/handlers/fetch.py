@@ -22,6 +22,7 @@ from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
 from moldau.replication.replica_manager import FetchParams, FetchPartitionRequest, FetchResults
+from moldau.server.broker_metrics import FETCH_WAIT_S
 from moldau.server.context import HandlerContext
 from moldau.server.fetch_session import (
     FINAL_EPOCH,
@@ -107,7 +108,12 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
             answer.set_result(fetched)
 
     ctx.replicas.fetch_records(params, done)
-    fetched = await answer
+    if answer.done():
+        fetched = answer.result()
+    else:  # a delayed fetch: its wait is Kafka's remote time, not the handler's
+        waiting = time.perf_counter()
+        fetched = await answer
+        FETCH_WAIT_S.set(time.perf_counter() - waiting)
     results: list[tuple[str, list[tuple[Any, ...]]]] = []
     for (topic, p), r in fetched:
         if not results or results[-1][0] != topic:
