@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from kio.serial import entity_reader, entity_writer
 
 from moldau.protocol.apis import ApiKey, is_flexible, request_type, response_type
-from moldau.protocol.tagged import strip_unknown_tagged_fields
+from moldau.protocol.tagged import check_array_counts, strip_unknown_tagged_fields
 
 SIZE = struct.Struct(">i")
 HEADER_FIXED = struct.Struct(">hhih")  # api_key, api_version, correlation_id, client_id len
@@ -151,6 +151,8 @@ def _writer(api_key: int, api_version: int) -> Callable[..., Any]:
 def decode_request(api_key: int, api_version: int, frame: bytes, pos: int) -> Any:
     """Decode a request body with kio; any fault becomes MalformedRequestError."""
     try:
+        cls = request_type(api_key, api_version)
+        check_array_counts(cls, bool(getattr(cls, "__flexible__", False)), frame, pos)
         try:
             request, _size = _reader(api_key, api_version)(memoryview(frame).toreadonly(), pos)
         except KeyError as unknown_tag:

@@ -18,6 +18,7 @@ import dataclasses
 import types
 import typing
 from functools import cache
+from typing import Any
 
 # Fixed-size Kafka types and their sizes in bytes.
 _FIXED = {
@@ -155,3 +156,88 @@ def strip_unknown_tagged_fields(cls: type, buf: bytes | memoryview, pos: int) ->
 
 
 __all__ = ["TaggedFieldError", "strip_unknown_tagged_fields"]
+
+
+# --- array counts checked before kio decodes -------------------------------------------
+#
+# kio's native reader reserves memory for an array from the count on the wire before it
+# reads a single element: a count of a few billion (a corrupt or hostile request) makes
+# it ask for hundreds of GB and the process aborts (Rust's allocation failure handler),
+# taking the broker down. Every element takes at least one byte, so a count larger than
+# the bytes left is refused here first, by a walk of the body that copies nothing.
+
+_LEGACY_SIZED = {"string": 2, "bytes": 4, "records": 4}  # length field size; -1 = null
+
+
+class _Unknown(Exception):
+    """A type the walk does not know: leave the request to kio."""
+
+
+def check_array_counts(cls: type, flexible: bool, buf: bytes | memoryview, pos: int) -> None:
+    """Raise TaggedFieldError if an array count in the body runs past the frame."""
+    try:
+        _check_entity(_plan(cls), flexible, buf, pos, len(buf))
+    except (_Unknown, IndexError):
+        return  # kio decides (and refuses what runs short of bytes itself)
+
+
+# A compiled walk: per field (array, fixed size or -1, sized type's legacy width or 0,
+# nested plan or None). The walk runs before every decode, the hot paths included: it
+# stays a tight loop over tuples.
+_Plan = tuple[tuple[bool, int, int, Any], ...]
+
+
+@cache
+def _plan(cls: type) -> _Plan:
+    fields, _known = _layout(cls)
+    out: list[tuple[bool, int, int, _Plan | None]] = []
+    for field in fields:
+        if field.entity is not None:
+            out.append((field.array, -1, 0, _plan(field.entity)))
+        elif field.kafka_type in _FIXED:
+            out.append((field.array, _FIXED[field.kafka_type], 0, None))
+        elif field.kafka_type in _SIZED:
+            out.append((field.array, -1, _LEGACY_SIZED[field.kafka_type], None))
+        else:
+            raise _Unknown(field.kafka_type)
+    return tuple(out)
+
+
+def _check_entity(plan: _Plan, flexible: bool, buf: bytes | memoryview, pos: int, end: int) -> int:
+    for array, fixed, width, nested in plan:
+        if array:
+            if flexible:
+                count, pos = read_uvarint(buf, pos)
+                count -= 1
+            else:
+                count = int.from_bytes(buf[pos:pos + 4], "big", signed=True)
+                pos += 4
+            if count > end - pos:
+                raise TaggedFieldError(f"array of {count} elements in {end - pos} bytes")
+            if fixed >= 0:
+                pos += fixed * max(count, 0)
+                continue
+            for _ in range(count):
+                pos = _check_one(fixed, width, nested, flexible, buf, pos, end)
+        else:
+            pos = _check_one(fixed, width, nested, flexible, buf, pos, end)
+    if flexible:
+        count, pos = read_uvarint(buf, pos)
+        for _ in range(count):
+            _tag, pos = read_uvarint(buf, pos)
+            size, pos = read_uvarint(buf, pos)
+            pos += size
+    return pos
+
+
+def _check_one(fixed: int, width: int, nested: _Plan | None, flexible: bool, buf: bytes | memoryview, pos: int,
+               end: int) -> int:
+    if nested is not None:
+        return _check_entity(nested, flexible, buf, pos, end)
+    if fixed >= 0:
+        return pos + fixed
+    if flexible:
+        length, pos = read_uvarint(buf, pos)
+        return pos + max(length - 1, 0)
+    length = int.from_bytes(buf[pos:pos + width], "big", signed=True)
+    return pos + width + max(length, 0)

@@ -55,3 +55,19 @@ def test_every_flexible_request_decodes_the_same_with_unknown_top_level_tags(tar
 def test_a_tagged_field_running_past_the_frame_is_malformed() -> None:
     with pytest.raises(MalformedRequestError):
         decode_request(3, 12, metadata_v12_body(b"\x00", b"\x01\x63\x7f" + struct.pack(">h", 1)), 0)
+
+
+def test_an_array_count_past_the_frame_is_refused_before_kio_reserves_memory_for_it() -> None:
+    """Found by the fuzzer (seed 1, request 1003): AlterPartitionReassignments v1 with a
+    compact array count of 33,017,561,087 in 18 bytes. kio's native reader reserved
+    264 GB for it and the broker process aborted; now it is a malformed request."""
+    import pytest
+
+    from moldau.protocol.framing import MalformedRequestError, body_offset, decode_request, parse_request_header
+
+    frame = bytes.fromhex("0000002b002d0001000003eb000466757a7a000000000001ffffffff7a7a2d32"
+                          "030000000101000000000301000000")
+    payload = frame[4:]
+    head, pos = parse_request_header(payload)
+    with pytest.raises(MalformedRequestError, match="array of 33017561086 elements"):
+        decode_request(head.api_key, head.api_version, payload, body_offset(head, pos, payload))
