@@ -287,12 +287,8 @@ class Controller:
         s = self.state
         s.live = c.live_brokers()
         s.topics = c.topics()
-        s.states = {}
-        for topic in s.topics.values():
-            for p in topic.partitions:
-                found = c.partition_state(topic.name, p)
-                if found is not None:
-                    s.states[(topic.name, p)] = found
+        # One pipelined read, not a round trip per partition (30,000 in a large cluster).
+        s.states = c.partition_states([(topic.name, p) for topic in s.topics.values() for p in topic.partitions])
         s.partition_states = {
             tp: partition_state.loaded_state(s.states[tp][0].leader if tp in s.states else None, s.live)
             for tp in self._all_partitions()

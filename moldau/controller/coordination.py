@@ -238,6 +238,12 @@ class Coordination(Protocol):
     def partition_state(self, topic: str, partition: int) -> tuple[LeaderAndIsr, int] | None:
         """The state and its znode version, or None when not created yet."""
 
+    def partition_states(
+        self, partitions: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[LeaderAndIsr, int]]:
+        """`partition_state` of many partitions, read together (ZooKeeper: pipelined, as
+        Kafka's controller reads them when elected); those without a state are left out."""
+
     def create_partition_state(self, topic: str, partition: int, state: LeaderAndIsr) -> int:
         """Create the state znode; returns its version. BadVersionError if it exists."""
 

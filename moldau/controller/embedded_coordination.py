@@ -569,6 +569,12 @@ class EmbeddedCoordination:
             self._require_open()
             return self._partition_states.get(topic, {}).get(partition)
 
+    def partition_states(self, partitions: list[TopicPartition]) -> dict[TopicPartition, tuple[LeaderAndIsr, int]]:
+        with self._lock:
+            self._require_open()
+            found = ((tp, self._partition_states.get(tp[0], {}).get(tp[1])) for tp in partitions)
+            return {tp: state for tp, state in found if state is not None}
+
     def create_partition_state(self, topic: str, partition: int, state: LeaderAndIsr) -> int:
         what = f"create state of {topic}-{partition}"
         with self._lock:

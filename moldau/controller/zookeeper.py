@@ -856,6 +856,14 @@ class ZooKeeperCoordination:
             got = self._get(partition_state_path(topic, partition))
             return None if got is None else (decode_partition_state(got[0]), got[1].version)
 
+    def partition_states(
+        self, partitions: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[LeaderAndIsr, int]]:
+        with self._errors(f"state of {len(partitions)} partition(s)"):
+            got = self._get_many([partition_state_path(t, p) for t, p in partitions])
+            return {tp: (decode_partition_state(g[0]), g[1].version)
+                    for tp, g in zip(partitions, got, strict=True) if g is not None}
+
     def create_partition_state(self, topic: str, partition: int, state: LeaderAndIsr) -> int:
         what = f"create state of {topic}-{partition}"
         with self._errors(what):

@@ -18,6 +18,18 @@ ENTRY = struct.Struct(
 ENTRY_SIZE = ENTRY.size  # 8
 
 
+def read_index_file(path: Path) -> bytes:
+    """The content of an index file, created empty if missing. An index is read once and
+    opened for writing only at its first write: a partition that holds only an empty
+    segment costs one open file, its .log, so 10,000 of them fit a broker's file limit."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        return os.pread(fd, size, 0) if size else b""
+    finally:
+        os.close(fd)
+
+
 class OffsetIndex:
     """A sparse map from offsets to positions in a segment's ``.log`` file.
 
@@ -39,16 +51,8 @@ class OffsetIndex:
     def __init__(self, path: Path, base_offset: int) -> None:
         self.path = path
         self.base_offset = base_offset
-        # The file is opened for writing only once something is written (`_writer`): a
-        # partition that only holds an empty segment costs one open file, its .log, so
-        # 10,000 of them fit a broker's file limit.
-        self._fd = -1
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            data = os.pread(fd, size, 0) if size else b""
-        finally:
-            os.close(fd)
+        self._fd = -1  # opened at the first write (`_writer`)
+        data = read_index_file(path)
         self._torn_bytes = len(data) % ENTRY_SIZE
         words = array("i")
         words.frombytes(data[: len(data) - self._torn_bytes])

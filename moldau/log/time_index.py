@@ -8,6 +8,7 @@ from bisect import bisect_left, bisect_right
 from pathlib import Path
 
 from moldau.log.errors import CorruptIndexError, LogError
+from moldau.log.offset_index import read_index_file
 
 ENTRY = struct.Struct(
     ">q"  # timestamp => Int64: the largest timestamp in the segment so far
@@ -36,16 +37,8 @@ class TimeIndex:
     def __init__(self, path: Path, base_offset: int) -> None:
         self.path = path
         self.base_offset = base_offset
-        # The file is opened for writing only once something is written (`_writer`): a
-        # partition that only holds an empty segment costs one open file, its .log, so
-        # 10,000 of them fit a broker's file limit.
-        self._fd = -1
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            data = os.pread(fd, size, 0) if size else b""
-        finally:
-            os.close(fd)
+        self._fd = -1  # opened at the first write (`_writer`)
+        data = read_index_file(path)
         self._torn_bytes = len(data) % ENTRY_SIZE
         self._timestamps: list[int] = []
         self._relative_offsets: list[int] = []

@@ -209,6 +209,9 @@ def test_partition_states_in_batches(coordination: Coordination) -> None:
     assert updated == {("t", 0): 1, ("t", 1): None, ("t", 5000): None}
     assert coordination.partition_state("t", 0) == (state(1, 1, (1,), epoch), 1)
     assert coordination.partition_state("t", 1) == (state(1, 0, (1,), epoch), 0)
+    read = coordination.partition_states([("t", p) for p in range(1200)] + [("t", 5000), ("missing", 0)])
+    assert len(read) == 1200 and read[("t", 0)] == (state(1, 1, (1,), epoch), 1)
+    assert read[("t", 1199)] == (state(1, 0, (1,), epoch), 0)
 
 
 def test_set_assignment_adds_partitions(coordination: Coordination) -> None:
