@@ -236,3 +236,21 @@ def test_a_leader_without_a_known_address_is_followed_once_the_metadata_names_it
         await replicate(cluster, followers=(1,))
         assert follower.logs.get(*TP).log_end_offset == 1
     run(test)
+
+
+def test_a_follower_that_stopped_fetching_does_not_rejoin_the_isr_with_another(tmp_path: Path) -> None:
+    """Seen in a 3-broker cluster: one follower killed, the other briefly behind; when the
+    live one rejoined, the ISR became [0, 1, 2] with the dead one in it again (it had
+    nothing missing), and acks=all waited for it until it was dropped once more."""
+    async def test() -> None:
+        cluster = make_cluster(tmp_path, lag_ms=1000)
+        leader = cluster.brokers[0]
+        produce(leader, 1, records())
+        await replicate(cluster)
+        cluster.clock.now_ms += 2000  # neither follower fetched: both leave the ISR
+        leader.check_isr(cluster.clock())
+        await asyncio.sleep(0)
+        assert cluster.controller.states[TP].isr == (0,)
+        await replicate(cluster, followers=(1,))  # broker 1 is back; broker 2 is gone
+        assert cluster.controller.states[TP].isr == (0, 1)
+    run(test)
