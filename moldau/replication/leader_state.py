@@ -106,12 +106,16 @@ class LeaderState:
             if b != self.local_id and now_ms - self.followers[b].last_caught_up_ms > self.lag_time_max_ms
         }
 
-    def ready_to_join(self) -> set[int]:
-        """Followers out of the ISR whose log has reached the high watermark and this
-        leader epoch's start."""
+    def ready_to_join(self, now_ms: int) -> set[int]:
+        """Followers out of the ISR that are fetching (within replica.lag.time.max.ms) and
+        whose log has reached the high watermark and this leader epoch's start. One that
+        stopped fetching never rejoins, even with nothing missing: when another follower
+        rejoins, it must not come along (Kafka expands the ISR only by the follower that
+        fetched)."""
         return {
             b for b, f in self.followers.items()
             if b not in self.isr and b in self.replicas
+            and now_ms - f.last_fetch_ms <= self.lag_time_max_ms
             and f.log_end_offset >= self.high_watermark
             and f.log_end_offset >= self.leader_epoch_start_offset
         }
@@ -121,6 +125,6 @@ class LeaderState:
         change is already in flight."""
         if self.pending_isr is not None:
             return None
-        new = (self.isr - self.out_of_sync(now_ms)) | self.ready_to_join()
+        new = (self.isr - self.out_of_sync(now_ms)) | self.ready_to_join(now_ms)
         new.add(self.local_id)
         return new if new != self.isr else None

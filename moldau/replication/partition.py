@@ -231,9 +231,9 @@ class Partition:
             return True
         return False
 
-    def wants_to_expand(self, follower_id: int) -> bool:
+    def wants_to_expand(self, follower_id: int, now_ms: int) -> bool:
         state = self.leader_state
-        return state is not None and follower_id not in state.isr and follower_id in state.ready_to_join()
+        return state is not None and follower_id not in state.isr and follower_id in state.ready_to_join(now_ms)
 
     def propose_isr(self, now_ms: int) -> tuple[int, ...] | None:
         """The ISR to ask the controller for (marked in flight), or None."""

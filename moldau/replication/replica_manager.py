@@ -458,7 +458,7 @@ class ReplicaManager:
                 continue
             if partition.update_follower_fetch_state(params.replica_id, request.fetch_offset, now):
                 self._complete_delayed(tp)
-            if partition.wants_to_expand(params.replica_id):
+            if partition.wants_to_expand(params.replica_id, now):
                 self._propose_isr(partition, now)
 
     def read_from_local_log(self, params: FetchParams) -> tuple[FetchResults, int, bool]:

@@ -292,4 +292,21 @@ def test_read_committed_fetches_stop_at_the_last_stable_offset_and_name_aborted_
         # The followers hold the same index: a new leader answers the same.
         assert cluster.brokers[1].logs.get(*TP).collect_aborted_transactions(0, 5) == \
             leader.logs.get(*TP).collect_aborted_transactions(0, 5)
+
+
+def test_a_follower_that_stopped_fetching_does_not_rejoin_the_isr_with_another(tmp_path: Path) -> None:
+    """Seen in a 3-broker cluster: one follower killed, the other briefly behind; when the
+    live one rejoined, the ISR became [0, 1, 2] with the dead one in it again (it had
+    nothing missing), and acks=all waited for it until it was dropped once more."""
+    async def test() -> None:
+        cluster = make_cluster(tmp_path, lag_ms=1000)
+        leader = cluster.brokers[0]
+        produce(leader, 1, records())
+        await replicate(cluster)
+        cluster.clock.now_ms += 2000  # neither follower fetched: both leave the ISR
+        leader.check_isr(cluster.clock())
+        await asyncio.sleep(0)
+        assert cluster.controller.states[TP].isr == (0,)
+        await replicate(cluster, followers=(1,))  # broker 1 is back; broker 2 is gone
+        assert cluster.controller.states[TP].isr == (0, 1)
     run(test)
