@@ -6,8 +6,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
-
 from moldau.log.config import LogConfig
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.records import RecordInput, build_batch, iter_batches
