@@ -7,12 +7,9 @@ pattern whose entries change, its new entries. The caller writes each update to 
 `store.encode_acls`, with the znode version as compare-and-set, re-planning on a
 conflict), then creates the pattern's change notification (`store.change_notification`),
 then applies the update to its own `AclAuthorizer` (`set_acls`); other brokers apply it
-when they see the notification.
-
-Departure from Kafka: Kafka's deleteAcls also re-reads ZooKeeper for a filter that names
-exactly one pattern, in case that pattern's ACLs have not reached this broker's cache
-yet; here the cache is all there is, so a deletion right after a creation on another
-broker may miss it.
+when they see the notification. As Kafka's deleteAcls, the caller plans a deletion from the
+patterns of its cache that a filter matches plus the one pattern a filter names exactly
+(`ResourcePatternFilter.matches_at_most_one`), each as read from ZooKeeper now.
 """
 
 from __future__ import annotations

@@ -1078,9 +1078,9 @@ class ZooKeeperCoordination:
 
 
 def _check_znode_path(path: str) -> None:
-    """CoordinationError for a path ZooKeeper refuses (a resource named `.` or `..`, or
+    """CoordinationError for a path ZooKeeper refuses (a resource named ``, `.` or `..`, or
     holding a NUL): kazoo raises ValueError, which is no KazooException."""
-    if any(part in (".", "..") for part in path.split("/")) or "\x00" in path:
+    if any(part in ("", ".", "..") for part in path.split("/")[1:]) or "\x00" in path:
         raise CoordinationError(f"invalid znode path {path!r}")
 
 

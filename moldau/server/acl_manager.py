@@ -225,6 +225,14 @@ class AclManager:
         async with self._lock():
             for _ in range(_WRITE_ATTEMPTS):
                 patterns = [p for p in self.authorizer.snapshot() if any(f.pattern_filter.matches(p) for f in filters)]
+                # As Kafka: a filter naming exactly one pattern reads it even if this broker
+                # has not heard of it yet (created through another broker a moment ago).
+                patterns += [ResourcePattern(f.pattern_filter.resource_type, f.pattern_filter.name or "", pattern_type)
+                             for f in filters if f.pattern_filter.matches_at_most_one()
+                             for pattern_type in ((PatternType.LITERAL, PatternType.PREFIXED)
+                                                  if f.pattern_filter.pattern_type is PatternType.ANY
+                                                  else (f.pattern_filter.pattern_type,))]
+                patterns = list(dict.fromkeys(patterns))
                 current = await asyncio.to_thread(self._read, patterns)
                 deleted, updates = plan_delete_acls({p: e for p, (e, _) in current.items() if e}, filters)
                 if await asyncio.to_thread(self._write, updates, current):
