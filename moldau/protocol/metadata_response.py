@@ -84,3 +84,12 @@ def response_frame(api_version: int, correlation_id: int, envelope: Any, topics:
              _array_header(api_version, len(topics)), *topics, after]
     size = sum(len(p) for p in parts)
     return b"".join([struct.pack(">i", size), *parts])
+
+
+def with_throttle_time(frame: bytes, api_version: int, throttle_ms: int) -> bytes:
+    """A `response_frame` with its throttle_time_ms (v3+, the body's first field) set: a
+    client over its request quota is told in a response that was encoded whole before."""
+    if api_version < 3 or throttle_ms <= 0:
+        return frame
+    at = 4 + len(response_header(ApiKey.METADATA, api_version, 0))
+    return frame[:at] + struct.pack(">i", throttle_ms) + frame[at + 4:]

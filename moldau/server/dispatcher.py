@@ -21,7 +21,7 @@ from moldau.protocol.framing import (
     encode_response,
     parse_request_header,
 )
-from moldau.server.client_quotas import THROTTLED_APIS
+from moldau.server.client_quotas import THROTTLED_APIS, TimedRequest
 from moldau.server.handlers import (
     _authorization,
     add_offsets_to_txn,
@@ -164,13 +164,20 @@ class RequestDispatcher:
         if self.context.acls.enabled and (denied := _authorization.refused(self.context, header, request)) is not None:
             return encode_response(key, version, header.correlation_id, denied)
         received, started = conn.received_at, time.perf_counter()
-        response = await HANDLERS[key](self.context, header, request)
+        quotas = self.context.quotas
+        request_throttle_ms = 0
+        if quotas.request_enabled:  # request_percentage: the handler's own time is metered
+            timed = TimedRequest(HANDLERS[key](self.context, header, request))
+            response = await timed
+            request_throttle_ms = quotas.request_throttle_ms(key, header, request, timed.spent_s)
+        else:
+            response = await HANDLERS[key](self.context, header, request)
         metrics = self.metrics
         if metrics is not None and not isinstance(response, Deferred):
             metrics.answered(key, version, request, response, received, started)
-        if self.context.quotas.enabled and key in THROTTLED_APIS:
+        if quotas.enabled and (key in THROTTLED_APIS or request_throttle_ms):
             # (a throttled acks=all produce is not timed by the request metrics)
-            return self.context.quotas.throttle(key, version, header, request, len(frame), response, conn)
+            return quotas.throttle(key, version, header, request, len(frame), response, conn, request_throttle_ms)
         if response is None:
             return None
         if isinstance(response, bytes):  # a hand-encoded hot path, already framed

@@ -159,3 +159,28 @@ def test_quotas_cli(quota_broker: BrokerProcess) -> None:
     assert "carol" not in quotas("describe").stdout
     refused = quotas("alter", "--user", "carol", "--add-config", "producer_byte_rate=-1")
     assert refused.returncode == 1 and "must be positive" in refused.stderr, refused.stderr
+
+
+def test_a_client_over_its_request_percentage_is_throttled(quota_broker: BrokerProcess) -> None:
+    """request_percentage: the broker time a client's requests take, as a percentage of one
+    thread. A tiny one on one client id: kafka-python's requests under it come back with
+    throttle_time_ms, another client's do not."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.protocol.metadata import MetadataRequest
+
+    assert _alter(quota_broker, {"client-id": "busy"}, {"request_percentage": 0.001}).error_code == 0
+    busy = KafkaAdminClient(bootstrap_servers=quota_broker.bootstrap, client_id="busy")
+    calm = KafkaAdminClient(bootstrap_servers=quota_broker.bootstrap, client_id="calm")
+    try:
+        throttles = []
+        for _ in range(20):
+            throttles.append(busy._manager.run(busy._manager.send, MetadataRequest(topics=None)).throttle_time_ms)
+            if throttles[-1] > 0:
+                break
+        assert throttles[-1] > 0, throttles
+        assert throttles[-1] <= 1000  # at most one quota window, as Kafka bounds it
+        assert calm._manager.run(calm._manager.send, MetadataRequest(topics=None)).throttle_time_ms == 0
+    finally:
+        busy.close()
+        calm.close()
+        _alter(quota_broker, {"client-id": "busy"}, {"request_percentage": None})

@@ -14,7 +14,7 @@ from moldau.protocol import interbroker as ib
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import build, encode_response
-from moldau.protocol.metadata_response import response_frame, topic_bytes
+from moldau.protocol.metadata_response import response_frame, topic_bytes, with_throttle_time
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 from moldau.server.handlers.metadata import _error_topic, _topic
 from moldau.server.metadata_cache import MetadataCache
@@ -35,6 +35,26 @@ def test_spliced_response_is_what_kio_encodes(version: int, count: int) -> None:
 
     whole = encode_response(ApiKey.METADATA, version, 42, response(topics))
     assert response_frame(version, 42, response([]), [topic_bytes(version, x) for x in topics]) == whole
+
+
+@pytest.mark.parametrize("version", range(13))
+def test_a_throttle_time_set_in_a_spliced_response_is_what_kio_encodes(version: int) -> None:
+    import datetime
+
+    t = response_types(ApiKey.METADATA, version)
+    state = TopicState("orders", uuid.uuid4(), {0: PartitionState(1, 3, [1], [1])}, {})
+
+    def response(throttle: datetime.timedelta, with_topics: list[Any]) -> Any:
+        return build(t.MetadataResponse, throttle_time=throttle, brokers=(), cluster_id="c", controller_id=1,
+                     topics=tuple(with_topics), cluster_authorized_operations=-2147483648)
+
+    frame = response_frame(version, 7, response(NO_THROTTLE, []), [topic_bytes(version, _topic(t, state))])
+    patched = with_throttle_time(frame, version, 1234)
+    if version < 3:  # no throttle_time_ms before v3
+        assert patched == frame
+    else:
+        assert patched == encode_response(ApiKey.METADATA, version, 7, response(
+            datetime.timedelta(milliseconds=1234), [_topic(t, state)]))
 
 
 def update(epoch: int, topics: dict[str, dict[int, int]], topic_ids: dict[str, uuid.UUID]) -> ib.UpdateMetadataRequest:
