@@ -778,9 +778,9 @@ class Broker:
             return ErrorCode.stale_controller_epoch
         configs = {name: t.configs for name, t in self.metadata.topics.items()}
         new_topics = self.metadata.apply(request)
-        if not self._stray_logs_checked:
+        if not self._stray_logs_checked and self._loop is not None:
             self._stray_logs_checked = True
-            self._delete_stray_logs()
+            self._tasks.append(self._loop.create_task(self._delete_stray_logs()))
         for name in new_topics:  # a topic new to the cache (or to this controller's first request)
             self.metadata.topics[name].configs = configs[name] if name in configs else new_topic_configs.get(name, {})
         self.replicas.follow_unreached_leaders()
@@ -790,11 +790,21 @@ class Broker:
                 waiter.set_result(None)
         return ErrorCode.none
 
-    def _delete_stray_logs(self) -> None:
-        """Logs of topics the cluster no longer has (deleted while this broker was down):
-        the first full UpdateMetadata after start says which topics exist."""
+    async def _delete_stray_logs(self) -> None:
+        """Logs of topics the cluster no longer has (deleted while this broker was down),
+        once the controller has talked to us. Which topics exist is read from the
+        coordination service, never from the metadata cache: the first UpdateMetadata a
+        restarted broker gets may carry only some partitions (the controller sends what
+        changed), and every log of the others would go (seen: a restarted broker deleted
+        the logs of topics it followed)."""
+        try:
+            existing = set(await asyncio.to_thread(self.coordination.topics))
+        except CoordinationError as exc:
+            log.warning("broker %d: stray logs not checked (%s)", self.broker_id, exc)
+            self._stray_logs_checked = False  # the next UpdateMetadata tries again
+            return
         for topic, partition in list(self.logs.all_logs()):
-            if topic not in self.metadata.topics and (topic, partition) not in self.replicas.partitions:
+            if topic not in existing and (topic, partition) not in self.replicas.partitions:
                 log.info("broker %d: deleting stray log %s-%d (its topic is gone)", self.broker_id, topic, partition)
                 self.logs.delete(topic, partition)
 
