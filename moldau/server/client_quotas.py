@@ -6,9 +6,11 @@ Produce is metered by the request's size, a consumer's Fetch by its response's s
 (followers are not metered); `request_percentage` by the time each request's handler ran,
 as a percentage of one thread (Kafka's request thread time: `TimedRequest` adds up the
 handler's own steps, not its waits; ApiVersions, SASL and inter-broker requests are exempt,
-and the throttle is at most one quota window, as in Kafka). A client over its quota gets its answer at once with
-`throttle_time_ms` set, and then its connection serves nothing for that long (KIP-219:
-the broker mutes the channel; clients also wait before their next request). Without any
+and the throttle is at most one quota window, as in Kafka). A client over its quota gets
+its answer at once with `throttle_time_ms` set, and then its connection serves nothing for
+that long (KIP-219:
+the broker mutes the channel; clients also wait before their next request); a consumer fetch
+over its quota is answered without data, its bytes unrecorded, as Kafka does. Without any
 quota set nothing is metered.
 """
 
@@ -180,11 +182,16 @@ class ClientQuotas:
                 conn.mute(request_throttle_ms)
             return _encoded(api_key, api_version, header, response, request_throttle_ms)
         data = encode_response(api_key, api_version, header.correlation_id, response)
-        throttle_ms = max(self.fetch.record(user, client_id, len(data), self._clock()), request_throttle_ms)
+        now = self._clock()
+        bandwidth_ms = self.fetch.record(user, client_id, len(data), now)
+        throttle_ms = max(bandwidth_ms, request_throttle_ms)
         if not throttle_ms:
             return data
         conn.mute(throttle_ms)
-        return _encoded(api_key, api_version, header, response, throttle_ms)
+        # Kafka's answer to a throttled fetch (KIP-219): no data, and its bytes unrecorded;
+        # the client fetches them again once the throttle is over.
+        self.fetch.record(user, client_id, -len(data), now)
+        return _encoded(api_key, api_version, header, dataclasses.replace(response, responses=()), throttle_ms)
 
 
 def _kafka_number(value: float) -> str:
