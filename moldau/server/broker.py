@@ -728,6 +728,12 @@ class Broker:
                     for lst in self.bound if lst.name == listener]
         return self.metadata.listener_brokers(listener)
 
+    async def metadata_known(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self.metadata.endpoints and time.monotonic() < deadline:
+            await self._next_metadata_change(deadline)
+        return bool(self.metadata.endpoints)
+
     def controller_id(self) -> int:
         return self.metadata.controller_id
 

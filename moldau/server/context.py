@@ -70,6 +70,11 @@ class ClusterLink(Protocol):
 
     def controller_id(self) -> int: ...
 
+    async def metadata_known(self, timeout_s: float) -> bool:
+        """Whether the controller has told this broker the cluster (its first
+        UpdateMetadata), waiting up to ``timeout_s`` for it."""
+        ...
+
     async def group_coordinator_node(self, group_id: str, listener: str = "") -> tuple[int, str, int] | None: ...
 
     async def transaction_coordinator_node(self, transactional_id: str,

@@ -94,10 +94,29 @@ def _topic_exists(ctx: HandlerContext, name: str) -> bool:
     return False
 
 
+# How long a Metadata request waits for a broker that has just started to hear from the
+# controller, before it is answered with nothing known (see `_nothing_known`).
+FIRST_METADATA_WAIT_S = 3.0
+
+
+def _nothing_known(t: Any, version: int, correlation_id: int) -> Any:
+    """The answer of a broker the controller has not told about the cluster yet (just
+    started, before its first UpdateMetadata): no brokers and no topics, which clients
+    take as "ask again" (librdkafka: "No brokers or topics in metadata: should retry";
+    kafka-python: an empty broker list is ignored). Not "only this broker": librdkafka
+    decommissions every broker missing from a Metadata response, and answering a topic
+    with no brokers would do the same."""
+    envelope = build(t.MetadataResponse, throttle_time=NO_THROTTLE, brokers=(), cluster_id=None,
+                     controller_id=-1, topics=(), cluster_authorized_operations=NOT_REQUESTED)
+    return response_frame(version, correlation_id, envelope, [])
+
+
 async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     t = response_types(ApiKey.METADATA, version)
     store = ctx.metadata
+    if not await ctx.cluster.metadata_known(FIRST_METADATA_WAIT_S):
+        return _nothing_known(t, version, header.correlation_id)
     topics: list[bytes] = []
     requested = request.topics
     if version == 0 and not requested:
