@@ -36,13 +36,17 @@ class FollowedPartition:
 class ReplicaFetcher:
     def __init__(self, local_id: int, leader_id: int, address: tuple[str, int], endpoint: LeaderEndPoint,
                  partition_of: Callable[[TopicPartition], Partition | None],
-                 on_replicated: Callable[[int], None] | None = None) -> None:
+                 on_replicated: Callable[[int], None] | None = None,
+                 on_high_watermark: Callable[[TopicPartition], None] | None = None) -> None:
         self.local_id = local_id
         self.leader_id = leader_id
         self.address = address
         self.endpoint = endpoint
         self._partition_of = partition_of
         self._on_replicated = on_replicated  # bytes appended as follower (ReplicationBytesIn)
+        # The follower's high watermark of a partition moved: consumers reading from this
+        # follower (KIP-392) may be waiting for it.
+        self._on_high_watermark = on_high_watermark
         self.partitions: dict[TopicPartition, FollowedPartition] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -176,7 +180,8 @@ class ReplicaFetcher:
             if code == ErrorCode.none:
                 if part.records:
                     self._append(tp, plog, part.records)
-                partition.follower_high_watermark(part.high_watermark)
+                if partition.follower_high_watermark(part.high_watermark) and self._on_high_watermark is not None:
+                    self._on_high_watermark(tp)
             elif code == ErrorCode.offset_out_of_range:
                 # Below the leader's log start (retention or DeleteRecords moved it):
                 # start over at the leader's log start.

@@ -215,13 +215,14 @@ class Partition:
             return ErrorCode.none
         return None
 
-    def update_follower_fetch_state(self, follower_id: int, fetch_offset: int, now_ms: int) -> bool:
+    def update_follower_fetch_state(self, follower_id: int, fetch_offset: int, now_ms: int,
+                                    log_start_offset: int = -1) -> bool:
         """A follower fetched from ``fetch_offset`` (so it has everything below); True if
         the high watermark moved."""
         state = self.leader_state
         if state is None:
             return False
-        state.on_follower_fetch(follower_id, fetch_offset, self.log.log_end_offset, now_ms)
+        state.on_follower_fetch(follower_id, fetch_offset, self.log.log_end_offset, now_ms, log_start_offset)
         return self.maybe_advance_high_watermark()
 
     def maybe_advance_high_watermark(self) -> bool:
@@ -263,6 +264,9 @@ class Partition:
 
     # --- the follower's side ----------------------------------------------------------
 
-    def follower_high_watermark(self, leader_high_watermark: int) -> None:
-        """A follower's high watermark follows its leader's, never past its own log end."""
+    def follower_high_watermark(self, leader_high_watermark: int) -> bool:
+        """A follower's high watermark follows its leader's, never past its own log end;
+        True if it moved (consumers reading from this follower may have more)."""
+        before = self.log.high_watermark
         self.log.update_high_watermark(min(leader_high_watermark, self.log.log_end_offset))
+        return self.log.high_watermark != before

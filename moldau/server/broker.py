@@ -155,10 +155,11 @@ class Broker:
         self.metrics_endpoint = MetricsEndpoint(self)
         self.connections: weakref.WeakSet[KafkaConnection] = weakref.WeakSet()
         self.replicas = ReplicaManager(
-            ReplicaManagerConfig(self.broker_id, int(config["replica.lag.time.max.ms"])),
+            ReplicaManagerConfig(self.broker_id, int(config["replica.lag.time.max.ms"]),
+                                 config["replica.selector.class"]),
             self.logs, self.clock, LoopScheduler(), self.lease, self.controller_link,
             BrokerLeaderEndPoints(self.broker_id, self.metadata, self.inter_broker), MetadataLeaders(self.metadata),
-            self._on_leadership_change, stats=self.metrics)
+            self._on_leadership_change, stats=self.metrics, live_racks=lambda: self.metadata.racks)
         self.producer_ids = ProducerIdManager(self.broker_id, self.coordination.allocate_producer_ids)
         self.coordinator_log = CoordinatorLog(self.replicas, self.clock,
                                               lambda: int(self.config["offsets.commit.timeout.ms"]))

@@ -24,6 +24,7 @@ from moldau.authorizer.authorizer import (
 )
 from moldau.authorizer.ssl_principal_mapper import SslPrincipalMapper
 from moldau.log.config import LONG_MAX, LogConfig
+from moldau.replication.replica_selector import REPLICA_SELECTORS
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ PROPERTIES: dict[str, Prop] = {
         _p("unclean.leader.election.enable", "boolean", False, dynamic=True),
         _p("replica.lag.time.max.ms", "long", 30000, minimum=0),
         _p("broker.rack", "string", None),
+        # KIP-392: which replica a consumer with client.rack reads from; unset: the leader.
+        _p("replica.selector.class", "string", None, choices=REPLICA_SELECTORS),
         _p("zookeeper.connect", "string", None),
         _p("zookeeper.session.timeout.ms", "int", 18000, minimum=1),
         _p("zookeeper.connection.timeout.ms", "int", None, minimum=1),
