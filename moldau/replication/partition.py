@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 
+from moldau.log.config import replica_throttled
 from moldau.log.errors import LogError, RecordTooLargeError
 from moldau.log.log import AppendInfo, Log
 from moldau.log.producer_state import ProducerStateError
@@ -261,6 +262,21 @@ class Partition:
                      sorted(leader_state.isr))
         leader_state.pending_isr = None
         self.maybe_advance_high_watermark()
+
+    # --- replication quotas -----------------------------------------------------------
+
+    @property
+    def leader_throttled(self) -> bool:
+        """This broker's replica is in the topic's leader.replication.throttled.replicas:
+        as leader, it throttles what it sends followers that are not in sync."""
+        return replica_throttled(self.log.config.leader_replication_throttled_replicas, self.partition, self.local_id)
+
+    @property
+    def follower_throttled(self) -> bool:
+        """This broker's replica is in follower.replication.throttled.replicas: as
+        follower, it throttles its fetching while not in sync."""
+        return replica_throttled(self.log.config.follower_replication_throttled_replicas, self.partition,
+                                 self.local_id)
 
     # --- the follower's side ----------------------------------------------------------
 

@@ -44,8 +44,10 @@ from moldau.replication.seams import (
     LeaderAndIsrState,
     LeaderEndPoints,
     LeadershipLease,
+    NoReplicaQuota,
     NoReplicaStats,
     PartitionMetadata,
+    ReplicaQuota,
     ReplicaStats,
     TopicPartition,
 )
@@ -133,6 +135,7 @@ class ReplicaManagerConfig:
     broker_id: int
     replica_lag_time_max_ms: int = 30_000
     replica_selector: str | None = None  # replica.selector.class; None: consumers read from leaders
+    replica_fetch_max_bytes: int = 1 << 20  # replica.fetch.max.bytes: a follower's bytes per partition and fetch
 
 
 # --- delayed operations --------------------------------------------------------------------
@@ -213,7 +216,8 @@ class ReplicaManager:
                  leaders: LeaderEndPoints, metadata: PartitionMetadata,
                  on_leadership_change: Callable[[TopicPartition, bool], None] | None = None,
                  run_fetchers: bool = True, stats: ReplicaStats | None = None,
-                 live_racks: Callable[[], Mapping[int, str | None]] | None = None) -> None:
+                 live_racks: Callable[[], Mapping[int, str | None]] | None = None,
+                 leader_quota: ReplicaQuota | None = None, follower_quota: ReplicaQuota | None = None) -> None:
         self.config = config
         self.broker_id = config.broker_id
         self.logs = logs
@@ -227,6 +231,9 @@ class ReplicaManager:
         self.stats: ReplicaStats = stats if stats is not None else NoReplicaStats()
         # The live brokers and their broker.rack, for the replica selector.
         self.live_racks = live_racks if live_racks is not None else dict
+        # Replication quotas: what this broker sends as leader, fetches as follower.
+        self.leader_quota: ReplicaQuota = leader_quota if leader_quota is not None else NoReplicaQuota()
+        self.follower_quota: ReplicaQuota = follower_quota if follower_quota is not None else NoReplicaQuota()
         self.partitions: dict[TopicPartition, Partition] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self.produce_purgatory = Purgatory("Produce", scheduler)
@@ -354,7 +361,8 @@ class ReplicaManager:
                 self._spawn(fetcher.stop())
             fetcher = ReplicaFetcher(self.broker_id, leader, address, self.leaders.connect(leader, address),
                                      self.partitions.get, self.stats.replicated_in,
-                                     self._follower_high_watermark_moved)
+                                     self._follower_high_watermark_moved, self.follower_quota, self.clock,
+                                     self.config.replica_fetch_max_bytes)
             self.fetchers[leader] = fetcher
             if self.run_fetchers:
                 fetcher.start()
@@ -465,10 +473,18 @@ class ReplicaManager:
     def fetch_answered(self, params: FetchParams, results: FetchResults) -> None:
         """Count what a fetch is answered with, once (Kafka: a consumer's bytes per topic,
         a follower's as replication bytes out)."""
+        partitions = self.partitions
         if params.is_follower:
             self.stats.replicated_out(sum(len(r.records) for _, r in results))
+            # Kafka's leader quota counts the bytes of every throttled replica it sends.
+            throttled = 0
+            for tp, r in results:
+                partition = partitions.get(tp)
+                if r.records and partition is not None and partition.leader_throttled:
+                    throttled += len(r.records)
+            if throttled:
+                self.leader_quota.record(throttled, self.clock())
             return
-        partitions = self.partitions
         for tp, r in results:
             partition = partitions.get(tp)
             if partition is not None and r.error == ErrorCode.none:
@@ -532,7 +548,9 @@ class ReplicaManager:
             data = b""
             code = ErrorCode.none
             limit = min(request.max_bytes, remaining)
-            if limit > 0 or total == 0:
+            if params.is_follower and self._leader_throttles(partition, params.replica_id):
+                limit = 0  # answered without records; the follower asks again
+            elif limit > 0 or total == 0:
                 # Followers copy the whole log; consumers see only what is replicated
                 # (below the high watermark: a follower's own, which trails its leader's),
                 # read_committed ones only what is decided.
@@ -553,6 +571,13 @@ class ReplicaManager:
             remaining -= len(data)
             out.append((tp, FetchPartitionResult(code, hw, lso, plog.log_start_offset, data, aborted)))
         return out, total, answer_now
+
+    def _leader_throttles(self, partition: Partition, follower_id: int) -> bool:
+        """Kafka's shouldLeaderThrottle: a throttled replica, a follower not in the ISR,
+        and this broker's leader replication rate over its quota."""
+        state = partition.leader_state
+        return (state is not None and follower_id not in state.isr and partition.leader_throttled
+                and self.leader_quota.is_quota_exceeded(self.clock()))
 
     # --- the ISR ------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from moldau.protocol.errors import ErrorCode
 from moldau.replication.leader_state import LeaderState
 from moldau.replication.replica_manager import FetchParams, FetchPartitionRequest, FetchResults, ReplicaManager
@@ -150,3 +152,13 @@ def test_follower_read_errors(tmp_path: Path) -> None:
         # ListOffsets and produce stay with the leader: the follower is no leader.
         assert follower.leader_partition_or_none(TP) is None
     asyncio.run(test())
+
+
+def test_replica_selector_class_takes_kafkas_name_only() -> None:
+    from moldau.server.config import BrokerConfig, ConfigError
+
+    assert BrokerConfig.from_sources({})["replica.selector.class"] is None  # the leader only
+    config = BrokerConfig.from_sources({"replica.selector.class": RACK_AWARE_REPLICA_SELECTOR})
+    assert config["replica.selector.class"] == RACK_AWARE_REPLICA_SELECTOR
+    with pytest.raises(ConfigError, match=r"replica\.selector\.class: 'com\.example\.Mine' is not one of"):
+        BrokerConfig.from_sources({"replica.selector.class": "com.example.Mine"})
