@@ -162,3 +162,23 @@ def test_replica_selector_class_takes_kafkas_name_only() -> None:
     assert config["replica.selector.class"] == RACK_AWARE_REPLICA_SELECTOR
     with pytest.raises(ConfigError, match=r"replica\.selector\.class: 'com\.example\.Mine' is not one of"):
         BrokerConfig.from_sources({"replica.selector.class": "com.example.Mine"})
+
+
+def test_a_follower_out_of_the_isr_is_no_longer_named_but_still_serves(tmp_path: Path) -> None:
+    async def test() -> None:
+        cluster = make_cluster(tmp_path)
+        leader, follower = cluster.brokers[0], cluster.brokers[1]
+        with_selector(leader)
+        produce(leader, 1, records(3))
+        await replicate(cluster, 5)
+        [[(_, before)]] = consumer_fetch(leader, 0, "b")
+        assert before.preferred_read_replica == 1
+        state = cluster.controller.states[TP]
+        state.isr, state.leader_epoch = (0, 2), state.leader_epoch + 1  # broker 1 fell out
+        cluster.send_leader_and_isr(TP)
+        [[(_, after)]] = consumer_fetch(leader, 0, "b")
+        assert after.preferred_read_replica == -1 and after.records  # the leader serves it now
+        # A consumer still sent there reads what the follower has below its high watermark.
+        [[(_, stale)]] = consumer_fetch(follower, 0, "b")
+        assert stale.error == ErrorCode.none and stale.records
+    asyncio.run(test())
