@@ -101,6 +101,13 @@ def add_parsers(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="a broker property for every broker (repeatable)",
     )
+    up_parser.add_argument(
+        "--racks",
+        type=rack_list,
+        default=None,
+        metavar="RACK,RACK,...",
+        help="broker.rack of each broker, one per broker in id order (e.g. a,b,c for 3 brokers)",
+    )
     up_parser.add_argument("--console", action="store_true", help="also start the web console (moldau console)")
     up_parser.add_argument(
         "--console-port",
@@ -159,6 +166,14 @@ def add_parsers(subparsers: Any) -> None:
     down_parser.set_defaults(func=run_down)
 
 
+def rack_list(text: str) -> tuple[str, ...]:
+    """argparse type for --racks: comma-separated, none empty."""
+    racks = tuple(r.strip() for r in text.split(","))
+    if not all(racks):
+        raise argparse.ArgumentTypeError(f"an empty rack name in {text!r}")
+    return racks
+
+
 def check_up(args: argparse.Namespace) -> None:
     """Cross-flag checks for `up`; a failure is a usage error (exit 2)."""
     parser: argparse.ArgumentParser = args._parser
@@ -179,6 +194,11 @@ def check_up(args: argparse.Namespace) -> None:
         parser.error(
             f"--zookeeper-port {args.zookeeper_port} is one of the brokers' ports ({ports[0]}-{ports[-1]})"
         )
+    if args.racks is not None:
+        if len(args.racks) != args.brokers:
+            parser.error(f"--racks names {len(args.racks)} rack(s) for {args.brokers} broker(s): give one per broker")
+        if any(key == "broker.rack" for key, _ in args.override):
+            parser.error("--override broker.rack and --racks both set the brokers' racks: use one")
     reserved = sorted({key for key, _ in args.override} & RESERVED_PROPERTIES)
     if reserved:
         parser.error(f"--override cannot set {', '.join(reserved)}: `cluster up` sets it for each broker")
@@ -208,6 +228,7 @@ def run_up(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         console_port=args.console_port if args.console else None,
         metrics_base_port=args.metrics_port,
+        racks=args.racks,
     )
     try:
         state = up(request, progress)

@@ -5,8 +5,17 @@ cancel a move, list the moves in progress (kafka-reassign-partitions.sh).
     moldau reassign orders:0=1,2 --wait            ... and wait until they are done
     moldau reassign --cancel orders:0              go back to the replicas before the move
     moldau reassign --list                         the moves in progress
+    moldau reassign orders:0=1,2 --throttle 10000000 --wait
+                                                   move at most 10 MB/s, unthrottle when done
+    moldau reassign --remove-throttle orders       drop a throttle left by a move without --wait
 
 Requests go to the controller (AlterPartitionReassignments / ListPartitionReassignments).
+`--throttle` does what kafka-reassign-partitions.sh --throttle does: before the moves it
+sets `leader.replication.throttled.rate` and `follower.replication.throttled.rate` (dynamic
+broker configs; Moldau keeps them cluster-wide) and, on each moved topic,
+`leader.replication.throttled.replicas` (the partitions' current replicas) and
+`follower.replication.throttled.replicas` (the replicas being added); Kafka's --verify
+removes them, here `--wait` once the moves are done, or `--remove-throttle`.
 """
 
 from __future__ import annotations
@@ -17,9 +26,18 @@ import datetime
 import time
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from moldau.cli.common import CliError, client_config, connection_parent, fetch_metadata, make_client
+from moldau.cli.common import (
+    CliError,
+    client_config,
+    connection_parent,
+    exception_text,
+    fetch_metadata,
+    make_client,
+    positive_int,
+    wait_future,
+)
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
 from moldau.server.broker_client import BrokerConnection
@@ -40,6 +58,10 @@ def add_parsers(subparsers: Any) -> None:
                    help="cancel the move of a partition; repeat for more")
     p.add_argument("--list", action="store_true", help="show the moves in progress")
     p.add_argument("--wait", action="store_true", help="after starting the moves, wait until they are done")
+    p.add_argument("--throttle", metavar="BYTES_PER_SEC", type=positive_int, default=None,
+                   help="limit the moves' replication to this rate (removed at the end with --wait)")
+    p.add_argument("--remove-throttle", metavar="TOPIC", action="append", default=[],
+                   help="remove the replication throttle set for the moves of this topic; repeat for more")
     p.set_defaults(func=reassign, _parser=p, _check=check)
 
 
@@ -65,8 +87,10 @@ def parse_move(text: str) -> Move:
 
 
 def check(args: argparse.Namespace) -> None:
-    if not (args.moves or args.cancel or args.list):
-        args._parser.error("nothing to do: give moves, --cancel or --list")
+    if not (args.moves or args.cancel or args.list or args.remove_throttle):
+        args._parser.error("nothing to do: give moves, --cancel, --list or --remove-throttle")
+    if args.throttle is not None and not args.moves:
+        args._parser.error("--throttle needs moves to throttle")
     if args.wait and not (args.moves or args.cancel):
         args._parser.error("--wait needs moves to wait for")
 
@@ -134,8 +158,74 @@ def start_moves(args: argparse.Namespace, moves: list[Move]) -> list[str]:
     return errors
 
 
+THROTTLE_RATES = ("leader.replication.throttled.rate", "follower.replication.throttled.rate")
+THROTTLED_REPLICAS = ("leader.replication.throttled.replicas", "follower.replication.throttled.replicas")
+
+
+def throttled_replicas(current: dict[tuple[str, int], list[int]], moves: list[Move]) -> dict[str, tuple[str, str]]:
+    """Per moved topic, its (leader, follower) throttled-replicas lists, as Kafka's tool
+    computes them: the leader side throttles the partitions' current replicas (any may
+    lead during the move), the follower side the replicas the move adds."""
+    leaders: dict[str, set[tuple[int, int]]] = {}
+    followers: dict[str, set[tuple[int, int]]] = {}
+    for topic, partition, target in moves:
+        existing = current.get((topic, partition), [])
+        leaders.setdefault(topic, set()).update((partition, b) for b in existing)
+        followers.setdefault(topic, set()).update((partition, b) for b in target or () if b not in existing)
+
+    def text(pairs: set[tuple[int, int]]) -> str:
+        return ",".join(f"{p}:{b}" for p, b in sorted(pairs))
+
+    return {topic: (text(leaders[topic]), text(followers.get(topic, set()))) for topic in leaders}
+
+
+def _alter_configs(admin: Any, args: argparse.Namespace, resources: list[Any], what: str) -> None:
+    for resource, future in admin.incremental_alter_configs(resources, request_timeout=args.timeout).items():
+        try:
+            wait_future(future, args, what)
+        except Exception as exc:
+            raise CliError(f"cannot {what} ({resource.name or 'brokers'}): {exception_text(exc)}") from None
+
+
+def set_throttle(args: argparse.Namespace, moves: list[Move]) -> None:
+    conf, watch = client_config(args)
+    admin = make_client(AdminClient, conf)
+    metadata = fetch_metadata(admin, args, watch)
+    current: dict[tuple[str, int], list[int]] = {}
+    for topic, partition, _ in moves:
+        t = metadata.topics.get(topic)
+        if t is None or partition not in t.partitions:
+            raise CliError(f"{topic}:{partition} does not exist")
+        current[(topic, partition)] = list(t.partitions[partition].replicas)
+    rate = str(args.throttle)
+    # Dynamic broker configs are cluster-wide in Moldau: one broker resource sets them all.
+    broker = ConfigResource(ResourceType.BROKER, str(min(metadata.brokers)), incremental_configs=[
+        ConfigEntry(name, rate, incremental_operation=AlterConfigOpType.SET) for name in THROTTLE_RATES])
+    topics = [ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        for name, value in zip(THROTTLED_REPLICAS, lists, strict=True)])
+        for topic, lists in throttled_replicas(current, moves).items()]
+    _alter_configs(admin, args, [broker, *topics], "set the replication throttle")
+    print(f"replication throttled to {args.throttle} bytes/s", flush=True)
+
+
+def remove_throttle(args: argparse.Namespace, topics: list[str]) -> None:
+    conf, watch = client_config(args)
+    admin = make_client(AdminClient, conf)
+    metadata = fetch_metadata(admin, args, watch)
+    broker = ConfigResource(ResourceType.BROKER, str(min(metadata.brokers)), incremental_configs=[
+        ConfigEntry(name, None, incremental_operation=AlterConfigOpType.DELETE) for name in THROTTLE_RATES])
+    resources = [broker] + [ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry(name, None, incremental_operation=AlterConfigOpType.DELETE) for name in THROTTLED_REPLICAS])
+        for topic in sorted(set(topics))]
+    _alter_configs(admin, args, resources, "remove the replication throttle")
+    print("replication throttle removed", flush=True)
+
+
 def reassign(args: argparse.Namespace) -> int:
     moves: list[Move] = list(args.moves) + [(t, p, None) for t, p in args.cancel]
+    if args.throttle is not None:
+        set_throttle(args, list(args.moves))
     if moves:
         errors = start_moves(args, moves)
         for line in errors:
@@ -152,11 +242,19 @@ def reassign(args: argparse.Namespace) -> int:
                 pending = wanted & set(list_moves(args))
                 if not pending:
                     print("all done", flush=True)
+                    if args.throttle is not None:
+                        remove_throttle(args, [t for t, _, _ in args.moves])
                     break
                 if time.monotonic() > deadline:
                     raise CliError(f"still moving: {', '.join(f'{t}:{p}' for t, p in sorted(pending))}")
                 print(f"waiting for {len(pending)} partition(s) to catch up...", flush=True)
                 time.sleep(1)
+        elif args.throttle is not None:
+            topics = " ".join(f"--remove-throttle {t}" for t in sorted({t for t, _, _ in args.moves}))
+            print(f"the throttle stays until the moves are done and it is removed: moldau reassign {topics}",
+                  flush=True)
+    if args.remove_throttle:
+        remove_throttle(args, args.remove_throttle)
     if args.list:
         ongoing = list_moves(args)
         if not ongoing:

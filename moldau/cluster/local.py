@@ -435,6 +435,7 @@ class UpRequest:
     timeout: float
     console_port: int | None = None  # also start the web console on this port
     metrics_base_port: int | None = None  # broker i serves /metrics on this port + i
+    racks: tuple[str, ...] | None = None  # broker i's broker.rack
 
 
 def broker_ports(base_port: int, brokers: int) -> list[int]:
@@ -443,7 +444,7 @@ def broker_ports(base_port: int, brokers: int) -> list[int]:
 
 def broker_properties(
     broker_id: int, port: int, zookeeper_connect: str, log_dirs: Path, overrides: Mapping[str, str],
-    metrics_port: int | None = None,
+    metrics_port: int | None = None, rack: str | None = None,
 ) -> dict[str, str]:
     """The broker's properties: local-cluster defaults, then --override, then its own identity."""
     return {
@@ -454,6 +455,7 @@ def broker_properties(
         "listeners": f"PLAINTEXT://{HOST}:{port}",
         "log.dirs": str(log_dirs),
         **({"metrics.port": str(metrics_port)} if metrics_port is not None else {}),
+        **({"broker.rack": rack} if rack is not None else {}),
     }
 
 
@@ -560,7 +562,8 @@ class _Startup:
         data_dir.mkdir(parents=True, exist_ok=True)
         log_path = broker_dir / "broker.log"
         properties = broker_properties(
-            broker_id, port, self.state.zookeeper_connect, data_dir, self.request.overrides, metrics_port
+            broker_id, port, self.state.zookeeper_connect, data_dir, self.request.overrides, metrics_port,
+            self.request.racks[broker_id] if self.request.racks is not None else None,
         )
         args = broker_command(properties)
         with open(log_path, "ab") as log:

@@ -13,6 +13,7 @@ and config that it is ignored.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,10 @@ class LogConfig:
     min_compaction_lag_ms: int = 0  # min.compaction.lag.ms / log.cleaner.min.compaction.lag.ms
     max_compaction_lag_ms: int = LONG_MAX  # max.compaction.lag.ms / log.cleaner.max.compaction.lag.ms
     min_cleanable_dirty_ratio: float = 0.5  # min.cleanable.dirty.ratio / log.cleaner.min.cleanable.ratio
+    # Replication quotas: the replicas whose replication the leader (follower) throttles,
+    # "partition:broker,..." or "*" (see `replica_throttled`).
+    leader_replication_throttled_replicas: str = ""  # leader.replication.throttled.replicas
+    follower_replication_throttled_replicas: str = ""  # follower.replication.throttled.replicas
     # Deprecated and ignored (nothing reads them): here so that DescribeConfigs shows Kafka 3.9's defaults.
     message_format_version: str = "3.0-IV1"  # message.format.version
     message_downconversion_enable: bool = True  # message.downconversion.enable
@@ -95,6 +100,7 @@ class TopicConfigSpec:
     maximum: float | None = None  # doubles only
     pattern: re.Pattern[str] | None = None  # strings only: the whole value must match
     deprecated: bool = False
+    expected: str | None = None  # what a value that does not match the pattern should look like
 
     def parse(self, value: str) -> object:
         """The typed value, or ValueError with a message naming what is wrong."""
@@ -125,7 +131,8 @@ class TopicConfigSpec:
             return x
         v = value.strip()
         if self.pattern is not None and not self.pattern.fullmatch(v):
-            raise ValueError(f"{self.name}: {value!r} is not a valid value")
+            raise ValueError(f"{self.name}: {value!r} is not a valid value"
+                             + (f": {self.expected}" if self.expected else ""))
         if self.choices is not None:
             parts = [p.strip() for p in v.split(",")] if self.kind == "list" else [v]
             for p in parts:
@@ -140,6 +147,30 @@ _spec = TopicConfigSpec
 
 # A Kafka version as MetadataVersion names them: "2.8", "0.10.2", "3.0-IV1".
 _KAFKA_VERSION = re.compile(r"\d+\.\d+(\.\d+)?(-IV\d+)?")
+# Kafka's ThrottledReplicaListValidator: "*", or [partition]:[broker] pairs separated by commas.
+_THROTTLED_REPLICAS = re.compile(r"(\*|\d+:\d+(\s*,\s*\d+:\d+)*)?")
+_THROTTLED_REPLICAS_EXPECTED = ("the literal '*' or a list of replicas "
+                                "[partitionId]:[brokerId],[partitionId]:[brokerId],...")
+
+
+@functools.lru_cache(maxsize=1024)
+def _throttled_replicas(value: str) -> frozenset[tuple[int, int]] | None:
+    """The (partition, broker) pairs of a throttled-replicas list; None for "*"."""
+    value = value.strip()
+    if value == "*":
+        return None
+    pairs = (item.split(":") for item in value.split(",") if item.strip())
+    return frozenset((int(p), int(b)) for p, b in pairs)
+
+
+def replica_throttled(throttled_replicas: str, partition: int, broker_id: int) -> bool:
+    """Whether a `leader/follower.replication.throttled.replicas` value throttles the
+    replica of ``partition`` on ``broker_id`` (Kafka's parseThrottledPartitions: the pairs
+    naming this broker, or every replica for "*")."""
+    if not throttled_replicas:
+        return False
+    pairs = _throttled_replicas(throttled_replicas)
+    return pairs is None or (partition, broker_id) in pairs
 
 TOPIC_CONFIGS: dict[str, TopicConfigSpec] = {
     s.name: s
@@ -184,6 +215,10 @@ TOPIC_CONFIGS: dict[str, TopicConfigSpec] = {
               "message_timestamp_before_max_ms", "long", minimum=0),
         _spec("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms",
               "message_timestamp_after_max_ms", "long", minimum=0),
+        _spec("leader.replication.throttled.replicas", None, "leader_replication_throttled_replicas", "list",
+              pattern=_THROTTLED_REPLICAS, expected=_THROTTLED_REPLICAS_EXPECTED),
+        _spec("follower.replication.throttled.replicas", None, "follower_replication_throttled_replicas", "list",
+              pattern=_THROTTLED_REPLICAS, expected=_THROTTLED_REPLICAS_EXPECTED),
         # Deprecated in Kafka 3.x, removed in 4.0; 3.9 accepts and ignores them.
         _spec("message.format.version", "log.message.format.version", "message_format_version", "string",
                         pattern=_KAFKA_VERSION, deprecated=True),

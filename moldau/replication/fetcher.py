@@ -1,7 +1,9 @@
 """Replica fetchers: a follower copies its partitions from their leaders.
 
 One fetcher per source broker carries every partition this broker follows from it, in
-one Fetch request (replica_id = our broker id) at a time. Before fetching a partition it
+one Fetch request (replica_id = our broker id) at a time. A follower replication quota
+leaves throttled partitions that are not in sync out of the fetch while this broker's
+follower rate is over it (Kafka's shouldFollowerThrottle). Before fetching a partition it
 has just started to follow, the fetcher truncates the local log by leader epoch
 (OffsetForLeaderEpoch, KIP-101/KIP-279), never to the high watermark alone.
 """
@@ -18,7 +20,7 @@ from moldau.log.errors import LogError
 from moldau.log.log import Log
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.records import CorruptRecordError, InvalidRecordError, iter_batches, validate_batches
-from moldau.replication.seams import FetchPosition, LeaderEndPoint, TopicPartition
+from moldau.replication.seams import FetchPosition, LeaderEndPoint, NoReplicaQuota, ReplicaQuota, TopicPartition
 
 if TYPE_CHECKING:
     from moldau.replication.partition import Partition
@@ -31,18 +33,28 @@ class FollowedPartition:
     leader_epoch: int
     truncated: bool = False
     paused_until: float = 0.0
+    in_sync: bool = False  # caught up with the leader's high watermark at the last fetch
 
 
 class ReplicaFetcher:
     def __init__(self, local_id: int, leader_id: int, address: tuple[str, int], endpoint: LeaderEndPoint,
                  partition_of: Callable[[TopicPartition], Partition | None],
-                 on_replicated: Callable[[int], None] | None = None) -> None:
+                 on_replicated: Callable[[int], None] | None = None,
+                 on_high_watermark: Callable[[TopicPartition], None] | None = None,
+                 quota: ReplicaQuota | None = None, clock: Callable[[], int] = lambda: 0,
+                 fetch_max_bytes: int = 1 << 20) -> None:
         self.local_id = local_id
         self.leader_id = leader_id
         self.address = address
         self.endpoint = endpoint
         self._partition_of = partition_of
         self._on_replicated = on_replicated  # bytes appended as follower (ReplicationBytesIn)
+        # The follower's high watermark of a partition moved: consumers reading from this
+        # follower (KIP-392) may be waiting for it.
+        self._on_high_watermark = on_high_watermark
+        self._quota: ReplicaQuota = quota if quota is not None else NoReplicaQuota()
+        self._clock = clock  # ms, for the quota (the replica manager's clock)
+        self.fetch_max_bytes = fetch_max_bytes  # replica.fetch.max.bytes
         self.partitions: dict[TopicPartition, FollowedPartition] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -158,10 +170,20 @@ class ReplicaFetcher:
 
     async def _fetch(self, ready: dict[TopicPartition, FollowedPartition], now: float) -> bool:
         positions: dict[TopicPartition, FetchPosition] = {}
+        now_ms = self._clock()
+        over_quota: bool | None = None  # asked once per round, and only when it matters
         for tp, state in ready.items():
-            plog = self._log(tp)
-            if plog is not None:
-                positions[tp] = FetchPosition(plog.log_end_offset, plog.log_start_offset, state.leader_epoch)
+            partition = self._partition_of(tp)
+            if partition is None:
+                continue
+            if not state.in_sync and partition.follower_throttled:
+                if over_quota is None:
+                    over_quota = self._quota.is_quota_exceeded(now_ms)
+                if over_quota:
+                    continue
+            plog = partition.log
+            positions[tp] = FetchPosition(plog.log_end_offset, plog.log_start_offset, state.leader_epoch,
+                                          self.fetch_max_bytes)
         if not positions:
             return False
         answers = await self.endpoint.fetch(positions)
@@ -176,7 +198,11 @@ class ReplicaFetcher:
             if code == ErrorCode.none:
                 if part.records:
                     self._append(tp, plog, part.records)
-                partition.follower_high_watermark(part.high_watermark)
+                    if partition.follower_throttled:
+                        self._quota.record(len(part.records), now_ms)
+                state.in_sync = plog.log_end_offset >= part.high_watermark
+                if partition.follower_high_watermark(part.high_watermark) and self._on_high_watermark is not None:
+                    self._on_high_watermark(tp)
             elif code == ErrorCode.offset_out_of_range:
                 # Below the leader's log start (retention or DeleteRecords moved it):
                 # start over at the leader's log start.

@@ -26,6 +26,7 @@ class FollowerState:
     last_caught_up_ms: int = 0
     last_fetch_ms: int = 0
     leader_leo_at_last_fetch: int = 0
+    log_start_offset: int = -1  # as its latest Fetch said (-1: unknown)
 
 
 @dataclass
@@ -73,10 +74,12 @@ class LeaderState:
         sets, as Kafka's maximal ISR does: never advance on a smaller set not yet committed."""
         return self.isr | (self.pending_isr or set())
 
-    def on_follower_fetch(self, follower_id: int, fetch_offset: int, leader_leo: int, now_ms: int) -> None:
+    def on_follower_fetch(self, follower_id: int, fetch_offset: int, leader_leo: int, now_ms: int,
+                          log_start_offset: int = -1) -> None:
         f = self.followers.get(follower_id)
         if f is None:
             return
+        f.log_start_offset = log_start_offset
         if fetch_offset >= leader_leo:
             f.last_caught_up_ms = now_ms
         elif fetch_offset >= f.leader_leo_at_last_fetch:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 
+from moldau.log.config import replica_throttled
 from moldau.log.errors import LogError, RecordTooLargeError
 from moldau.log.log import AppendInfo, Log
 from moldau.log.producer_state import ProducerStateError
@@ -215,13 +216,14 @@ class Partition:
             return ErrorCode.none
         return None
 
-    def update_follower_fetch_state(self, follower_id: int, fetch_offset: int, now_ms: int) -> bool:
+    def update_follower_fetch_state(self, follower_id: int, fetch_offset: int, now_ms: int,
+                                    log_start_offset: int = -1) -> bool:
         """A follower fetched from ``fetch_offset`` (so it has everything below); True if
         the high watermark moved."""
         state = self.leader_state
         if state is None:
             return False
-        state.on_follower_fetch(follower_id, fetch_offset, self.log.log_end_offset, now_ms)
+        state.on_follower_fetch(follower_id, fetch_offset, self.log.log_end_offset, now_ms, log_start_offset)
         return self.maybe_advance_high_watermark()
 
     def maybe_advance_high_watermark(self) -> bool:
@@ -261,8 +263,26 @@ class Partition:
         leader_state.pending_isr = None
         self.maybe_advance_high_watermark()
 
+    # --- replication quotas -----------------------------------------------------------
+
+    @property
+    def leader_throttled(self) -> bool:
+        """This broker's replica is in the topic's leader.replication.throttled.replicas:
+        as leader, it throttles what it sends followers that are not in sync."""
+        return replica_throttled(self.log.config.leader_replication_throttled_replicas, self.partition, self.local_id)
+
+    @property
+    def follower_throttled(self) -> bool:
+        """This broker's replica is in follower.replication.throttled.replicas: as
+        follower, it throttles its fetching while not in sync."""
+        return replica_throttled(self.log.config.follower_replication_throttled_replicas, self.partition,
+                                 self.local_id)
+
     # --- the follower's side ----------------------------------------------------------
 
-    def follower_high_watermark(self, leader_high_watermark: int) -> None:
-        """A follower's high watermark follows its leader's, never past its own log end."""
+    def follower_high_watermark(self, leader_high_watermark: int) -> bool:
+        """A follower's high watermark follows its leader's, never past its own log end;
+        True if it moved (consumers reading from this follower may have more)."""
+        before = self.log.high_watermark
         self.log.update_high_watermark(min(leader_high_watermark, self.log.log_end_offset))
+        return self.log.high_watermark != before

@@ -7,7 +7,10 @@ entry points of the data path, and what keeps followers in step.
 * `fetch_records`: a consumer's or follower's fetch, read from each leader's log (a
   consumer up to the high watermark, a follower up to the log end, after its fetch
   offset has been recorded); with less than ``min_bytes`` it becomes a `DelayedFetch`
-  completed by an append, a moved high watermark or ``max_wait_ms``.
+  completed by an append, a moved high watermark or ``max_wait_ms``. Consumers that
+  send their rack (Fetch v11+) may read from a follower, up to its high watermark, and
+  a leader with ``replica.selector.class`` sends them to a follower in their rack
+  (KIP-392, `replica_selector.py`).
 * `become_leader_or_follower` / `stop_replica`: roles from the controller. A follower's
   partitions are fetched by one `ReplicaFetcher` per leader broker.
 * ISR changes are proposed to the controller through `ControllerChannel`
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,13 +38,16 @@ from moldau.replication.fetcher import ReplicaFetcher
 from moldau.replication.leader_state import LeaderState
 from moldau.replication.partition import Partition, PartitionError, RateLimitedWarning
 from moldau.replication.purgatory import DelayedOperation, Purgatory, Scheduler
+from moldau.replication.replica_selector import preferred_read_replica
 from moldau.replication.seams import (
     ControllerChannel,
     LeaderAndIsrState,
     LeaderEndPoints,
     LeadershipLease,
+    NoReplicaQuota,
     NoReplicaStats,
     PartitionMetadata,
+    ReplicaQuota,
     ReplicaStats,
     TopicPartition,
 )
@@ -71,6 +77,7 @@ class FetchPartitionRequest:
     fetch_offset: int
     max_bytes: int
     current_leader_epoch: int = -1
+    log_start_offset: int = -1  # a follower's log start (Fetch v5+); -1 from consumers
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +88,17 @@ class FetchParams:
     max_bytes: int
     partitions: tuple[tuple[TopicPartition, FetchPartitionRequest], ...]
     isolation_level: int = READ_UNCOMMITTED
+    # Fetch v11+ from a consumer: its rack ("" when it has none). Such a consumer may read
+    # from a follower (Kafka's clientMetadata); None (older versions): the leader only.
+    client_rack: str | None = None
 
     @property
     def is_follower(self) -> bool:
         return self.replica_id >= 0
+
+    @property
+    def fetch_only_leader(self) -> bool:
+        return self.is_follower or self.client_rack is None
 
     @property
     def read_committed(self) -> bool:
@@ -101,6 +115,9 @@ class FetchPartitionResult:
     # read_committed: (producer id, first offset) of the aborted transactions overlapping
     # the records returned; None for read_uncommitted or when no records are returned.
     aborted_transactions: tuple[tuple[int, int], ...] | None = None
+    # KIP-392: the follower the consumer should fetch this partition from (no records
+    # then); -1 when this broker serves it.
+    preferred_read_replica: int = -1
 
 
 ProduceResults = dict[TopicPartition, ProducePartitionResult]
@@ -117,6 +134,8 @@ FetchResults = list[tuple[TopicPartition, FetchPartitionResult]]
 class ReplicaManagerConfig:
     broker_id: int
     replica_lag_time_max_ms: int = 30_000
+    replica_selector: str | None = None  # replica.selector.class; None: consumers read from leaders
+    replica_fetch_max_bytes: int = 1 << 20  # replica.fetch.max.bytes: a follower's bytes per partition and fetch
 
 
 # --- delayed operations --------------------------------------------------------------------
@@ -166,8 +185,8 @@ class DelayedFetch(DelayedOperation):
         self._results: FetchResults = []
 
     def try_complete(self) -> bool:
-        results, total, errors = self._replicas.read_from_local_log(self._params)
-        if errors or total >= max(self._params.min_bytes, 1):
+        results, total, answer_now = self._replicas.read_from_local_log(self._params)
+        if answer_now or total >= max(self._params.min_bytes, 1):
             self._results = results
             return self.force_complete()
         return False
@@ -196,7 +215,9 @@ class ReplicaManager:
                  scheduler: Scheduler, lease: LeadershipLease, controller: ControllerChannel,
                  leaders: LeaderEndPoints, metadata: PartitionMetadata,
                  on_leadership_change: Callable[[TopicPartition, bool], None] | None = None,
-                 run_fetchers: bool = True, stats: ReplicaStats | None = None) -> None:
+                 run_fetchers: bool = True, stats: ReplicaStats | None = None,
+                 live_racks: Callable[[], Mapping[int, str | None]] | None = None,
+                 leader_quota: ReplicaQuota | None = None, follower_quota: ReplicaQuota | None = None) -> None:
         self.config = config
         self.broker_id = config.broker_id
         self.logs = logs
@@ -208,6 +229,11 @@ class ReplicaManager:
         self.on_leadership_change = on_leadership_change
         self.run_fetchers = run_fetchers  # False: a simulation drives `ReplicaFetcher.do_work` itself
         self.stats: ReplicaStats = stats if stats is not None else NoReplicaStats()
+        # The live brokers and their broker.rack, for the replica selector.
+        self.live_racks = live_racks if live_racks is not None else dict
+        # Replication quotas: what this broker sends as leader, fetches as follower.
+        self.leader_quota: ReplicaQuota = leader_quota if leader_quota is not None else NoReplicaQuota()
+        self.follower_quota: ReplicaQuota = follower_quota if follower_quota is not None else NoReplicaQuota()
         self.partitions: dict[TopicPartition, Partition] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self.produce_purgatory = Purgatory("Produce", scheduler)
@@ -334,12 +360,18 @@ class ReplicaManager:
             if fetcher is not None:
                 self._spawn(fetcher.stop())
             fetcher = ReplicaFetcher(self.broker_id, leader, address, self.leaders.connect(leader, address),
-                                     self.partitions.get, self.stats.replicated_in)
+                                     self.partitions.get, self.stats.replicated_in,
+                                     self._follower_high_watermark_moved, self.follower_quota, self.clock,
+                                     self.config.replica_fetch_max_bytes)
             self.fetchers[leader] = fetcher
             if self.run_fetchers:
                 fetcher.start()
         if restart or tp not in fetcher.partitions:
             fetcher.add(tp, partition.leader_epoch)
+
+    def _follower_high_watermark_moved(self, tp: TopicPartition) -> None:
+        """Consumers reading from this follower (KIP-392) may have more now."""
+        self.fetch_purgatory.check_and_complete(tp)
 
     def follow_unreached_leaders(self) -> None:
         """Start fetching for followed partitions whose leader had no known address when
@@ -430,8 +462,8 @@ class ReplicaManager:
         ``max_wait_ms``. A follower's fetch offsets are recorded first."""
         if params.is_follower:
             self._update_follower_fetch_state(params)
-        results, total, errors = self.read_from_local_log(params)
-        if errors or total >= max(params.min_bytes, 1) or params.max_wait_ms <= 0 or not params.partitions:
+        results, total, answer_now = self.read_from_local_log(params)
+        if answer_now or total >= max(params.min_bytes, 1) or params.max_wait_ms <= 0 or not params.partitions:
             self.fetch_answered(params, results)
             callback(results)
             return
@@ -441,10 +473,18 @@ class ReplicaManager:
     def fetch_answered(self, params: FetchParams, results: FetchResults) -> None:
         """Count what a fetch is answered with, once (Kafka: a consumer's bytes per topic,
         a follower's as replication bytes out)."""
+        partitions = self.partitions
         if params.is_follower:
             self.stats.replicated_out(sum(len(r.records) for _, r in results))
+            # Kafka's leader quota counts the bytes of every throttled replica it sends.
+            throttled = 0
+            for tp, r in results:
+                partition = partitions.get(tp)
+                if r.records and partition is not None and partition.leader_throttled:
+                    throttled += len(r.records)
+            if throttled:
+                self.leader_quota.record(throttled, self.clock())
             return
-        partitions = self.partitions
         for tp, r in results:
             partition = partitions.get(tp)
             if partition is not None and r.error == ErrorCode.none:
@@ -456,44 +496,72 @@ class ReplicaManager:
             partition = self.leader_partition_or_none(tp)
             if partition is None:
                 continue
-            if partition.update_follower_fetch_state(params.replica_id, request.fetch_offset, now):
+            if partition.update_follower_fetch_state(params.replica_id, request.fetch_offset, now,
+                                                     request.log_start_offset):
                 self._complete_delayed(tp)
             if partition.wants_to_expand(params.replica_id, now):
                 self._propose_isr(partition, now)
 
+    def readable_partition(self, tp: TopicPartition, params: FetchParams) -> Partition:
+        """The partition a fetch may read here: the leader's, or (a consumer that sent
+        its rack, KIP-392) a follower's; else PartitionError with the client's code."""
+        if params.fetch_only_leader:
+            return self.leader_partition(tp)
+        partition = self.partitions.get(tp)
+        if partition is not None and partition.is_leader:
+            return self.leader_partition(tp)  # within its lease
+        if partition is None or partition.leader_id < 0:
+            raise PartitionError(self.partition_error(tp))
+        return partition
+
     def read_from_local_log(self, params: FetchParams) -> tuple[FetchResults, int, bool]:
-        """One pass over the requested partitions: (results, bytes read, any error).
+        """One pass over the requested partitions: (results, bytes read, answer now: an
+        error, or a consumer sent to another replica).
 
         The request's ``max_bytes`` bounds the answer across partitions; only the first
         partition with data may exceed it, by one whole batch (KIP-74), so a consumer
         always progresses."""
         remaining = params.max_bytes if params.max_bytes > 0 else 0x7FFFFFFF
         total = 0
-        errors = False
+        answer_now = False
         out: FetchResults = []
+        selector = self.config.replica_selector if params.client_rack is not None and not params.is_follower else None
         for tp, request in params.partitions:
             try:
-                partition = self.leader_partition(tp)
+                partition = self.readable_partition(tp, params)
                 partition.check_leader_epoch(request.current_leader_epoch)
             except PartitionError as exc:
                 out.append((tp, FetchPartitionResult(exc.code)))
-                errors = True
+                answer_now = True
                 continue
             plog = partition.log
             hw = partition.high_watermark
             lso = plog.last_stable_offset
+            if selector is not None and partition.leader_state is not None:
+                preferred = preferred_read_replica(partition.leader_state, plog.log_end_offset, request.fetch_offset,
+                                                   params.client_rack, self.live_racks(), self.clock())
+                if preferred is not None:
+                    out.append((tp, FetchPartitionResult(ErrorCode.none, hw, lso, plog.log_start_offset,
+                                                         preferred_read_replica=preferred)))
+                    answer_now = True
+                    continue
             data = b""
             code = ErrorCode.none
             limit = min(request.max_bytes, remaining)
-            if limit > 0 or total == 0:
+            if params.is_follower and self._leader_throttles(partition, params.replica_id):
+                limit = 0  # answered without records; the follower asks again
+            elif limit > 0 or total == 0:
                 # Followers copy the whole log; consumers see only what is replicated
-                # (below the high watermark), read_committed ones only what is decided.
+                # (below the high watermark: a follower's own, which trails its leader's),
+                # read_committed ones only what is decided.
                 max_offset = None if params.is_follower else lso if params.read_committed else hw
                 try:
                     data = plog.read(request.fetch_offset, max(limit, 1), max_offset=max_offset, min_one=total == 0)
                 except OffsetOutOfRangeError:
+                    # From a follower past its log end, a consumer goes back to the leader
+                    # (Kafka's clients do so on OFFSET_OUT_OF_RANGE from a follower).
                     code = ErrorCode.offset_out_of_range
-                    errors = True
+                    answer_now = True
             aborted = None
             if data and params.read_committed:
                 upper = _next_offset_after(data)
@@ -502,7 +570,14 @@ class ReplicaManager:
             total += len(data)
             remaining -= len(data)
             out.append((tp, FetchPartitionResult(code, hw, lso, plog.log_start_offset, data, aborted)))
-        return out, total, errors
+        return out, total, answer_now
+
+    def _leader_throttles(self, partition: Partition, follower_id: int) -> bool:
+        """Kafka's shouldLeaderThrottle: a throttled replica, a follower not in the ISR,
+        and this broker's leader replication rate over its quota."""
+        state = partition.leader_state
+        return (state is not None and follower_id not in state.isr and partition.leader_throttled
+                and self.leader_quota.is_quota_exceeded(self.clock()))
 
     # --- the ISR ------------------------------------------------------------------------
 

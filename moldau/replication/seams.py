@@ -121,6 +121,30 @@ class LeadershipLease(Protocol):
     def valid(self) -> bool: ...
 
 
+# --- replication quotas (Kafka's ReplicaQuota) ------------------------------------------
+
+
+class ReplicaQuota(Protocol):
+    """One direction's replication byte rate on this broker (the leader's sending, the
+    follower's fetching); `moldau.quotas.replication` implements it."""
+
+    def is_quota_exceeded(self, now_ms: int) -> bool: ...
+
+    def record(self, size_bytes: int, now_ms: int) -> None:
+        """Bytes of throttled replicas sent (leader) or fetched (follower)."""
+        ...
+
+
+class NoReplicaQuota:
+    """Never throttles (no replication quota configured; unit tests)."""
+
+    def is_quota_exceeded(self, now_ms: int) -> bool:
+        return False
+
+    def record(self, size_bytes: int, now_ms: int) -> None:
+        pass
+
+
 # --- what the replica manager reports (Kafka's BrokerTopicStats, ReplicaManager meters) ---
 
 

@@ -43,6 +43,7 @@ from moldau.metrics.kafka import BrokerMetrics
 from moldau.protocol import interbroker as ib
 from moldau.protocol.apis import ApiKey
 from moldau.protocol.errors import ErrorCode
+from moldau.quotas.replication import ReplicationQuotaManager
 from moldau.replication.replica_manager import ReplicaManager, ReplicaManagerConfig
 from moldau.replication.seams import LeaderAndIsrState
 from moldau.server.acl_manager import AclManager
@@ -155,10 +156,13 @@ class Broker:
         self.metrics_endpoint = MetricsEndpoint(self)
         self.connections: weakref.WeakSet[KafkaConnection] = weakref.WeakSet()
         self.replicas = ReplicaManager(
-            ReplicaManagerConfig(self.broker_id, int(config["replica.lag.time.max.ms"])),
+            ReplicaManagerConfig(self.broker_id, int(config["replica.lag.time.max.ms"]),
+                                 config["replica.selector.class"], max(int(config["replica.fetch.max.bytes"]), 1)),
             self.logs, self.clock, LoopScheduler(), self.lease, self.controller_link,
             BrokerLeaderEndPoints(self.broker_id, self.metadata, self.inter_broker), MetadataLeaders(self.metadata),
-            self._on_leadership_change, stats=self.metrics)
+            self._on_leadership_change, stats=self.metrics, live_racks=lambda: self.metadata.racks,
+            leader_quota=self._replication_quota("leader.replication.throttled.rate"),
+            follower_quota=self._replication_quota("follower.replication.throttled.rate"))
         self.producer_ids = ProducerIdManager(self.broker_id, self.coordination.allocate_producer_ids)
         self.coordinator_log = CoordinatorLog(self.replicas, self.clock,
                                               lambda: int(self.config["offsets.commit.timeout.ms"]))
@@ -571,6 +575,12 @@ class Broker:
             except (CoordinationError, RuntimeError) as exc:
                 log.info("broker %d: re-registration pending (%s)", self.broker_id, exc)
                 await asyncio.sleep(0.5)
+
+    def _replication_quota(self, rate_config: str) -> ReplicationQuotaManager:
+        """A replication quota whose rate is the (dynamic) broker config `rate_config`."""
+        return ReplicationQuotaManager(lambda: self.config[rate_config],
+                                       int(self.config["replication.quota.window.num"]),
+                                       int(self.config["replication.quota.window.size.seconds"]) * 1000)
 
     def _apply_broker_configs(self, configs: dict[str, str]) -> None:
         """Dynamic broker configs (IncrementalAlterConfigs on the broker resource)."""

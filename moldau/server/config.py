@@ -24,6 +24,7 @@ from moldau.authorizer.authorizer import (
 )
 from moldau.authorizer.ssl_principal_mapper import SslPrincipalMapper
 from moldau.log.config import LONG_MAX, LogConfig
+from moldau.replication.replica_selector import REPLICA_SELECTORS
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ PROPERTIES: dict[str, Prop] = {
         _p("unclean.leader.election.enable", "boolean", False, dynamic=True),
         _p("replica.lag.time.max.ms", "long", 30000, minimum=0),
         _p("broker.rack", "string", None),
+        # KIP-392: which replica a consumer with client.rack reads from; unset: the leader.
+        _p("replica.selector.class", "string", None, choices=REPLICA_SELECTORS),
         _p("zookeeper.connect", "string", None),
         _p("zookeeper.session.timeout.ms", "int", 18000, minimum=1),
         _p("zookeeper.connection.timeout.ms", "int", None, minimum=1),
@@ -178,6 +181,13 @@ PROPERTIES: dict[str, Prop] = {
         _p("request.timeout.ms", "int", 30000, minimum=0),
         _p("quota.window.num", "int", 11, minimum=1),
         _p("quota.window.size.seconds", "int", 1, minimum=1),
+        # Replication quotas (bytes/s; Long.MAX_VALUE: none) for the replicas the topics list
+        # in leader/follower.replication.throttled.replicas.
+        _p("leader.replication.throttled.rate", "long", LONG_MAX, minimum=0, dynamic=True),
+        _p("follower.replication.throttled.rate", "long", LONG_MAX, minimum=0, dynamic=True),
+        _p("replication.quota.window.num", "int", 11, minimum=1),
+        _p("replication.quota.window.size.seconds", "int", 1, minimum=1),
+        _p("replica.fetch.max.bytes", "int", 1048576, minimum=0),
     )
 }
 
@@ -195,7 +205,6 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
         "log.cleaner.threads",
         "log.cleaner.io.buffer.size",
         "log.preallocate",
-        "replica.fetch.max.bytes",
         "replica.socket.timeout.ms",
         "group.coordinator.rebalance.protocols",
         # Deprecated in Kafka 3.x, still accepted by 3.9, removed in 4.0 (as the topic

@@ -106,6 +106,9 @@ def test_status_and_down_flags() -> None:
         ["cluster", "up", "--brokers", "3", "--base-port", "9092", "--metrics-port", "9094"],  # broker 2's
         ["cluster", "up", "--brokers", "1", "--zookeeper-port", "2181", "--metrics-port", "2181"],
         ["cluster", "up", "--brokers", "1", "--override", "metrics.port=9404"],  # one port for every broker
+        ["cluster", "up", "--brokers", "3", "--racks", "a,b"],  # one rack per broker
+        ["cluster", "up", "--brokers", "2", "--racks", "a,,b"],
+        ["cluster", "up", "--brokers", "2", "--racks", "a,b", "--override", "broker.rack=c"],
         ["cluster", "status", "--timeout", "-1"],
         ["cluster", "status", "--brokers", "3"],
         ["cluster", "down", "--force"],
@@ -119,6 +122,16 @@ def test_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -
 def test_reserved_override_says_why(capsys: pytest.CaptureFixture[str]) -> None:
     exit_code(["cluster", "up", "--brokers", "1", "--override", "broker.id=7"])
     assert "--override cannot set broker.id" in capsys.readouterr().err
+
+
+def test_racks_one_per_broker(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args(["cluster", "up", "--brokers", "3", "--racks", "a, b,c"]).racks == ("a", "b", "c")
+    assert parse_args(["cluster", "up", "--brokers", "3"]).racks is None
+    exit_code(["cluster", "up", "--brokers", "3", "--racks", "a,b"])
+    assert "--racks names 2 rack(s) for 3 broker(s)" in capsys.readouterr().err
+    props = broker_properties(1, 9093, "127.0.0.1:2181", Path("/d"), {}, rack="b")
+    assert props["broker.rack"] == "b"
+    assert "broker.rack" not in broker_properties(1, 9093, "127.0.0.1:2181", Path("/d"), {})
 
 
 def test_last_port_may_be_65535() -> None:

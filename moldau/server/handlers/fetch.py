@@ -6,6 +6,11 @@ moldau/server/fetch_session.py): a consumer that asks for one gets its id, then 
 the partitions that changed and is answered only the partitions with something new.
 Followers fetch without sessions.
 
+Racks (KIP-392): a consumer's Fetch v11+ carries its rack (`client.rack`); it may then read
+from a follower (up to that follower's high watermark), and a leader with
+`replica.selector.class` answers a partition better served by a follower in the consumer's
+rack with that follower's id in `preferred_read_replica` and no records.
+
 With an authorizer, a follower's fetch needs ClusterAction on the cluster and a
 consumer's Read on each topic; a denied partition is answered TOPIC_AUTHORIZATION_FAILED
 (for a follower, every partition), the others are served.
@@ -33,18 +38,20 @@ from moldau.server.fetch_session import (
 )
 from moldau.server.handlers._common import NO_THROTTLE, response_types
 
-Wanted = list[tuple[str, list[tuple[int, int, int, int]]]]  # topic, [(partition, offset, max bytes, epoch)]
+# topic, [(partition, offset, max bytes, current leader epoch, log start offset)]
+Wanted = list[tuple[str, list[tuple[int, int, int, int, int]]]]
 
 
 def _wanted(topics: Any) -> Wanted:
     return [(tp.topic, [(fp.partition, fp.fetch_offset, fp.partition_max_bytes,
-                         getattr(fp, "current_leader_epoch", -1)) for fp in tp.partitions]) for tp in topics]
+                         getattr(fp, "current_leader_epoch", -1), getattr(fp, "log_start_offset", -1))
+                        for fp in tp.partitions]) for tp in topics]
 
 
 def _session_wanted(session: FetchSession) -> Wanted:
-    out: dict[str, list[tuple[int, int, int, int]]] = {}
+    out: dict[str, list[tuple[int, int, int, int, int]]] = {}
     for (topic, p), e in session.partitions.items():
-        out.setdefault(topic, []).append((p, e.fetch_offset, e.max_bytes, e.current_leader_epoch))
+        out.setdefault(topic, []).append((p, e.fetch_offset, e.max_bytes, e.current_leader_epoch, -1))
     return list(out.items())
 
 
@@ -64,7 +71,7 @@ def _authorize(ctx: HandlerContext, header: RequestHeader, follower: bool, wante
                     else set())
     else:
         readable = ctx.acls.topics_allowed(header, AclOperation.READ, {topic for topic, _ in wanted})
-    denied = [(topic, [(p, ErrorCode.topic_authorization_failed, -1, -1, -1, None, None) for p, *_ in parts])
+    denied = [(topic, [(p, ErrorCode.topic_authorization_failed, -1, -1, -1, None, None, -1) for p, *_ in parts])
               for topic, parts in wanted if topic not in readable]
     return [(topic, parts) for topic, parts in wanted if topic in readable], denied
 
@@ -99,8 +106,9 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
         replica_id=replica_id, max_wait_ms=max(int(request.max_wait.total_seconds() * 1000), 0),
         min_bytes=request.min_bytes, max_bytes=request.max_bytes,
         isolation_level=getattr(request, "isolation_level", 0),
-        partitions=tuple(((topic, p), FetchPartitionRequest(offset, max_bytes, epoch))
-                         for topic, partitions in wanted for p, offset, max_bytes, epoch in partitions))
+        client_rack=(getattr(request, "rack_id", None) or "") if version >= 11 and not follower else None,
+        partitions=tuple(((topic, p), FetchPartitionRequest(offset, max_bytes, epoch, log_start))
+                         for topic, partitions in wanted for p, offset, max_bytes, epoch, log_start in partitions))
     answer: asyncio.Future[FetchResults] = asyncio.get_running_loop().create_future()
 
     def done(fetched: FetchResults) -> None:
@@ -119,23 +127,24 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
         if not results or results[-1][0] != topic:
             results.append((topic, []))
         results[-1][1].append((p, r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, r.records,
-                               r.aborted_transactions))
+                               r.aborted_transactions, r.preferred_read_replica))
     results.extend(denied)
     response_session_id = 0
     if want_session:
         changed, _ = _session_request(request)
         for topic, parts in results:
-            for p, _code, hw, _lso, lstart, _data, _aborted in parts:
+            for p, _code, hw, _lso, lstart, _data, _aborted, _preferred in parts:
                 entry = changed.get((topic, p))
                 if entry is not None:
                     entry.sent_high_watermark, entry.sent_log_start_offset = hw, lstart
         created = ctx.fetch_sessions.create(OrderedDict(changed), time.monotonic())
         response_session_id = created.id if created is not None else 0
     elif session is not None:
-        # Incremental: only the partitions with something new.
+        # Incremental: only the partitions with something new (a preferred read replica
+        # must reach the consumer, as an error does).
         results = [(topic, [part for part in parts
-                            if session.must_respond((topic, part[0]), part[1] != ErrorCode.none, bool(part[5]),
-                                                    part[2], part[4])])
+                            if session.must_respond((topic, part[0]), part[1] != ErrorCode.none or part[7] >= 0,
+                                                    bool(part[5]), part[2], part[4])])
                    for topic, parts in results]
         results = [(topic, parts) for topic, parts in results if parts]
         response_session_id = session.id
@@ -158,10 +167,10 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                         log_start_offset=lstart,
                         aborted_transactions=None if aborted is None else tuple(
                             t.AbortedTransaction(producer_id=pid, first_offset=first) for pid, first in aborted),
-                        preferred_read_replica=-1,
+                        preferred_read_replica=preferred,
                         records=data,
                     )
-                    for p, code, hw, lso, lstart, data, aborted in parts
+                    for p, code, hw, lso, lstart, data, aborted, preferred in parts
                 ),
             )
             for name, parts in results
