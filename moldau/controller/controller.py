@@ -104,6 +104,13 @@ def inter_broker_endpoint(info: BrokerInfo, listener: str | None) -> Endpoint:
     return info.endpoints[0]
 
 
+def _error_name(code: int) -> str:
+    try:
+        return ErrorCode(code).name.upper()
+    except ValueError:
+        return f"error {code}"
+
+
 class ChannelManager:
     """One ordered sender per broker (Kafka's ControllerChannelManager).
 
@@ -159,7 +166,11 @@ class ChannelManager:
                 version = ib.VERSIONS[api_key]
                 while True:
                     try:
-                        await conn.request(api_key, version, request, timeout=10.0)
+                        response = await conn.request(api_key, version, request, timeout=10.0)
+                        code = getattr(response, "error_code", 0)
+                        if code:  # e.g. CLUSTER_AUTHORIZATION_FAILED: our principal may not ClusterAction
+                            log.warning("controller: broker %d refused %s: %s", broker_id,
+                                        ApiKey(api_key).name, _error_name(code))
                         break
                     except (OSError, ConnectionError, TimeoutError) as exc:
                         log.info("controller: broker %d unreachable (%s); retrying", broker_id, exc)

@@ -10,6 +10,7 @@ import io
 import itertools
 import logging
 import struct
+import time
 from collections import deque
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from kio.serial import entity_reader, entity_writer
 
 from moldau.protocol.apis import ApiKey, is_flexible, request_type, response_type
 from moldau.server.security.errors import SaslError
+from moldau.server.security.oauthbearer import OAUTHBEARER, client_first_message, unsecured_token
 from moldau.server.security.scram import MECHANISMS, ScramClient
 
 if TYPE_CHECKING:
@@ -118,6 +120,10 @@ class BrokerConnection:
                                   f"{', '.join(handshake.mechanisms)})")
         if mechanism == "PLAIN":
             await authenticate(f"\x00{username}\x00{password}".encode())
+            return
+        if mechanism == OAUTHBEARER:
+            await authenticate(client_first_message(unsecured_token(security.login_options,
+                                                                    int(time.time() * 1000))))
             return
         client = ScramClient(MECHANISMS[str(mechanism)], username, password)
         try:

@@ -51,8 +51,8 @@ def _p(name: str, kind: str, default: Any, **kw: Any) -> Prop:
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
-# Between brokers: the mechanisms whose client side Moldau has (not OAUTHBEARER).
-INTER_BROKER_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Between brokers: every mechanism Moldau serves (OAUTHBEARER with an unsecured token).
+INTER_BROKER_SASL_MECHANISMS = SASL_MECHANISMS
 # Kafka's default listener.security.protocol.map: each protocol names a listener of its own.
 DEFAULT_PROTOCOL_MAP = {p: p for p in SECURITY_PROTOCOLS}
 LISTENER_PREFIX = "listener.name."

@@ -8,7 +8,13 @@ import json
 import pytest
 
 from moldau.server.security.errors import SaslAuthenticationError
-from moldau.server.security.oauthbearer import UnsecuredValidator, authenticate, parse_client_message
+from moldau.server.security.oauthbearer import (
+    UnsecuredValidator,
+    authenticate,
+    client_first_message,
+    parse_client_message,
+    unsecured_token,
+)
 
 NOW_MS = 1_800_000_000_000
 
@@ -58,3 +64,25 @@ def test_scope_skew_authzid_and_framing() -> None:
     validator = UnsecuredValidator.from_jaas_options({"unsecuredValidatorRequiredScope": "a b",
                                                       "unsecuredValidatorAllowableClockSkewMs": "10"})
     assert validator.required_scope == ("a", "b") and validator.allowable_clock_skew_ms == 10
+
+
+def test_a_brokers_own_unsecured_token_is_what_the_validator_accepts() -> None:
+    """The client side (a broker logging in to the others) builds its token from the login
+    module's options, as Kafka's OAuthBearerUnsecuredLoginCallbackHandler does."""
+    now = 1_700_000_000_000
+    token = unsecured_token({"unsecuredLoginStringClaim_sub": "kafka-broker",
+                             "unsecuredLoginListClaim_scope": "|replicate|admin",
+                             "unsecuredLoginNumberClaim_n": "7", "unsecuredLoginLifetimeSeconds": "60",
+                             "unsecuredValidatorRequiredScope": "replicate"}, now)
+    header, claims, signature = token.split(".")
+    assert json.loads(base64.urlsafe_b64decode(header + "==")) == {"alg": "none"} and signature == ""
+    body = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+    assert body == {"sub": "kafka-broker", "scope": ["replicate", "admin"], "n": 7, "iat": now / 1000,
+                    "exp": now / 1000 + 60}
+    validator = UnsecuredValidator(required_scope=("replicate",))
+    accepted = authenticate(client_first_message(token), validator, now + 1000)
+    assert accepted.principal == "kafka-broker" and accepted.expires_ms == now + 60_000
+    with pytest.raises(SaslAuthenticationError):  # expired a minute later
+        authenticate(client_first_message(token), validator, now + 61_000)
+    with pytest.raises(ValueError, match="not a number"):
+        unsecured_token({"unsecuredLoginNumberClaim_n": "seven"}, now)

@@ -77,6 +77,15 @@ def test_listeners_protocols_and_inter_broker_listener() -> None:
           "sasl.enabled.mechanisms": "SCRAM-SHA-256", "sasl.mechanism.inter.broker.protocol": "PLAIN"},
          "sasl.mechanism.inter.broker.protocol must be included in sasl.enabled.mechanisms"),
         ({"listeners": "PLAINTEXT://:9092,SSL://:9093"}, "listener SSL: an SSL listener needs a key"),
+        ({"listeners": "SASL_PLAINTEXT://:9094", "security.inter.broker.protocol": "SASL_PLAINTEXT",
+          "sasl.enabled.mechanisms": "OAUTHBEARER", "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+          "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"},
+         'needs unsecuredLoginStringClaim_sub="<broker principal>"'),
+        ({"listeners": "SASL_PLAINTEXT://:9094", "security.inter.broker.protocol": "SASL_PLAINTEXT",
+          "sasl.enabled.mechanisms": "OAUTHBEARER", "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+          "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                              'unsecuredLoginStringClaim_sub="b" unsecuredLoginLifetimeSeconds="soon";'},
+         "unsecuredLoginLifetimeSeconds='soon': not a number of seconds"),
     ],
 )
 def test_bad_security_settings_name_the_property(props: dict[str, str], needle: str) -> None:

@@ -25,7 +25,12 @@ from moldau.server.security.jaas import (
     LoginModule,
     parse_single_module,
 )
-from moldau.server.security.oauthbearer import OAUTHBEARER, OAUTHBEARER_LOGIN_MODULE, UnsecuredValidator
+from moldau.server.security.oauthbearer import (
+    OAUTHBEARER,
+    OAUTHBEARER_LOGIN_MODULE,
+    UnsecuredValidator,
+    unsecured_token,
+)
 from moldau.server.security.tls import SslSettings, TlsConfigError, client_context, server_context
 
 if TYPE_CHECKING:
@@ -60,6 +65,8 @@ class InterBrokerSecurity:
     mechanism: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    # OAUTHBEARER: the OAuthBearerLoginModule options this broker builds its token from.
+    login_options: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def sasl(self) -> bool:
@@ -178,6 +185,18 @@ def _inter_broker(config: BrokerConfig, listener: ListenerSecurity) -> InterBrok
                           f"when SASL is used for inter-broker communication ({mechanism} is not enabled on "
                           f"listener {listener.name})")
     module = jaas_module(config, listener.name, mechanism)
+    if mechanism == OAUTHBEARER:
+        options = dict(module.options) if module else {}
+        if not options.get("unsecuredLoginStringClaim_sub"):
+            raise ConfigError(f"inter-broker listener {listener.name} uses SASL OAUTHBEARER: its JAAS config "
+                              f"({_prefix(listener.name)}oauthbearer.sasl.jaas.config or sasl.jaas.config) needs "
+                              'unsecuredLoginStringClaim_sub="<broker principal>" for the token this broker '
+                              "logs in to the others with")
+        try:
+            unsecured_token(options, 0)
+        except ValueError as exc:
+            raise ConfigError(f"inter-broker listener {listener.name}: {exc}") from None
+        return InterBrokerSecurity(listener.name, listener.protocol, context, mechanism, login_options=options)
     username = module.options.get("username") if module else None
     password = module.options.get("password") if module else None
     if not username or password is None:

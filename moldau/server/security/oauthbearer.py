@@ -120,3 +120,43 @@ def authenticate(message: bytes, validator: UnsecuredValidator, now_ms: int) -> 
             f"Authentication failed: Client requested an authorization id ({authorization_id}) that is different "
             f"from the token's principal name ({found.principal})")
     return found
+
+
+# --- the client side: a broker logging in to the others -----------------------------------
+
+
+def unsecured_token(options: dict[str, str], now_ms: int) -> str:
+    """The unsecured token a client builds from its OAuthBearerLoginModule options (Kafka's
+    OAuthBearerUnsecuredLoginCallbackHandler): `unsecuredLoginStringClaim_<name>`,
+    `unsecuredLoginNumberClaim_<name>`, `unsecuredLoginListClaim_<name>` (the value's first
+    character separates its items: ",read,write"), valid for
+    `unsecuredLoginLifetimeSeconds` (3600) from ``now_ms``. ValueError for a bad option."""
+    claims: dict[str, Any] = {}
+    for key, value in options.items():
+        kind, found, name = key.partition("Claim_")
+        if not found or not name:
+            continue
+        if kind == "unsecuredLoginString":
+            claims[name] = value
+        elif kind == "unsecuredLoginNumber":
+            try:
+                claims[name] = float(value) if "." in value else int(value)
+            except ValueError:
+                raise ValueError(f"{key}={value!r}: not a number") from None
+        elif kind == "unsecuredLoginList":
+            claims[name] = [item for item in value[1:].split(value[0]) if item] if value else []
+    lifetime = options.get("unsecuredLoginLifetimeSeconds", "3600")
+    if not lifetime.isdigit():
+        raise ValueError(f"unsecuredLoginLifetimeSeconds={lifetime!r}: not a number of seconds")
+    claims["iat"] = now_ms / 1000
+    claims["exp"] = now_ms / 1000 + int(lifetime)
+
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none'})}.{part(claims)}."
+
+
+def client_first_message(token: str) -> bytes:
+    """RFC 7628's initial client response, with no authorization id."""
+    return f"n,,\x01auth=Bearer {token}\x01\x01".encode()
