@@ -1,5 +1,5 @@
-"""ACLs in a three-broker cluster: SASL_PLAINTEXT only, `authorizer.class.name` on every
-broker, inter-broker traffic (LeaderAndIsr, UpdateMetadata, follower fetches,
+"""ACLs in a three-broker cluster: SASL_SSL only (clients and brokers alike),
+`authorizer.class.name` on every broker, inter-broker traffic (LeaderAndIsr, UpdateMetadata, follower fetches,
 AlterPartition) authorized as the super user the brokers log in as. An ACL created or
 deleted through any broker takes effect on every broker through Kafka's change
 notifications in ZooKeeper: alice's produce to a topic whose three partitions have three
@@ -25,6 +25,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError as KafkaPythonError
 from kazoo.client import KazooClient
 
+from tests.certs import make_pki
 from tests.cluster.test_cluster import wait_for
 from tests.cluster.zookeeper_server import ZooKeeperServer
 from tests.helpers import BrokerProcess, free_port
@@ -33,18 +34,20 @@ JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required userna
         'password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";')
 
 
-def _conf(ports: list[int], user: str) -> dict[str, Any]:
-    return {"bootstrap.servers": ",".join(f"127.0.0.1:{p}" for p in ports), "security.protocol": "SASL_PLAINTEXT",
+def _conf(ports: list[int], user: str, ca: Path) -> dict[str, Any]:
+    return {"bootstrap.servers": ",".join(f"127.0.0.1:{p}" for p in ports), "security.protocol": "SASL_SSL",
+            "ssl.ca.location": str(ca),
             "sasl.mechanism": "PLAIN", "sasl.username": user, "sasl.password": f"{user}-secret",
             "socket.timeout.ms": 10000}
 
 
-def _produce_each_partition(ports: list[int], topic: str, partitions: int) -> list[str | None]:
+def _produce_each_partition(ports: list[int], topic: str, partitions: int, ca: Path) -> list[str | None]:
     """alice's produce to each partition: None, or the error's name. kafka-python here:
     confluent-kafka's produce() on a topic whose authorization error librdkafka has cached
     now and then leaves a stray TypeError behind its KafkaException (a SystemError later)."""
-    producer = KafkaProducer(bootstrap_servers=[f"127.0.0.1:{p}" for p in ports], security_protocol="SASL_PLAINTEXT",
-                             sasl_mechanism="PLAIN", sasl_plain_username="alice", sasl_plain_password="alice-secret",
+    producer = KafkaProducer(bootstrap_servers=[f"127.0.0.1:{p}" for p in ports], security_protocol="SASL_SSL",
+                             ssl_cafile=str(ca), sasl_mechanism="PLAIN",
+                             sasl_plain_username="alice", sasl_plain_password="alice-secret",
                              acks="all", max_block_ms=8000, retries=0, request_timeout_ms=8000)
     results: list[str | None] = []
     try:
@@ -59,7 +62,9 @@ def _produce_each_partition(ports: list[int], topic: str, partitions: int) -> li
     return results
 
 
-def test_acls_in_a_sasl_cluster(zookeeper: ZooKeeperServer, tmp_path: Path) -> None:
+def test_acls_in_a_sasl_ssl_cluster(zookeeper: ZooKeeperServer, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    ca = pki.ca
     brokers: list[BrokerProcess] = []
     try:
         for i in range(3):
@@ -71,7 +76,9 @@ def test_acls_in_a_sasl_cluster(zookeeper: ZooKeeperServer, tmp_path: Path) -> N
                 "group.initial.rebalance.delay.ms": "0",
                 "sasl.enabled.mechanisms": "PLAIN",
                 "sasl.jaas.config": JAAS,
-                "security.inter.broker.protocol": "SASL_PLAINTEXT",
+                "security.inter.broker.protocol": "SASL_SSL",
+                "ssl.keystore.location": str(pki.server),
+                "ssl.truststore.location": str(pki.ca),
                 "sasl.mechanism.inter.broker.protocol": "PLAIN",
                 "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
                 "super.users": "User:admin",
@@ -79,11 +86,11 @@ def test_acls_in_a_sasl_cluster(zookeeper: ZooKeeperServer, tmp_path: Path) -> N
                 # the controller's channels) must renew theirs while the test runs.
                 "connections.max.reauth.ms": "3000",
             }, port=free_port()))
-            brokers[-1].overrides["listeners"] = f"SASL_PLAINTEXT://127.0.0.1:{brokers[-1].port}"
+            brokers[-1].overrides["listeners"] = f"SASL_SSL://127.0.0.1:{brokers[-1].port}"
         for b in brokers:
             b.start()
         ports = [b.port for b in brokers]
-        admin = AdminClient(_conf(ports, "admin"))
+        admin = AdminClient(_conf(ports, "admin", ca))
         wait_for(lambda: len(admin.list_topics(timeout=5).brokers) == 3, 20, "three live brokers")
         topic = f"acl-{uuid.uuid4().hex[:8]}"
         # One partition led by each broker; acks=all with min.insync.replicas=3 needs every
@@ -92,16 +99,16 @@ def test_acls_in_a_sasl_cluster(zookeeper: ZooKeeperServer, tmp_path: Path) -> N
                                       config={"min.insync.replicas": "3"})])[topic].result(20)
         wait_for(lambda: all(len(p.isrs) == 3 and p.leader == i for i, p in sorted(
             admin.list_topics(topic, timeout=5).topics[topic].partitions.items())), 20, "leaders 0, 1, 2")
-        assert _produce_each_partition(ports, topic, 3) == ["TopicAuthorizationFailedError"] * 3
+        assert _produce_each_partition(ports, topic, 3, ca) == ["TopicAuthorizationFailedError"] * 3
         # The ACL written through one broker reaches the two others by notification.
-        only_first = AdminClient(_conf(ports[:1], "admin"))
+        only_first = AdminClient(_conf(ports[:1], "admin", ca))
         write = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:alice", "*",
                            AclOperation.WRITE, AclPermissionType.ALLOW)
         for future in only_first.create_acls([write]).values():
             assert future.result(15) is None
 
         def alice_writes_everywhere() -> bool:
-            return _produce_each_partition(ports, topic, 3) == [None, None, None]
+            return _produce_each_partition(ports, topic, 3, ca) == [None, None, None]
 
         wait_for(alice_writes_everywhere, 20, "alice's Write on every partition leader")
         # Kafka's znodes: the ACL and its notification.
@@ -116,14 +123,14 @@ def test_acls_in_a_sasl_cluster(zookeeper: ZooKeeperServer, tmp_path: Path) -> N
         finally:
             zk.stop()
         # Deleted through another broker: denied everywhere again.
-        only_last = AdminClient(_conf(ports[2:], "admin"))
+        only_last = AdminClient(_conf(ports[2:], "admin", ca))
         match = AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, None, None,
                                  AclOperation.ANY, AclPermissionType.ANY)
         deleted = only_last.delete_acls([match])
         assert deleted[match].result(15) == [write]
 
         def alice_denied_everywhere() -> bool:
-            return _produce_each_partition(ports, topic, 3) == ["TopicAuthorizationFailedError"] * 3
+            return _produce_each_partition(ports, topic, 3, ca) == ["TopicAuthorizationFailedError"] * 3
 
         wait_for(alice_denied_everywhere, 20, "alice denied on every partition leader")
     except BaseException:
