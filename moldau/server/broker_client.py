@@ -12,6 +12,7 @@ import logging
 import struct
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from kio.serial import entity_reader, entity_writer
 
 from moldau.protocol.apis import ApiKey, is_flexible, request_type, response_type
 from moldau.server.security.errors import SaslError
+from moldau.server.security.gssapi_mechanism import GSSAPI, GssapiClient
 from moldau.server.security.oauthbearer import OAUTHBEARER, client_first_message, unsecured_token
 from moldau.server.security.scram import MECHANISMS, ScramClient
 
@@ -125,11 +127,30 @@ class BrokerConnection:
             await authenticate(client_first_message(unsecured_token(security.login_options,
                                                                     int(time.time() * 1000))))
             return
+        if mechanism == GSSAPI:
+            await self._authenticate_gssapi(security, authenticate)
+            return
         client = ScramClient(MECHANISMS[str(mechanism)], username, password)
         try:
             client.verify(await authenticate(client.final(await authenticate(client.first()))))
         except SaslError as exc:
             raise ConnectionError(f"SASL {mechanism} authentication to {where} failed: {exc}") from None
+
+    async def _authenticate_gssapi(self, security: InterBrokerSecurity,
+                                   authenticate: Callable[[bytes], Awaitable[bytes]]) -> None:
+        """Kerberos as Java's GssKrb5Client: context tokens until established, then the
+        security layer answer. The GSS calls may ask the KDC for tickets: worker threads."""
+        assert security.kerberos is not None and security.kerberos_service_name is not None
+        where = f"{self.host}:{self.port}"
+        try:
+            client = await asyncio.to_thread(GssapiClient, security.kerberos, security.kerberos_service_name,
+                                             self.host)
+            token = await asyncio.to_thread(client.first)
+            while not client.done:
+                token = await asyncio.to_thread(client.evaluate, await authenticate(token))
+            await authenticate(token)
+        except SaslError as exc:
+            raise ConnectionError(f"SASL GSSAPI authentication to {where} failed: {exc}") from None
 
     async def _read_loop(self) -> None:
         assert self._reader is not None

@@ -50,8 +50,9 @@ def _p(name: str, kind: str, default: Any, **kw: Any) -> Prop:
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
-# Between brokers: every mechanism Moldau serves (OAUTHBEARER with an unsecured token).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+# Between brokers: every mechanism Moldau serves (OAUTHBEARER with an unsecured token,
+# GSSAPI with the broker's keytab).
 INTER_BROKER_SASL_MECHANISMS = SASL_MECHANISMS
 # Kafka's default listener.security.protocol.map: each protocol names a listener of its own.
 DEFAULT_PROTOCOL_MAP = {p: p for p in SECURITY_PROTOCOLS}
@@ -76,6 +77,10 @@ PROPERTIES: dict[str, Prop] = {
         _p("sasl.mechanism.inter.broker.protocol", "string", "PLAIN",  # Kafka: GSSAPI
            choices=INTER_BROKER_SASL_MECHANISMS),
         _p("sasl.jaas.config", "password", None),
+        # GSSAPI (Kerberos): the service name clients ask tickets for (required with GSSAPI,
+        # or the JAAS serviceName option), and principal -> short name rules for ACLs.
+        _p("sasl.kerberos.service.name", "string", None),
+        _p("sasl.kerberos.principal.to.local.rules", "list", "DEFAULT"),
         _p("connection.failed.authentication.delay.ms", "int", 100, minimum=0),
         _p("connections.max.reauth.ms", "long", 0, minimum=0),  # KIP-368; 0: sessions last as long as connections
         _p("ssl.keystore.type", "string", "PEM"),  # Kafka: JKS, which Moldau refuses
@@ -217,6 +222,12 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
         "ssl.keymanager.algorithm",
         "ssl.trustmanager.algorithm",
         "ssl.secure.random.implementation",
+        # Java's Kerberos login thread (kinit, ticket renewal): MIT's library gets and renews
+        # tickets from the keytab itself.
+        "sasl.kerberos.kinit.cmd",
+        "sasl.kerberos.min.time.before.relogin",
+        "sasl.kerberos.ticket.renew.jitter",
+        "sasl.kerberos.ticket.renew.window.factor",
     }
 )
 

@@ -57,8 +57,9 @@ def test_listeners_protocols_and_inter_broker_listener() -> None:
         ({"listener.name.ssl.ssl.truststore.type": "PKCS12"},
          "listener.name.ssl.ssl.truststore.type=PKCS12 is not supported.*PEM"),
         ({"listener.name.ssl.ssl.nonsense": "1"}, "unknown property 'listener.name.ssl.ssl.nonsense'"),
-        ({"listener.name.ssl.gssapi.sasl.jaas.config": "x"}, "unknown property"),
-        ({"sasl.enabled.mechanisms": "GSSAPI"}, "'GSSAPI' is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+        ({"listener.name.ssl.kerberos.sasl.jaas.config": "x"}, "unknown property"),
+        ({"sasl.enabled.mechanisms": "DIGEST-MD5"},
+         "'DIGEST-MD5' is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, GSSAPI"),
         ({"listeners": "SASL_PLAINTEXT://:9094", "security.inter.broker.protocol": "SASL_PLAINTEXT"},
          "listener SASL_PLAINTEXT enables PLAIN but has no PlainLoginModule"),
         ({"listeners": "SASL_PLAINTEXT://:9094", "security.inter.broker.protocol": "SASL_PLAINTEXT",
@@ -172,3 +173,48 @@ def test_pem_loading_errors(pki: Pki, tmp_path: Path) -> None:
               "-----END RSA PRIVATE KEY-----")
     with pytest.raises(TlsConfigError, match="legacy OpenSSL format"):
         pem_blocks(legacy, "key")
+
+
+KRB5 = "com.sun.security.auth.module.Krb5LoginModule required"
+GSSAPI_LISTENER = {"listeners": "PLAINTEXT://:9092,SASL_PLAINTEXT://:9094", "sasl.enabled.mechanisms": "GSSAPI"}
+
+
+@pytest.mark.parametrize(
+    "props,needle",
+    [
+        ({}, "listener SASL_PLAINTEXT enables GSSAPI but has no Krb5LoginModule: set "
+             "listener.name.sasl_plaintext.gssapi.sasl.jaas.config"),
+        ({"sasl.jaas.config": f'{KRB5} principal="kafka/h@R";'}, "a broker logs in with a keytab"),
+        ({"sasl.jaas.config": f'{KRB5} useKeyTab=true keyTab="{{keytab}}";'}, 'needs principal="<service>/<host>'),
+        ({"sasl.jaas.config": f'{KRB5} useKeyTab=true keyTab="/nonexistent.keytab" principal="kafka/h@R";'},
+         "keyTab /nonexistent.keytab is not a readable file"),
+        ({"sasl.jaas.config": f'{KRB5} useKeyTab=true keyTab="{{keytab}}" principal="kafka/h@R";'},
+         "no serviceName defined in either JAAS or Kafka config: set sasl.kerberos.service.name"),
+        ({"sasl.jaas.config": f'{KRB5} useKeyTab=true keyTab="{{keytab}}" principal="kafka/h@R" serviceName="k";',
+          "sasl.kerberos.service.name": "kafka"}, "conflicting serviceName values"),
+        ({"sasl.jaas.config": f'{KRB5} useKeyTab=true keyTab="{{keytab}}" principal="kafka/h@R";',
+          "sasl.kerberos.service.name": "kafka", "sasl.kerberos.principal.to.local.rules": "RULE:[1:$1]/LU"},
+         "sasl.kerberos.principal.to.local.rules: Invalid rule: `RULE:\\[1:\\$1\\]/LU`, unmatched substring: `U`"),
+        ({"sasl.jaas.config": f'{KRB5} useKeyTab=true keyTab="{{keytab}}" principal="kafka/h@R";',
+          "sasl.kerberos.service.name": "kafka"},
+         "listener SASL_PLAINTEXT: cannot use principal kafka/h@R from keyTab .*: .*key table"),
+    ],
+)
+def test_bad_gssapi_settings_name_the_property(props: dict[str, str], needle: str, tmp_path: Path) -> None:
+    keytab = tmp_path / "not-a.keytab"
+    keytab.write_bytes(b"not a keytab")
+    props = {k: v.replace("{keytab}", str(keytab)) for k, v in props.items()}
+    with pytest.raises(ConfigError, match=needle):
+        BrokerConfig.from_sources({**GSSAPI_LISTENER, **props})
+
+
+def test_gssapi_without_the_package_names_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gssapi", None)  # as if not installed
+    keytab = tmp_path / "kafka.keytab"
+    keytab.write_bytes(b"\x05\x02")
+    with pytest.raises(ConfigError, match=r"SASL GSSAPI needs the Python package gssapi: "
+                                          r"pip install 'moldau\[gssapi\]'"):
+        BrokerConfig.from_sources({**GSSAPI_LISTENER, "sasl.kerberos.service.name": "kafka", "sasl.jaas.config":
+                                   f'{KRB5} useKeyTab=true keyTab="{keytab}" principal="kafka/h@R";'})

@@ -15,6 +15,7 @@ code on its path. Every state and what it accepts:
 |                | SaslAuthenticate, exchange done           | complete (handler = the dispatcher)   |
 |                | SaslAuthenticate, refused                 | failed: SASL_AUTHENTICATION_FAILED    |
 | raw_token      | a size-prefixed token (no Kafka header)   | raw_token, complete, or closed        |
+|                | (an exchange step with nothing to answer, GSSAPI's last, sends no frame)          |
 | failed         | nothing: the answer is sent, and the connection closed after
 |                | connection.failed.authentication.delay.ms (KIP-306; clients read the answer first) |
 
@@ -55,6 +56,7 @@ from moldau.protocol.framing import (
 from moldau.server.handlers._common import response_types
 from moldau.server.security import oauthbearer
 from moldau.server.security.errors import SaslAuthenticationError, SaslError
+from moldau.server.security.gssapi_mechanism import GSSAPI, GssapiServer
 from moldau.server.security.oauthbearer import OAUTHBEARER, UnsecuredValidator
 from moldau.server.security.plain import authenticate_plain
 from moldau.server.security.scram import MECHANISMS, ScramCredential, ScramServer
@@ -74,7 +76,7 @@ class _PlainExchange:
         self._users = users
         self.username: str | None = None
 
-    async def evaluate(self, token: bytes) -> bytes:
+    async def evaluate(self, token: bytes) -> bytes | None:
         self.username = authenticate_plain(token, self._users)
         return b""
 
@@ -85,10 +87,28 @@ class _OAuthBearerExchange:
         self.username: str | None = None
         self.expires_ms = 0
 
-    async def evaluate(self, token: bytes) -> bytes:
+    async def evaluate(self, token: bytes) -> bytes | None:
         found = oauthbearer.authenticate(token, self._validator, int(time.time() * 1000))
         self.username, self.expires_ms = found.principal, found.expires_ms
         return b""
+
+
+class _GssapiExchange:
+    """Kerberos (gssapi_mechanism.py); each step runs on a worker thread, since it decrypts
+    the ticket with the keytab and writes the replay cache."""
+
+    def __init__(self, listener: ListenerSecurity) -> None:
+        if listener.gssapi is None:
+            raise SaslError(f"GSSAPI is not configured on listener {listener.name}")
+        self._server = GssapiServer(listener.gssapi)
+        self.username: str | None = None
+
+    async def evaluate(self, token: bytes) -> bytes | None:
+        answer = await asyncio.to_thread(self._server.evaluate, token)
+        if self._server.state == "complete":
+            self.username = self._server.short_name
+            log.debug("GSSAPI: %s authenticated as User:%s", self._server.peer, self.username)
+        return answer
 
 
 class _ScramExchange:
@@ -97,7 +117,7 @@ class _ScramExchange:
         self._lookup = lookup
         self.username: str | None = None
 
-    async def evaluate(self, token: bytes) -> bytes:
+    async def evaluate(self, token: bytes) -> bytes | None:
         server = self._server
         if server.state == "client_first":
             username = server.client_first(token)
@@ -126,7 +146,7 @@ class SaslServerAuthenticator:
         self._lookup = lookup
         self.state = "handshake"
         self.mechanism = ""
-        self._exchange: _PlainExchange | _ScramExchange | _OAuthBearerExchange | None = None
+        self._exchange: _PlainExchange | _ScramExchange | _OAuthBearerExchange | _GssapiExchange | None = None
 
     async def handle(self, frame: bytes, conn: KafkaConnection) -> bytes | None:
         if self.state == "handshake":
@@ -163,6 +183,7 @@ class SaslServerAuthenticator:
         self.mechanism = request.mechanism
         self._exchange = (_PlainExchange(self.listener.plain_users) if self.mechanism == "PLAIN"
                           else _OAuthBearerExchange(self.listener.oauthbearer) if self.mechanism == OAUTHBEARER
+                          else _GssapiExchange(self.listener) if self.mechanism == GSSAPI
                           else _ScramExchange(self.mechanism, self._lookup))
         self.state = "authenticate" if version >= 1 else "raw_token"
         return encode_response(key, version, header.correlation_id, build(
@@ -187,7 +208,7 @@ class SaslServerAuthenticator:
             return None
         lifetime = self.session_lifetime_ms if self.state == "complete" else 0
         return encode_response(key, version, header.correlation_id, build(
-            t.SaslAuthenticateResponse, error_code=ErrorCode.none, error_message=None, auth_bytes=token,
+            t.SaslAuthenticateResponse, error_code=ErrorCode.none, error_message=None, auth_bytes=token or b"",
             session_lifetime=datetime.timedelta(milliseconds=lifetime)))
 
     async def _raw_token(self, frame: bytes, conn: KafkaConnection) -> bytes | None:
@@ -198,9 +219,11 @@ class SaslServerAuthenticator:
             self._client_message(exc)
             conn.close()
             return None
+        if token is None:
+            return None
         return struct.pack(">i", len(token)) + token
 
-    async def _evaluate(self, token: bytes, conn: KafkaConnection) -> bytes:
+    async def _evaluate(self, token: bytes, conn: KafkaConnection) -> bytes | None:
         exchange = self._exchange
         assert exchange is not None
         answer = await exchange.evaluate(token)

@@ -18,6 +18,15 @@ import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from moldau.server.security.gssapi_mechanism import (
+    GSSAPI,
+    KRB5_LOGIN_MODULE,
+    GssapiConfigError,
+    GssapiServerSettings,
+    Krb5Login,
+    default_realm,
+    service_name,
+)
 from moldau.server.security.jaas import (
     PLAIN_LOGIN_MODULE,
     SCRAM_LOGIN_MODULE,
@@ -25,6 +34,7 @@ from moldau.server.security.jaas import (
     LoginModule,
     parse_single_module,
 )
+from moldau.server.security.kerberos_name import KerberosNameError, KerberosShortNamer, split_rules
 from moldau.server.security.oauthbearer import (
     OAUTHBEARER,
     OAUTHBEARER_LOGIN_MODULE,
@@ -37,7 +47,8 @@ if TYPE_CHECKING:
     from moldau.server.config import BrokerConfig
 
 LOGIN_MODULES = {"PLAIN": PLAIN_LOGIN_MODULE, "SCRAM-SHA-256": SCRAM_LOGIN_MODULE,
-                 "SCRAM-SHA-512": SCRAM_LOGIN_MODULE, OAUTHBEARER: OAUTHBEARER_LOGIN_MODULE}
+                 "SCRAM-SHA-512": SCRAM_LOGIN_MODULE, OAUTHBEARER: OAUTHBEARER_LOGIN_MODULE,
+                 GSSAPI: KRB5_LOGIN_MODULE}
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class ListenerSecurity:
     plain_users: dict[str, str] = field(default_factory=dict, repr=False)
     # OAUTHBEARER (unsecured JWS): how tokens are checked, from its login module's options.
     oauthbearer: UnsecuredValidator = field(default_factory=UnsecuredValidator)
+    # GSSAPI: the acceptor (keys from the Krb5LoginModule's keytab) and the principal mapping.
+    gssapi: GssapiServerSettings | None = None
 
     @property
     def sasl(self) -> bool:
@@ -67,6 +80,9 @@ class InterBrokerSecurity:
     password: str | None = field(default=None, repr=False)
     # OAUTHBEARER: the OAuthBearerLoginModule options this broker builds its token from.
     login_options: dict[str, str] = field(default_factory=dict, repr=False)
+    # GSSAPI: this broker's keytab and principal, and the service name of the others.
+    kerberos: Krb5Login | None = None
+    kerberos_service_name: str | None = None
 
     @property
     def sasl(self) -> bool:
@@ -123,7 +139,8 @@ def jaas_module(config: BrokerConfig, listener: str, mechanism: str) -> LoginMod
         raise ConfigError(f"{name}: {exc}") from None
     if module.class_name not in LOGIN_MODULES.values():
         raise ConfigError(f"{name}: login module {module.class_name} is not supported "
-                          f"(use {PLAIN_LOGIN_MODULE}, {SCRAM_LOGIN_MODULE} or {OAUTHBEARER_LOGIN_MODULE})")
+                          f"(use {PLAIN_LOGIN_MODULE}, {SCRAM_LOGIN_MODULE}, {OAUTHBEARER_LOGIN_MODULE} "
+                          f"or {KRB5_LOGIN_MODULE})")
     if specific is not None and module.class_name != LOGIN_MODULES[mechanism]:
         raise ConfigError(f"{name}: {mechanism} needs {LOGIN_MODULES[mechanism]}, not {module.class_name}")
     return module
@@ -132,6 +149,61 @@ def jaas_module(config: BrokerConfig, listener: str, mechanism: str) -> LoginMod
 def _mechanisms(config: BrokerConfig, listener: str) -> tuple[str, ...]:
     raw = config.listener_value(listener, "sasl.enabled.mechanisms") or ""
     return tuple(dict.fromkeys(m.strip().upper() for m in str(raw).split(",") if m.strip()))
+
+
+def _jaas_name(config: BrokerConfig, listener: str, mechanism: str) -> str:
+    specific = config.listener_values.get(listener, {}).get(f"{mechanism.lower()}.sasl.jaas.config")
+    return f"{_prefix(listener)}{mechanism.lower()}.sasl.jaas.config" if specific is not None else "sasl.jaas.config"
+
+
+def krb5_login(config: BrokerConfig, listener: str) -> Krb5Login:
+    """The listener's Krb5LoginModule entry, or ConfigError saying what to set."""
+    from moldau.server.config import ConfigError
+
+    module = jaas_module(config, listener, GSSAPI)
+    where = _jaas_name(config, listener, GSSAPI)
+    if module is None or module.class_name != KRB5_LOGIN_MODULE:
+        raise ConfigError(
+            f"listener {listener} enables GSSAPI but has no Krb5LoginModule: set {_prefix(listener)}gssapi."
+            f"sasl.jaas.config (or sasl.jaas.config) to {KRB5_LOGIN_MODULE} required useKeyTab=true "
+            'storeKey=true keyTab="/path/kafka.keytab" principal="kafka/<host>@<REALM>";')
+    try:
+        return Krb5Login.from_jaas(module, where)
+    except GssapiConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def kerberos_service_name(config: BrokerConfig, listener: str, login: Krb5Login) -> str:
+    from moldau.server.config import ConfigError
+
+    try:
+        return service_name(login, config.values.get("sasl.kerberos.service.name"), f"listener {listener}")
+    except GssapiConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def short_namer(config: BrokerConfig) -> KerberosShortNamer:
+    """`sasl.kerberos.principal.to.local.rules` against the Kerberos library's default realm."""
+    from moldau.server.config import ConfigError
+
+    rules = split_rules(str(config.values.get("sasl.kerberos.principal.to.local.rules") or "DEFAULT"))
+    try:
+        return KerberosShortNamer(default_realm(), rules)
+    except GssapiConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    except KerberosNameError as exc:
+        raise ConfigError(f"sasl.kerberos.principal.to.local.rules: {exc}") from None
+
+
+def _gssapi_settings(config: BrokerConfig, listener: str) -> GssapiServerSettings:
+    from moldau.server.config import ConfigError
+
+    login = krb5_login(config, listener)
+    service = kerberos_service_name(config, listener, login)
+    try:
+        return GssapiServerSettings.build(login, service, short_namer(config), f"listener {listener}")
+    except GssapiConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _listener_security(config: BrokerConfig, listener: str, protocol: str) -> ListenerSecurity:
@@ -165,7 +237,8 @@ def _listener_security(config: BrokerConfig, listener: str, protocol: str) -> Li
                 validator = UnsecuredValidator.from_jaas_options(module.options)
             except ValueError as exc:
                 raise ConfigError(f"listener {listener}: {exc}") from None
-    return ListenerSecurity(listener, protocol, context, mechanisms, users, validator)
+    gssapi = _gssapi_settings(config, listener) if GSSAPI in mechanisms else None
+    return ListenerSecurity(listener, protocol, context, mechanisms, users, validator, gssapi)
 
 
 def _inter_broker(config: BrokerConfig, listener: ListenerSecurity) -> InterBrokerSecurity:
@@ -197,6 +270,10 @@ def _inter_broker(config: BrokerConfig, listener: ListenerSecurity) -> InterBrok
         except ValueError as exc:
             raise ConfigError(f"inter-broker listener {listener.name}: {exc}") from None
         return InterBrokerSecurity(listener.name, listener.protocol, context, mechanism, login_options=options)
+    if mechanism == GSSAPI:
+        login = krb5_login(config, listener.name)
+        return InterBrokerSecurity(listener.name, listener.protocol, context, mechanism, kerberos=login,
+                                   kerberos_service_name=kerberos_service_name(config, listener.name, login))
     username = module.options.get("username") if module else None
     password = module.options.get("password") if module else None
     if not username or password is None:
