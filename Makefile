@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
+# After system-deps: the gssapi package builds against MIT Kerberos (libkrb5-dev, gcc).
+$(VENV)/.installed-test: $(VENV)/.installed | system-deps
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
@@ -31,13 +32,20 @@ test-venv: $(VENV)/.installed-test
 dev: venv
 	$(VENV)/bin/moldau dev --port $(PORT) --data-dir $(DATA) --console --console-port $(CONSOLE_PORT)
 
-# Debian packages the tests drive: kcat (a real client), Apache ZooKeeper, and chromium
-# (the console's browser tests; Playwright drives it, never `playwright install`).
+# Debian packages the tests drive: kcat (a real client), Apache ZooKeeper, chromium (the
+# console's browser tests; Playwright drives it, never `playwright install`), and for SASL
+# GSSAPI a real MIT Kerberos KDC (krb5-kdc, krb5-admin-server for kdb5_util/kadmin.local),
+# kinit (krb5-user: librdkafka runs it with the keytab), cyrus-sasl's GSSAPI plugin for kcat
+# (libsasl2-modules-gssapi-mit), and what the gssapi package builds with (libkrb5-dev, gcc).
 system-deps:
-	@if ! command -v kcat >/dev/null 2>&1 || [ ! -f /usr/share/java/zookeeper.jar ] || [ ! -x /usr/bin/chromium ]; then \
+	@if ! command -v kcat >/dev/null 2>&1 || [ ! -f /usr/share/java/zookeeper.jar ] || [ ! -x /usr/bin/chromium ] \
+		|| [ ! -x /usr/sbin/krb5kdc ] || [ ! -x /usr/sbin/kadmin.local ] || ! command -v kinit >/dev/null 2>&1 \
+		|| ! command -v krb5-config >/dev/null 2>&1 || ! command -v gcc >/dev/null 2>&1 \
+		|| [ -z "$$(ls /usr/lib/*/sasl2/libgssapiv2.so* 2>/dev/null)" ]; then \
 		SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper chromium; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat zookeeper chromium \
+			krb5-kdc krb5-admin-server krb5-user libkrb5-dev libsasl2-modules-gssapi-mit gcc; \
 	fi
 
 # What the fault-injection suite drives (root needed to use them): network namespaces,
