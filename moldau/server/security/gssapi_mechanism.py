@@ -25,13 +25,14 @@ The broker's keys come from its JAAS entry, Kafka's:
 
 Acceptor credentials for that principal are acquired from that keytab when the config is
 read, so a missing keytab or a principal it lacks is a startup error. Between brokers the
-same entry logs in as a client: initiator credentials from the keytab into an in-memory
-credential cache, the target `<sasl.kerberos.service.name>@<the other broker's host>`.
+same entry logs in as a client: initiator credentials from the keytab into one in-memory
+credential cache per broker process (so a new connection reuses its tickets, and MIT's
+library fetches new ones from the keytab before they expire), the target
+`<sasl.kerberos.service.name>@<the other broker's host>`.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import struct
@@ -55,7 +56,6 @@ NO_SECURITY_LAYER = 0x01
 # What Java's GssKrb5Server offers as its maximum receive size (javax.security.sasl.maxbuffer).
 MAX_BUFFER = 65536
 
-_ccache_ids = itertools.count(1)
 
 
 class GssapiConfigError(ValueError):
@@ -224,7 +224,7 @@ class GssapiClient:
         try:
             name = gssapi.Name(login.principal, gssapi.NameType.kerberos_principal)
             credentials = gssapi.Credentials(name=name, usage="initiate", store={
-                "client_keytab": login.keytab, "ccache": f"MEMORY:moldau-{os.getpid()}-{next(_ccache_ids)}"})
+                "client_keytab": login.keytab, "ccache": f"MEMORY:moldau-{os.getpid()}-{login.principal}"})
             target = gssapi.Name(f"{service}@{host}", gssapi.NameType.hostbased_service)
             self._context = gssapi.SecurityContext(name=target, creds=credentials, usage="initiate",
                                                    flags=[gssapi.RequirementFlag.mutual_authentication])
