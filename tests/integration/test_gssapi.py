@@ -379,3 +379,27 @@ def test_startup_refuses_a_keytab_without_the_principal(kerberized: KerberizedBr
         BrokerConfig.from_sources({
             "listeners": "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0", "sasl.enabled.mechanisms": "GSSAPI",
             "sasl.kerberos.service.name": "kafka", "sasl.jaas.config": _krb5_jaas(kerberized.keytabs["alice"])})
+
+
+def test_concurrent_logins(kerberized: KerberizedBroker) -> None:
+    """Logins run on worker threads sharing the listener's acceptor credentials: sixteen at
+    once all complete, each connection then served."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
+
+    contexts = [_raw_client(kerberized, "alice") for _ in range(16)]
+    first_tokens = [ctx.step(None) for ctx in contexts]  # tickets fetched here, not in the race below
+
+    def login(n: int) -> bool:
+        ctx = contexts[n]
+        with socket.create_connection(("127.0.0.1", kerberized.port), timeout=10) as sock:
+            sock.sendall(encode(ApiKey.SASL_HANDSHAKE, 1, SaslHandshakeRequest(mechanism="GSSAPI")))
+            recv_frame(sock)
+            ctx.step(bytes(_authenticate(sock, first_tokens[n], 2).auth_bytes))  # type: ignore[attr-defined]
+            ctx.unwrap(bytes(_authenticate(sock, b"", 3).auth_bytes))  # type: ignore[attr-defined]
+            final = _authenticate(sock, ctx.wrap(b"\x01\x00\x00\x00", False).message, 4)
+            return final.error_code == 0 and _metadata_ok(sock, 5)  # type: ignore[attr-defined]
+
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(login, range(16))) == [True] * 16
