@@ -234,7 +234,7 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
 # What listener.name.<listener>.<property> may override; and, per SASL mechanism,
 # listener.name.<listener>.<mechanism, lower case>.sasl.jaas.config.
 LISTENER_PROPERTIES = frozenset(
-    name for name in PROPERTIES if name.startswith("ssl.") or name == "sasl.enabled.mechanisms")
+    name for name in PROPERTIES if name.startswith(("ssl.", "sasl.kerberos.")) or name == "sasl.enabled.mechanisms")
 
 
 def parse_value(prop: Prop, raw: str) -> Any:
@@ -362,8 +362,9 @@ def _listener_property(key: str) -> tuple[str, str]:
     mechanism, _, rest = suffix.partition(".")
     if listener and rest == "sasl.jaas.config" and mechanism.upper() in SASL_MECHANISMS:
         return listener.upper(), f"{mechanism.lower()}.sasl.jaas.config"
-    raise ConfigError(f"unknown property {key!r} (listener.name.<listener>. takes ssl.*, sasl.enabled.mechanisms "
-                      "and <mechanism>.sasl.jaas.config)")
+    raise ConfigError(f"unknown property {key!r} (listener.name.<listener>. takes ssl.*, sasl.enabled.mechanisms, "
+                      "sasl.kerberos.service.name, sasl.kerberos.principal.to.local.rules and "
+                      "<mechanism>.sasl.jaas.config)")
 
 
 @dataclass

@@ -403,3 +403,24 @@ def test_concurrent_logins(kerberized: KerberizedBroker) -> None:
 
     with ThreadPoolExecutor(16) as pool:
         assert list(pool.map(login, range(16))) == [True] * 16
+
+
+def test_listener_overrides(kerberized: KerberizedBroker) -> None:
+    """listener.name.<l>.sasl.kerberos.service.name and ...principal.to.local.rules override
+    the broker-wide ones for that listener only, as Kafka's listener prefix does."""
+    from moldau.server.config import BrokerConfig, ConfigError
+    from moldau.server.security.kerberos_name import KerberosName
+
+    props = {"listeners": "PLAINTEXT://127.0.0.1:0,A://127.0.0.1:0,B://127.0.0.1:0",
+             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,A:SASL_PLAINTEXT,B:SASL_PLAINTEXT",
+             "sasl.enabled.mechanisms": "GSSAPI", "sasl.kerberos.service.name": "kafka",
+             "sasl.jaas.config": _krb5_jaas(kerberized.keytabs["kafka/localhost"]),
+             "listener.name.b.sasl.kerberos.service.name": "kafka-b",
+             "listener.name.b.sasl.kerberos.principal.to.local.rules": "RULE:[1:$1]/U"}
+    c = BrokerConfig.from_sources(props)
+    a, b = c.security.listeners["A"].gssapi, c.security.listeners["B"].gssapi
+    assert (a.service_name, b.service_name) == ("kafka", "kafka-b")
+    alice = KerberosName.parse(f"alice@{REALM}")
+    assert (a.short_namer.short_name(alice), b.short_namer.short_name(alice)) == ("alice", "ALICE")
+    with pytest.raises(ConfigError, match=r"listener.name.b.sasl.kerberos.principal.to.local.rules: Invalid rule"):
+        BrokerConfig.from_sources({**props, "listener.name.b.sasl.kerberos.principal.to.local.rules": "RULE:x"})

@@ -177,22 +177,25 @@ def kerberos_service_name(config: BrokerConfig, listener: str, login: Krb5Login)
     from moldau.server.config import ConfigError
 
     try:
-        return service_name(login, config.values.get("sasl.kerberos.service.name"), f"listener {listener}")
+        return service_name(login, config.listener_value(listener, "sasl.kerberos.service.name"),
+                            f"listener {listener}")
     except GssapiConfigError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def short_namer(config: BrokerConfig) -> KerberosShortNamer:
+def short_namer(config: BrokerConfig, listener: str) -> KerberosShortNamer:
     """`sasl.kerberos.principal.to.local.rules` against the Kerberos library's default realm."""
     from moldau.server.config import ConfigError
 
-    rules = split_rules(str(config.values.get("sasl.kerberos.principal.to.local.rules") or "DEFAULT"))
+    key = "sasl.kerberos.principal.to.local.rules"
+    rules = split_rules(str(config.listener_value(listener, key) or "DEFAULT"))
+    name = f"{_prefix(listener)}{key}" if key in config.listener_values.get(listener, {}) else key
     try:
         return KerberosShortNamer(default_realm(), rules)
     except GssapiConfigError as exc:
         raise ConfigError(str(exc)) from None
     except KerberosNameError as exc:
-        raise ConfigError(f"sasl.kerberos.principal.to.local.rules: {exc}") from None
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def _gssapi_settings(config: BrokerConfig, listener: str) -> GssapiServerSettings:
@@ -201,7 +204,7 @@ def _gssapi_settings(config: BrokerConfig, listener: str) -> GssapiServerSetting
     login = krb5_login(config, listener)
     service = kerberos_service_name(config, listener, login)
     try:
-        return GssapiServerSettings.build(login, service, short_namer(config), f"listener {listener}")
+        return GssapiServerSettings.build(login, service, short_namer(config, listener), f"listener {listener}")
     except GssapiConfigError as exc:
         raise ConfigError(str(exc)) from None
 
