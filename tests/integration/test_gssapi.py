@@ -96,6 +96,7 @@ def kerberized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KerberizedB
             "sasl.mechanism.inter.broker.protocol": "GSSAPI",
             "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
             "super.users": "User:broker;User:admin",
+            "connections.max.reauth.ms": "600000",  # KIP-368 on, long enough for no client to need it
         })
         broker.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{broker.port},SASL_PLAINTEXT://127.0.0.1:{port}"
         broker.overrides["advertised.listeners"] = (f"PLAINTEXT://127.0.0.1:{broker.port},"
@@ -424,3 +425,30 @@ def test_listener_overrides(kerberized: KerberizedBroker) -> None:
     assert (a.short_namer.short_name(alice), b.short_namer.short_name(alice)) == ("alice", "ALICE")
     with pytest.raises(ConfigError, match=r"listener.name.b.sasl.kerberos.principal.to.local.rules: Invalid rule"):
         BrokerConfig.from_sources({**props, "listener.name.b.sasl.kerberos.principal.to.local.rules": "RULE:x"})
+
+
+def _login(sock: socket.socket, k: KerberizedBroker, principal: str, correlation_id: int) -> Any:
+    """A framed GSSAPI login on `sock`; the last SaslAuthenticate answer."""
+    from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
+
+    sock.sendall(encode(ApiKey.SASL_HANDSHAKE, 1, SaslHandshakeRequest(mechanism="GSSAPI"), correlation_id))
+    assert decode(ApiKey.SASL_HANDSHAKE, 1, recv_frame(sock) or b"").error_code == 0  # type: ignore
+    ctx = _raw_client(k, principal)
+    ctx.step(bytes(_authenticate(sock, ctx.step(None), correlation_id + 1).auth_bytes))  # type: ignore
+    ctx.unwrap(bytes(_authenticate(sock, b"", correlation_id + 2).auth_bytes))  # type: ignore[attr-defined]
+    return _authenticate(sock, ctx.wrap(b"\x01\x00\x00\x00", False).message, correlation_id + 3)
+
+
+def test_reauthentication(kerberized: KerberizedBroker) -> None:
+    """KIP-368 with Kerberos: the session lifetime is announced; a new login on the same
+    connection as the same principal goes on, as another principal is refused and closed."""
+    with socket.create_connection(("127.0.0.1", kerberized.port), timeout=10) as sock:
+        first = _login(sock, kerberized, "alice", 10)
+        assert first.error_code == 0 and first.session_lifetime.total_seconds() == 600  # type: ignore
+        again = _login(sock, kerberized, "alice", 20)
+        assert again.error_code == 0 and _metadata_ok(sock, 30)  # type: ignore[attr-defined]
+        other = _login(sock, kerberized, "BOB", 40)
+        assert other.error_code == 58  # type: ignore[attr-defined]
+        assert "Cannot change principals during re-authentication from User:alice: User:bob" in \
+            other.error_message  # type: ignore[attr-defined]
+        assert is_closed(sock)
