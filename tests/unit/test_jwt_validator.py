@@ -208,3 +208,21 @@ def test_a_first_fetch_that_fails_does_not_stop_the_broker_and_is_retried() -> N
         await source.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_key_set_is_refreshed_periodically() -> None:
+    published = [RS]
+
+    async def scenario() -> None:
+        source = RefreshingJwks(JwksSettings("file:///jwks.json", refresh_ms=5), lambda url: keys(*published))
+        await source.start()
+        assert [k.kid for k in source.keys] == ["rs-1"]
+        published[:] = [SigningKey("rs-2")]  # the issuer retired its key and published another
+        for _ in range(100):
+            if [k.kid for k in source.keys] == ["rs-2"]:
+                break
+            await asyncio.sleep(0.01)
+        assert [k.kid for k in source.keys] == ["rs-2"]
+        await source.stop()
+
+    asyncio.run(scenario())
