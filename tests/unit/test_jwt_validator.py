@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -223,6 +224,26 @@ def test_the_key_set_is_refreshed_periodically() -> None:
                 break
             await asyncio.sleep(0.01)
         assert [k.kid for k in source.keys] == ["rs-2"]
+        await source.stop()
+
+    asyncio.run(scenario())
+
+
+def test_logins_naming_a_new_kid_together_share_one_refresh() -> None:
+    published = [RS]
+    loads = [0]
+
+    def load(url: str) -> tuple[JsonWebKey, ...]:
+        loads[0] += 1
+        time.sleep(0.05)  # in a thread: the event loop goes on meanwhile
+        return keys(*published)
+
+    async def scenario() -> None:
+        source = RefreshingJwks(JwksSettings("http://issuer.test/jwks"), load)
+        await source.start()
+        published.append(SigningKey("rs-2"))
+        found = await asyncio.gather(*(source.refresh_for_unknown_kid("rs-2") for _ in range(5)))
+        assert found == [True] * 5 and loads[0] == 2
         await source.stop()
 
     asyncio.run(scenario())

@@ -2,8 +2,9 @@
 
 `sasl.oauthbearer.jwks.endpoint.url` says where the set is: an http(s):// URL (fetched
 with urllib, in a thread: never on the event loop) or a file: URL (read the same way).
-The set is fetched when the broker starts, before its listeners open, then every
-`sasl.oauthbearer.jwks.endpoint.refresh.ms`. A fetch is tried again after
+The set is fetched when the broker starts, before its listeners open (one attempt of at
+most `FETCH_TIMEOUT_S`), then every `sasl.oauthbearer.jwks.endpoint.refresh.ms`. A later
+fetch is tried again after
 `sasl.oauthbearer.jwks.endpoint.retry.backoff.ms`, doubling, while the waits add up to
 no more than `...retry.backoff.max.ms` (Kafka's Retry); when it still fails, the broker
 logs it and keeps the keys it had. Departure: Kafka refuses to start when the first fetch
@@ -16,7 +17,8 @@ for (at most `EXPEDITED_WAIT_S`). Unknown key ids are rate-limited, as in Kafka:
 expedited refresh per key id per minute (the last 16 ids remembered), and Moldau adds at
 most one expedited refresh per second overall, so that tokens with made-up key ids cannot
 turn the broker into a load generator against the issuer. Refreshes never overlap: a
-caller arriving during one waits for it.
+caller arriving during one waits for it (a login naming an unknown key id joins a refresh
+under way whatever the limits say, so that a burst of logins with a new key all succeed).
 """
 
 from __future__ import annotations
@@ -102,8 +104,9 @@ class RefreshingJwks:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """The first fetch, then the periodic refresh task."""
-        if not await self.refresh():
+        """The first fetch (one attempt, as Kafka's: a broker whose issuer hangs must not
+        wait out the whole retry schedule to start), then the periodic refresh task."""
+        if not await self.refresh(retry=False):
             log.error("OAuth JWKS: could not fetch %s; signed OAUTHBEARER logins are refused until it can be "
                       "(trying again every %d ms)", self.settings.url, self.settings.retry_backoff_max_ms)
         self._task = asyncio.get_running_loop().create_task(self._refresh_periodically())
@@ -124,13 +127,18 @@ class RefreshingJwks:
             await asyncio.sleep(max(wait_ms, 1) / 1000)
             await self.refresh()
 
-    async def refresh(self) -> bool:
-        """Fetch the set now (or join the fetch under way); True if it succeeded."""
+    def _refresh_task(self, retry: bool = True) -> asyncio.Task[bool]:
+        """The fetch under way, or a new one (started before the caller's first await, so
+        that every caller after it joins it)."""
         if self._in_flight is None or self._in_flight.done():
-            self._in_flight = asyncio.get_running_loop().create_task(self._fetch_with_retries())
-        return await asyncio.shield(self._in_flight)
+            self._in_flight = asyncio.get_running_loop().create_task(self._fetch(retry))
+        return self._in_flight
 
-    async def _fetch_with_retries(self) -> bool:
+    async def refresh(self, retry: bool = True) -> bool:
+        """Fetch the set now (or join the fetch under way); True if it succeeded."""
+        return await asyncio.shield(self._refresh_task(retry))
+
+    async def _fetch(self, retry: bool) -> bool:
         url, settings = self.settings.url, self.settings
         waited_ms, backoff_ms, attempt = 0, settings.retry_backoff_ms, 0  # the schedule, not the clock
         while True:
@@ -138,7 +146,7 @@ class RefreshingJwks:
             try:
                 keys = await asyncio.to_thread(self._load, url)
             except (OSError, ValueError) as exc:
-                if waited_ms + backoff_ms > settings.retry_backoff_max_ms:
+                if not retry or waited_ms + backoff_ms > settings.retry_backoff_max_ms:
                     log.warning("OAuth JWKS refresh of %s failed after %d attempt(s): %s; keeping the %d key(s) "
                                 "fetched before", url, attempt, exc, len(self.keys))
                     return False
@@ -177,12 +185,13 @@ class RefreshingJwks:
         now holds it."""
         if any(k.kid == kid for k in self.keys):
             return True  # another login's refresh brought it meanwhile
-        if not self.may_expedite(kid):
-            return False
+        in_flight = self._in_flight is not None and not self._in_flight.done()
+        if not in_flight and not self.may_expedite(kid):
+            return False  # (a refresh under way is joined whatever the limits say)
         log.info("OAuth JWKS: a token names key id %r, which %s does not hold; refreshing", kid[:64],
                  self.settings.url)
         try:
-            await asyncio.wait_for(self.refresh(), EXPEDITED_WAIT_S)
+            await asyncio.wait_for(asyncio.shield(self._refresh_task()), EXPEDITED_WAIT_S)
         except TimeoutError:
             return False
         return any(k.kid == kid for k in self.keys)
