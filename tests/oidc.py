@@ -92,6 +92,7 @@ class OidcIssuer:
         self.issuer, self.audience, self.lifetime_s = issuer, audience, lifetime_s
         self.jwks_requests = 0
         self.token_requests = 0
+        self.tokens_issued: dict[str, int] = {}  # client id -> tokens
         issuer_self = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -127,6 +128,7 @@ class OidcIssuer:
                 if form.get("grant_type") != ["client_credentials"] or client is None or client.secret != secret:
                     self._answer(401, {"error": "invalid_client"})
                     return
+                issuer_self.tokens_issued[client_id] = issuer_self.tokens_issued.get(client_id, 0) + 1
                 self._answer(200, {"access_token": issuer_self.token(client, form.get("scope", [""])[0]),
                                    "token_type": "Bearer", "expires_in": issuer_self.lifetime_s})
 

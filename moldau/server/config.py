@@ -82,6 +82,8 @@ PROPERTIES: dict[str, Prop] = {
         # OAUTHBEARER with signed tokens (KIP-768): with a JWKS URL, OAUTHBEARER listeners
         # validate tokens signed by an OIDC issuer (security/jwt_validator.py, jwks.py).
         _p("sasl.oauthbearer.jwks.endpoint.url", "string", None),
+        # ... and brokers log in to each other with the client_credentials grant (oauth_login.py)
+        _p("sasl.oauthbearer.token.endpoint.url", "string", None),
         _p("sasl.oauthbearer.jwks.endpoint.refresh.ms", "long", 3600000, minimum=1),
         _p("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", "long", 100, minimum=0),
         _p("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", "long", 10000, minimum=0),
@@ -238,9 +240,10 @@ OAUTHBEARER_PROPERTIES = frozenset(name for name in PROPERTIES if name.startswit
 LISTENER_PROPERTIES = frozenset(
     name for name in PROPERTIES
     if name.startswith("ssl.") or name == "sasl.enabled.mechanisms" or name in OAUTHBEARER_PROPERTIES)
-# Kafka's name for the broker's server callback handler, which it takes only with a
-# listener and mechanism prefix: listener.name.<listener>.oauthbearer.<this>.
+# Kafka's names for the broker's server and login callback handlers, which it takes only
+# with a listener and mechanism prefix: listener.name.<listener>.oauthbearer.<this>.
 SERVER_CALLBACK_HANDLER_CLASS = "sasl.server.callback.handler.class"
+LOGIN_CALLBACK_HANDLER_CLASS = "sasl.login.callback.handler.class"
 
 
 def parse_value(prop: Prop, raw: str) -> Any:
@@ -369,11 +372,11 @@ def _listener_property(key: str) -> tuple[str, str]:
     if listener and rest == "sasl.jaas.config" and mechanism.upper() in SASL_MECHANISMS:
         return listener.upper(), f"{mechanism.lower()}.sasl.jaas.config"
     if listener and mechanism.lower() == "oauthbearer" and (
-            rest in OAUTHBEARER_PROPERTIES or rest == SERVER_CALLBACK_HANDLER_CLASS):
+            rest in OAUTHBEARER_PROPERTIES or rest in (SERVER_CALLBACK_HANDLER_CLASS, LOGIN_CALLBACK_HANDLER_CLASS)):
         return listener.upper(), f"oauthbearer.{rest}"
     raise ConfigError(f"unknown property {key!r} (listener.name.<listener>. takes ssl.*, sasl.enabled.mechanisms, "
                       "sasl.oauthbearer.*, <mechanism>.sasl.jaas.config, oauthbearer.sasl.oauthbearer.* and "
-                      "oauthbearer.sasl.server.callback.handler.class)")
+                      "oauthbearer.sasl.server/login.callback.handler.class)")
 
 
 @dataclass

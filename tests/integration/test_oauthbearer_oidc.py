@@ -5,11 +5,13 @@ token's `sub` is the principal ACLs apply to; a token signed by a key the issuer
 publish is refused; a rotated key (new kid) is picked up by the broker's JWKS refresh."""
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import (
     AclBinding,
@@ -127,3 +129,68 @@ def test_oidc_tokens_from_librdkafka(tmp_path: Path) -> None:
             assert "no key with kid 'rogue'" in broker.log()
         finally:
             broker.kill()
+
+
+def test_brokers_log_in_with_tokens_from_the_issuer(tmp_path: Path) -> None:
+    """The inter-broker listener takes signed tokens only; the broker gets its own from the
+    issuer (client_credentials, Kafka's OAuthBearerLoginCallbackHandler) and logs in to
+    itself with it (LeaderAndIsr, UpdateMetadata), as a super user by its token's sub."""
+    with OidcIssuer(SigningKey("key-1"), issuer="https://issuer.test", audience="moldau") as issuer:
+        issuer.clients["broker-app"] = Client("broker-secret", sub="kafka-broker")
+        issuer.clients["admin-app"] = Client("admin-secret", sub="admin")
+        sasl_port = free_port()
+        broker = BrokerProcess(tmp_path, {
+            "offsets.topic.replication.factor": "1",
+            "sasl.enabled.mechanisms": "OAUTHBEARER",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                'clientId="broker-app" clientSecret="broker-secret" scope="kafka";',
+            "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": VALIDATOR,
+            "listener.name.sasl_plaintext.oauthbearer.sasl.login.callback.handler.class":
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+            "sasl.oauthbearer.token.endpoint.url": f"{issuer.url}/token",
+            "sasl.oauthbearer.jwks.endpoint.url": f"{issuer.url}/jwks",
+            "sasl.oauthbearer.expected.audience": "moldau",
+            "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+            "super.users": "User:kafka-broker;User:admin",
+        })
+        broker.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{broker.port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        broker.start()
+        try:
+            base = {"bootstrap.servers": f"127.0.0.1:{sasl_port}", "security.protocol": "SASL_PLAINTEXT"}
+            admin_conf = _oidc(base, issuer, "admin-app", "admin-secret")
+            topic = f"oidc-{uuid.uuid4().hex[:8]}"
+            admin = AdminClient(admin_conf)
+            admin.poll(1)  # serves librdkafka's token refresh (an AdminClient has no other poll)
+            admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(15)
+            # the partitions have a leader only if the controller's LeaderAndIsr got through
+            results, errors = _produce(admin_conf, topic)
+            assert results == [None] * 3, (results, errors)
+            assert issuer.tokens_issued.get("broker-app", 0) >= 1
+            assert "authentication failed" not in broker.log()
+        finally:
+            broker.kill()
+
+
+def test_a_brokers_login_reuses_its_token_and_reports_a_refusal() -> None:
+    """ClientCredentialsLogin against the test's issuer, no broker: one token until 80% of
+    its lifetime has passed; a wrong secret is an error naming the endpoint."""
+    from moldau.server.security.oauth_login import ClientCredentials, ClientCredentialsLogin
+
+    with OidcIssuer(SigningKey("key-1"), lifetime_s=1) as issuer:
+        issuer.clients["broker-app"] = Client("broker-secret", sub="kafka-broker")
+
+        async def scenario() -> None:
+            login = ClientCredentialsLogin(ClientCredentials(f"{issuer.url}/token", "broker-app", "broker-secret"))
+            first = await asyncio.gather(login.token(), login.token())
+            assert first[0] == first[1] and issuer.tokens_issued["broker-app"] == 1
+            await asyncio.sleep(0.9)  # past 80% of its one second
+            await login.token()
+            assert issuer.tokens_issued["broker-app"] == 2
+            wrong = ClientCredentialsLogin(ClientCredentials(f"{issuer.url}/token", "broker-app", "nope"))
+            with pytest.raises(ConnectionError, match=f"could not get an OAUTHBEARER token from {issuer.url}/token"):
+                await wrong.token()
+
+        asyncio.run(scenario())

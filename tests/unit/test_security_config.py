@@ -231,6 +231,24 @@ def test_oauthbearer_signed_tokens_by_kafkas_names(tmp_path: Path) -> None:
     assert len(shared.security.jwks_sources) == 1
 
 
+def test_brokers_log_in_with_signed_tokens_from_the_issuer() -> None:
+    config = BrokerConfig.from_sources({
+        **OAUTH_LISTENERS, "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+            'clientId="broker-app" clientSecret="broker-secret" scope="kafka cluster";',
+        "listener.name.sasl_plaintext.oauthbearer.sasl.login.callback.handler.class":
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+        "sasl.oauthbearer.token.endpoint.url": "https://issuer.example/token",
+        "sasl.oauthbearer.jwks.endpoint.url": "https://issuer.example/jwks"})
+    login = config.security.inter_broker.oauth_login
+    assert login is not None and login.credentials.client_id == "broker-app"
+    assert (login.credentials.token_endpoint_url, login.credentials.scope) == ("https://issuer.example/token",
+                                                                               "kafka cluster")
+    assert "broker-secret" not in repr(config.security.inter_broker)
+
+
 @pytest.mark.parametrize(("props", "needle"), [
     ({"sasl.oauthbearer.jwks.endpoint.url": "ftp://issuer/jwks"},
      "sasl.oauthbearer.jwks.endpoint.url: 'ftp://issuer/jwks' is not an http://, https:// or file: URL"),
@@ -256,7 +274,30 @@ def test_oauthbearer_signed_tokens_by_kafkas_names(tmp_path: Path) -> None:
       "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
                           'unsecuredLoginStringClaim_sub="broker";',
       "sasl.oauthbearer.jwks.endpoint.url": "http://issuer/jwks"},
-     "inter-broker listener SASL_PLAINTEXT validates signed OAUTHBEARER tokens"),
+     "inter-broker listener SASL_PLAINTEXT validates signed OAUTHBEARER tokens.*sasl.oauthbearer.token.endpoint.url"),
+    ({"security.inter.broker.protocol": None, "inter.broker.listener.name": "SASL_PLAINTEXT",
+      "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+      "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                          'clientId="broker";',
+      "sasl.oauthbearer.jwks.endpoint.url": "http://issuer/jwks",
+      "sasl.oauthbearer.token.endpoint.url": "http://issuer/token"},
+     'sasl.oauthbearer.token.endpoint.url is set for inter-broker listener SASL_PLAINTEXT: .*clientSecret="..."'),
+    ({"security.inter.broker.protocol": None, "inter.broker.listener.name": "SASL_PLAINTEXT",
+      "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+      "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                          'clientId="broker" clientSecret="s";',
+      "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.token.endpoint.url": "ldap://issuer/token"},
+     "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.token.endpoint.url: 'ldap://issuer/token' is not"),
+    ({"security.inter.broker.protocol": None, "inter.broker.listener.name": "SASL_PLAINTEXT",
+      "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+      "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                          'clientId="broker" clientSecret="s";',
+      "sasl.oauthbearer.token.endpoint.url": "http://issuer/token"},
+     "inter-broker listener SASL_PLAINTEXT takes unsecured ones: set sasl.oauthbearer.jwks.endpoint.url"),
+    ({"listener.name.sasl_plaintext.oauthbearer.sasl.login.callback.handler.class": "com.example.Login",
+      "security.inter.broker.protocol": None, "inter.broker.listener.name": "SASL_PLAINTEXT",
+      "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER"},
+     "listener.name.sasl_plaintext.oauthbearer.sasl.login.callback.handler.class=com.example.Login is not supp"),
 ])
 def test_bad_oauthbearer_settings_name_the_property(props: dict[str, str | None], needle: str) -> None:
     merged = {k: v for k, v in {**OAUTH_LISTENERS, **props}.items() if v is not None}

@@ -27,6 +27,7 @@ from moldau.server.security.jaas import (
 )
 from moldau.server.security.jwks import JwksSettings, RefreshingJwks, SignedValidator, check_url, load_keys
 from moldau.server.security.jwt_validator import JwtValidatorSettings
+from moldau.server.security.oauth_login import ClientCredentials, ClientCredentialsLogin
 from moldau.server.security.oauthbearer import (
     OAUTHBEARER,
     OAUTHBEARER_LOGIN_MODULE,
@@ -46,6 +47,7 @@ VALIDATOR_CALLBACK_HANDLERS = (
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
     "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
 )
+LOGIN_CALLBACK_HANDLER = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler"
 UNSECURED_VALIDATOR_CALLBACK_HANDLER = \
     "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler"
 
@@ -76,8 +78,10 @@ class InterBrokerSecurity:
     mechanism: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    # OAUTHBEARER: the OAuthBearerLoginModule options this broker builds its token from.
+    # OAUTHBEARER: the OAuthBearerLoginModule options this broker builds its unsecured
+    # token from, or its login at an OAuth/OIDC issuer (signed tokens).
     login_options: dict[str, str] = field(default_factory=dict, repr=False)
+    oauth_login: ClientCredentialsLogin | None = None
 
     @property
     def sasl(self) -> bool:
@@ -203,6 +207,25 @@ def _oauthbearer_setting(config: BrokerConfig, listener: str, name: str) -> tupl
     return name, config.values.get(name)
 
 
+def _endpoint_url(config: BrokerConfig, listener: str, name: str, handler_key: str, handler: object,
+                  what: str) -> tuple[str, str] | None:
+    """(the key it was set by, URL) of an issuer's endpoint for the listener, checked; None
+    when unset (a ConfigError when the callback handler that needs it is named)."""
+    from moldau.server.config import ConfigError
+
+    url_key, url = _oauthbearer_setting(config, listener, name)
+    if not url:
+        if handler is not None:
+            raise ConfigError(f"{handler_key}={handler} needs {name} (or {_prefix(listener)}oauthbearer.{name}): "
+                              f"{what}")
+        return None
+    try:
+        check_url(str(url).strip())
+    except ValueError as exc:
+        raise ConfigError(f"{url_key}: {exc}") from None
+    return url_key, str(url).strip()
+
+
 def _signed_validator(config: BrokerConfig, listener: str,
                       jwks: dict[JwksSettings, RefreshingJwks]) -> SignedValidator | None:
     """The listener's validator of signed tokens, or None when it takes unsecured ones:
@@ -218,18 +241,11 @@ def _signed_validator(config: BrokerConfig, listener: str,
                           f"signed tokens or {UNSECURED_VALIDATOR_CALLBACK_HANDLER})")
     if handler == UNSECURED_VALIDATOR_CALLBACK_HANDLER:
         return None
-    url_key, url = _oauthbearer_setting(config, listener, "sasl.oauthbearer.jwks.endpoint.url")
-    if not url:
-        if handler is not None:
-            raise ConfigError(f"{handler_key}={handler} needs sasl.oauthbearer.jwks.endpoint.url (or "
-                              f"{_prefix(listener)}oauthbearer.sasl.oauthbearer.jwks.endpoint.url): the URL of the "
-                              "OAuth/OIDC issuer's JWKS, http(s):// or file:")
+    found = _endpoint_url(config, listener, "sasl.oauthbearer.jwks.endpoint.url", handler_key, handler,
+                          "the URL of the OAuth/OIDC issuer's JWKS, http(s):// or file:")
+    if found is None:
         return None
-    url = str(url).strip()
-    try:
-        check_url(url)
-    except ValueError as exc:
-        raise ConfigError(f"{url_key}: {exc}") from None
+    url_key, url = found
 
     def setting(name: str) -> object:
         return _oauthbearer_setting(config, listener, f"sasl.oauthbearer.{name}")[1]
@@ -280,11 +296,20 @@ def _inter_broker(config: BrokerConfig, listener: ListenerSecurity) -> InterBrok
                           f"when SASL is used for inter-broker communication ({mechanism} is not enabled on "
                           f"listener {listener.name})")
     module = jaas_module(config, listener.name, mechanism)
+    if mechanism == OAUTHBEARER:
+        login = _oauth_login(config, listener, module)
+        if login is not None:
+            if not isinstance(listener.oauthbearer, SignedValidator):
+                raise ConfigError(f"brokers get signed OAUTHBEARER tokens (sasl.oauthbearer.token.endpoint.url), but "
+                                  f"inter-broker listener {listener.name} takes unsecured ones: set "
+                                  "sasl.oauthbearer.jwks.endpoint.url for it too")
+            return InterBrokerSecurity(listener.name, listener.protocol, context, mechanism, oauth_login=login)
     if mechanism == OAUTHBEARER and isinstance(listener.oauthbearer, SignedValidator):
         raise ConfigError(f"inter-broker listener {listener.name} validates signed OAUTHBEARER tokens "
                           f"(sasl.oauthbearer.jwks.endpoint.url), but brokers log in to each other with unsecured "
-                          "tokens: set sasl.mechanism.inter.broker.protocol to PLAIN or SCRAM-SHA-*, or use "
-                          "another listener between brokers")
+                          "tokens: set sasl.oauthbearer.token.endpoint.url and clientId/clientSecret in the "
+                          "OAuthBearerLoginModule's options for brokers to get signed ones, or use PLAIN or SCRAM "
+                          "between brokers")
     if mechanism == OAUTHBEARER:
         options = dict(module.options) if module else {}
         if not options.get("unsecuredLoginStringClaim_sub"):
@@ -304,6 +329,32 @@ def _inter_broker(config: BrokerConfig, listener: ListenerSecurity) -> InterBrok
                           f"({_prefix(listener.name)}{mechanism.lower()}.sasl.jaas.config or sasl.jaas.config) "
                           'needs username="..." and password="..." for this broker to log in to the others')
     return InterBrokerSecurity(listener.name, listener.protocol, context, mechanism, username, password)
+
+
+def _oauth_login(config: BrokerConfig, listener: ListenerSecurity,
+                 module: LoginModule | None) -> ClientCredentialsLogin | None:
+    """The broker's client_credentials login when a token endpoint applies to the
+    inter-broker listener (Kafka's OAuthBearerLoginCallbackHandler), else None."""
+    from moldau.server.config import LOGIN_CALLBACK_HANDLER_CLASS, ConfigError
+
+    name = listener.name
+    handler = config.listener_values.get(name.upper(), {}).get(f"oauthbearer.{LOGIN_CALLBACK_HANDLER_CLASS}")
+    handler_key = f"{_prefix(name)}oauthbearer.{LOGIN_CALLBACK_HANDLER_CLASS}"
+    if handler is not None and str(handler).strip() != LOGIN_CALLBACK_HANDLER:
+        raise ConfigError(f"{handler_key}={handler} is not supported (use {LOGIN_CALLBACK_HANDLER})")
+    found = _endpoint_url(config, name, "sasl.oauthbearer.token.endpoint.url", handler_key, handler,
+                          "the OAuth/OIDC issuer's token endpoint, where this broker gets its tokens")
+    if found is None:
+        return None
+    url_key, url = found
+    options = module.options if module is not None else {}
+    client_id, client_secret = options.get("clientId"), options.get("clientSecret")
+    if not client_id or not client_secret:
+        raise ConfigError(f"{url_key} is set for inter-broker listener {name}: its JAAS config "
+                          f"({_prefix(name)}oauthbearer.sasl.jaas.config or sasl.jaas.config) needs "
+                          f'{OAUTHBEARER_LOGIN_MODULE} required clientId="..." clientSecret="..."; for this broker '
+                          "to get its tokens")
+    return ClientCredentialsLogin(ClientCredentials(url, client_id, client_secret, options.get("scope") or None))
 
 
 def _check_store_types(config: BrokerConfig) -> None:
