@@ -297,6 +297,8 @@ class Broker:
         await self.quotas.load()
         self.logs.load(self.clock())
         await self.metrics_endpoint.start()
+        for jwks in self.config.security.jwks_sources:  # signed OAUTHBEARER tokens' keys, before any login
+            await jwks.start()
         dispatcher = RequestDispatcher(self.context, RequestMetrics(self.metrics))
         max_frame = int(self.config["socket.request.max.bytes"])
         advertised = {lst.name: lst for lst in self.config.advertised_listeners()}
@@ -658,6 +660,8 @@ class Broker:
                 await self.controller.stop()
                 self.controller = None
             self.acls.stop()
+            for jwks in self.config.security.jwks_sources:
+                await jwks.stop()
             for task in self._tasks:
                 task.cancel()
             for task in self._tasks:

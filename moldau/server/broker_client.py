@@ -124,8 +124,9 @@ class BrokerConnection:
             await authenticate(f"\x00{username}\x00{password}".encode())
             return
         if mechanism == OAUTHBEARER:
-            await authenticate(client_first_message(unsecured_token(security.login_options,
-                                                                    int(time.time() * 1000))))
+            token = (await security.oauth_login.token() if security.oauth_login is not None
+                     else unsecured_token(security.login_options, int(time.time() * 1000)))
+            await authenticate(client_first_message(token))
             return
         if mechanism == GSSAPI:
             await self._authenticate_gssapi(security, authenticate)

@@ -8,6 +8,7 @@ Kafka operator's file still loads.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -83,6 +84,19 @@ PROPERTIES: dict[str, Prop] = {
         _p("sasl.kerberos.principal.to.local.rules", "list", "DEFAULT"),
         _p("connection.failed.authentication.delay.ms", "int", 100, minimum=0),
         _p("connections.max.reauth.ms", "long", 0, minimum=0),  # KIP-368; 0: sessions last as long as connections
+        # OAUTHBEARER with signed tokens (KIP-768): with a JWKS URL, OAUTHBEARER listeners
+        # validate tokens signed by an OIDC issuer (security/jwt_validator.py, jwks.py).
+        _p("sasl.oauthbearer.jwks.endpoint.url", "string", None),
+        # ... and brokers log in to each other with the client_credentials grant (oauth_login.py)
+        _p("sasl.oauthbearer.token.endpoint.url", "string", None),
+        _p("sasl.oauthbearer.jwks.endpoint.refresh.ms", "long", 3600000, minimum=1),
+        _p("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", "long", 100, minimum=0),
+        _p("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", "long", 10000, minimum=0),
+        _p("sasl.oauthbearer.expected.audience", "list", None),
+        _p("sasl.oauthbearer.expected.issuer", "string", None),
+        _p("sasl.oauthbearer.sub.claim.name", "string", "sub"),
+        _p("sasl.oauthbearer.scope.claim.name", "string", "scope"),
+        _p("sasl.oauthbearer.clock.skew.seconds", "int", 30, minimum=0),
         _p("ssl.keystore.type", "string", "PEM"),  # Kafka: JKS, which Moldau refuses
         _p("ssl.keystore.location", "string", None),
         _p("ssl.keystore.password", "password", None),
@@ -233,8 +247,15 @@ ACCEPTED_WITHOUT_EFFECT = frozenset(
 
 # What listener.name.<listener>.<property> may override; and, per SASL mechanism,
 # listener.name.<listener>.<mechanism, lower case>.sasl.jaas.config.
+OAUTHBEARER_PROPERTIES = frozenset(name for name in PROPERTIES if name.startswith("sasl.oauthbearer."))
 LISTENER_PROPERTIES = frozenset(
-    name for name in PROPERTIES if name.startswith(("ssl.", "sasl.kerberos.")) or name == "sasl.enabled.mechanisms")
+    name for name in PROPERTIES
+    if name.startswith(("ssl.", "sasl.kerberos.")) or name == "sasl.enabled.mechanisms"
+    or name in OAUTHBEARER_PROPERTIES)
+# Kafka's names for the broker's server and login callback handlers, which it takes only
+# with a listener and mechanism prefix: listener.name.<listener>.oauthbearer.<this>.
+SERVER_CALLBACK_HANDLER_CLASS = "sasl.server.callback.handler.class"
+LOGIN_CALLBACK_HANDLER_CLASS = "sasl.login.callback.handler.class"
 
 
 def parse_value(prop: Prop, raw: str) -> Any:
@@ -362,9 +383,13 @@ def _listener_property(key: str) -> tuple[str, str]:
     mechanism, _, rest = suffix.partition(".")
     if listener and rest == "sasl.jaas.config" and mechanism.upper() in SASL_MECHANISMS:
         return listener.upper(), f"{mechanism.lower()}.sasl.jaas.config"
+    if listener and mechanism.lower() == "oauthbearer" and (
+            rest in OAUTHBEARER_PROPERTIES or rest in (SERVER_CALLBACK_HANDLER_CLASS, LOGIN_CALLBACK_HANDLER_CLASS)):
+        return listener.upper(), f"oauthbearer.{rest}"
     raise ConfigError(f"unknown property {key!r} (listener.name.<listener>. takes ssl.*, sasl.enabled.mechanisms, "
-                      "sasl.kerberos.service.name, sasl.kerberos.principal.to.local.rules and "
-                      "<mechanism>.sasl.jaas.config)")
+                      "sasl.oauthbearer.*, sasl.kerberos.service.name, sasl.kerberos.principal.to.local.rules, "
+                      "<mechanism>.sasl.jaas.config, oauthbearer.sasl.oauthbearer.* and "
+                      "oauthbearer.sasl.server/login.callback.handler.class)")
 
 
 @dataclass
@@ -395,8 +420,9 @@ class BrokerConfig:
         for key, value in raw.items():
             if key.startswith(LISTENER_PREFIX):
                 listener, suffix = _listener_property(key)
+                prop = PROPERTIES.get(suffix.removeprefix("oauthbearer."))
                 listener_values.setdefault(listener, {})[suffix] = (
-                    parse_value(PROPERTIES[suffix], value) if suffix in PROPERTIES else value)
+                    parse_value(dataclasses.replace(prop, name=key), value) if prop is not None else value)
                 continue
             prop = PROPERTIES.get(key)
             if prop is None:

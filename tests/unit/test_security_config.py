@@ -218,3 +218,134 @@ def test_gssapi_without_the_package_names_it(monkeypatch: pytest.MonkeyPatch, tm
                                           r"pip install 'moldau\[gssapi\]'"):
         BrokerConfig.from_sources({**GSSAPI_LISTENER, "sasl.kerberos.service.name": "kafka", "sasl.jaas.config":
                                    f'{KRB5} useKeyTab=true keyTab="{keytab}" principal="kafka/h@R";'})
+
+
+# --- OAUTHBEARER with signed tokens (KIP-768) ---------------------------------------------
+
+OAUTH_LISTENERS = {"listeners": "PLAINTEXT://:9092,SASL_PLAINTEXT://:9094,EXTERNAL://:9095",
+                   "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,"
+                                                     "EXTERNAL:SASL_PLAINTEXT",
+                   "sasl.enabled.mechanisms": "OAUTHBEARER"}
+VALIDATOR = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+
+
+def test_oauthbearer_signed_tokens_by_kafkas_names(tmp_path: Path) -> None:
+    from moldau.server.security.jwks import SignedValidator
+    from moldau.server.security.oauthbearer import UnsecuredValidator
+    from tests.oidc import SigningKey, jwks
+
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_bytes(jwks(SigningKey("k1")))
+    config = BrokerConfig.from_sources({
+        **OAUTH_LISTENERS,
+        "sasl.oauthbearer.jwks.endpoint.url": "https://issuer.example/jwks",
+        "sasl.oauthbearer.expected.audience": "kafka, moldau",
+        "sasl.oauthbearer.expected.issuer": "https://issuer.example",
+        "sasl.oauthbearer.sub.claim.name": "client_id",
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms": "60000",
+        "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": VALIDATOR,
+        "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.clock.skew.seconds": "5",
+        # the other listener: its own key set (a file), older handler name, default claims
+        "listener.name.external.oauthbearer.sasl.server.callback.handler.class":
+            "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
+        "listener.name.external.oauthbearer.sasl.oauthbearer.jwks.endpoint.url": jwks_file.as_uri(),
+        "listener.name.external.sasl.oauthbearer.sub.claim.name": "sub",
+    })
+    internal = config.security.listeners["SASL_PLAINTEXT"].oauthbearer
+    external = config.security.listeners["EXTERNAL"].oauthbearer
+    assert isinstance(internal, SignedValidator) and isinstance(external, SignedValidator)
+    assert internal.settings.expected_audience == ("kafka", "moldau")
+    assert internal.settings.expected_issuer == "https://issuer.example"
+    assert (internal.settings.sub_claim_name, internal.settings.scope_claim_name) == ("client_id", "scope")
+    assert (internal.settings.clock_skew_seconds, external.settings.clock_skew_seconds) == (5, 30)
+    assert internal.jwks.settings.url == "https://issuer.example/jwks" and internal.jwks.settings.refresh_ms == 60000
+    assert internal.jwks.settings.retry_backoff_ms == 100 and internal.jwks.settings.retry_backoff_max_ms == 10000
+    assert not internal.jwks.loaded  # fetched when the broker starts, not when the config is read
+    assert external.settings.sub_claim_name == "sub" and [k.kid for k in external.jwks.keys] == ["k1"]
+    assert len(config.security.jwks_sources) == 2
+    # Without a JWKS URL, OAUTHBEARER stays unsecured (Kafka's default validator); so it
+    # does on a listener naming the unsecured handler explicitly, and two listeners naming
+    # the same endpoint share one key set.
+    plain = BrokerConfig.from_sources(OAUTH_LISTENERS)
+    assert isinstance(plain.security.listeners["SASL_PLAINTEXT"].oauthbearer, UnsecuredValidator)
+    shared = BrokerConfig.from_sources({
+        **OAUTH_LISTENERS, "sasl.oauthbearer.jwks.endpoint.url": "http://127.0.0.1:1/jwks",
+        "listener.name.external.oauthbearer.sasl.server.callback.handler.class":
+            "org.apache.kafka.common.security.oauthbearer.internals.unsecured."
+            "OAuthBearerUnsecuredValidatorCallbackHandler"})
+    assert isinstance(shared.security.listeners["EXTERNAL"].oauthbearer, UnsecuredValidator)
+    assert len(shared.security.jwks_sources) == 1
+
+
+def test_brokers_log_in_with_signed_tokens_from_the_issuer() -> None:
+    config = BrokerConfig.from_sources({
+        **OAUTH_LISTENERS, "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+            'clientId="broker-app" clientSecret="broker-secret" scope="kafka cluster";',
+        "listener.name.sasl_plaintext.oauthbearer.sasl.login.callback.handler.class":
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+        "sasl.oauthbearer.token.endpoint.url": "https://issuer.example/token",
+        "sasl.oauthbearer.jwks.endpoint.url": "https://issuer.example/jwks"})
+    login = config.security.inter_broker.oauth_login
+    assert login is not None and login.credentials.client_id == "broker-app"
+    assert (login.credentials.token_endpoint_url, login.credentials.scope) == ("https://issuer.example/token",
+                                                                               "kafka cluster")
+    assert "broker-secret" not in repr(config.security.inter_broker)
+
+
+@pytest.mark.parametrize(("props", "needle"), [
+    ({"sasl.oauthbearer.jwks.endpoint.url": "ftp://issuer/jwks"},
+     "sasl.oauthbearer.jwks.endpoint.url: 'ftp://issuer/jwks' is not an http://, https:// or file: URL"),
+    ({"listener.name.external.oauthbearer.sasl.oauthbearer.jwks.endpoint.url": "https:///jwks"},
+     "listener.name.external.oauthbearer.sasl.oauthbearer.jwks.endpoint.url: 'https:///jwks' has no host"),
+    ({"sasl.oauthbearer.jwks.endpoint.url": "file:///nonexistent/jwks.json"},
+     "sasl.oauthbearer.jwks.endpoint.url=file:///nonexistent/jwks.json: cannot read the JWKS"),
+    ({"listener.name.external.oauthbearer.sasl.server.callback.handler.class": VALIDATOR},
+     "listener.name.external.oauthbearer.sasl.server.callback.handler.class=.* needs "
+     "sasl.oauthbearer.jwks.endpoint.url"),
+    ({"listener.name.external.oauthbearer.sasl.server.callback.handler.class": "com.example.Handler"},
+     "listener.name.external.oauthbearer.sasl.server.callback.handler.class=com.example.Handler is not supported"),
+    ({"sasl.oauthbearer.clock.skew.seconds": "-1"}, "sasl.oauthbearer.clock.skew.seconds: -1 is below the minimum"),
+    ({"listener.name.external.oauthbearer.sasl.oauthbearer.jwks.endpoint.refresh.ms": "soon"},
+     "listener.name.external.oauthbearer.sasl.oauthbearer.jwks.endpoint.refresh.ms: 'soon' is not an integer"),
+    ({"sasl.oauthbearer.jwks.endpoint.url": "http://issuer/jwks", "sasl.oauthbearer.sub.claim.name": " "},
+     "sasl.oauthbearer.sub.claim.name is empty"),
+    ({"listener.name.external.oauthbearer.sasl.oauthbearer.nonsense": "1"},
+     "unknown property 'listener.name.external.oauthbearer.sasl.oauthbearer.nonsense'"),
+    ({"sasl.server.callback.handler.class": VALIDATOR}, "unknown property 'sasl.server.callback.handler.class'"),
+    ({"security.inter.broker.protocol": None, "inter.broker.listener.name": "SASL_PLAINTEXT",
+      "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+      "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                          'unsecuredLoginStringClaim_sub="broker";',
+      "sasl.oauthbearer.jwks.endpoint.url": "http://issuer/jwks"},
+     "inter-broker listener SASL_PLAINTEXT validates signed OAUTHBEARER tokens.*sasl.oauthbearer.token.endpoint.url"),
+    ({"security.inter.broker.protocol": None, "inter.broker.listener.name": "SASL_PLAINTEXT",
+      "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+      "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                          'clientId="broker";',
+      "sasl.oauthbearer.jwks.endpoint.url": "http://issuer/jwks",
+      "sasl.oauthbearer.token.endpoint.url": "http://issuer/token"},
+     'sasl.oauthbearer.token.endpoint.url is set for inter-broker listener SASL_PLAINTEXT: .*clientSecret="..."'),
+    ({"security.inter.broker.protocol": None, "inter.broker.listener.name": "SASL_PLAINTEXT",
+      "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+      "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                          'clientId="broker" clientSecret="s";',
+      "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.token.endpoint.url": "ldap://issuer/token"},
+     "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.token.endpoint.url: 'ldap://issuer/token' is not"),
+    ({"security.inter.broker.protocol": None, "inter.broker.listener.name": "SASL_PLAINTEXT",
+      "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+      "sasl.jaas.config": "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                          'clientId="broker" clientSecret="s";',
+      "sasl.oauthbearer.token.endpoint.url": "http://issuer/token"},
+     "inter-broker listener SASL_PLAINTEXT takes unsecured ones: set sasl.oauthbearer.jwks.endpoint.url"),
+    ({"listener.name.sasl_plaintext.oauthbearer.sasl.login.callback.handler.class": "com.example.Login",
+      "security.inter.broker.protocol": None, "inter.broker.listener.name": "SASL_PLAINTEXT",
+      "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER"},
+     "listener.name.sasl_plaintext.oauthbearer.sasl.login.callback.handler.class=com.example.Login is not supp"),
+])
+def test_bad_oauthbearer_settings_name_the_property(props: dict[str, str | None], needle: str) -> None:
+    merged = {k: v for k, v in {**OAUTH_LISTENERS, **props}.items() if v is not None}
+    with pytest.raises(ConfigError, match=needle):
+        BrokerConfig.from_sources(merged)

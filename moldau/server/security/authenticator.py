@@ -57,6 +57,8 @@ from moldau.server.handlers._common import response_types
 from moldau.server.security import oauthbearer
 from moldau.server.security.errors import SaslAuthenticationError, SaslError
 from moldau.server.security.gssapi_mechanism import GSSAPI, GssapiServer
+from moldau.server.security.jwks import SignedValidator
+from moldau.server.security.jwt_validator import UnknownKeyIdError, validate_jwt
 from moldau.server.security.oauthbearer import OAUTHBEARER, UnsecuredValidator
 from moldau.server.security.plain import authenticate_plain
 from moldau.server.security.scram import MECHANISMS, ScramCredential, ScramServer
@@ -82,14 +84,27 @@ class _PlainExchange:
 
 
 class _OAuthBearerExchange:
-    def __init__(self, validator: UnsecuredValidator) -> None:
+    def __init__(self, validator: UnsecuredValidator | SignedValidator) -> None:
         self._validator = validator
         self.username: str | None = None
         self.expires_ms = 0
 
     async def evaluate(self, token: bytes) -> bytes | None:
-        found = oauthbearer.authenticate(token, self._validator, int(time.time() * 1000))
-        self.username, self.expires_ms = found.principal, found.expires_ms
+        validator = self._validator
+        if isinstance(validator, UnsecuredValidator):
+            found = oauthbearer.authenticate(token, validator, int(time.time() * 1000))
+            self.username, self.expires_ms = found.principal, found.expires_ms
+            return b""
+        authorization_id, jwt = oauthbearer.parse_client_message(token)
+        jwks = validator.jwks
+        try:
+            signed = validate_jwt(jwt, jwks.keys, validator.settings, int(time.time() * 1000))
+        except UnknownKeyIdError as exc:  # a rotated key the issuer published after our last fetch?
+            if not await jwks.refresh_for_unknown_kid(exc.kid):
+                raise
+            signed = validate_jwt(jwt, jwks.keys, validator.settings, int(time.time() * 1000))
+        oauthbearer.check_authorization_id(authorization_id, signed.principal)
+        self.username, self.expires_ms = signed.principal, signed.expires_ms
         return b""
 
 

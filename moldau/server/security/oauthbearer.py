@@ -115,11 +115,16 @@ def parse_client_message(message: bytes) -> tuple[str | None, str]:
 def authenticate(message: bytes, validator: UnsecuredValidator, now_ms: int) -> OAuthBearerToken:
     authorization_id, token = parse_client_message(message)
     found = validate(token, validator, now_ms)
-    if authorization_id and authorization_id != found.principal:
+    check_authorization_id(authorization_id, found.principal)
+    return found
+
+
+def check_authorization_id(authorization_id: str | None, principal: str) -> None:
+    """An authorization id (`a=`), if the client gave one, must be the token's principal."""
+    if authorization_id and authorization_id != principal:
         raise SaslAuthenticationError(
             f"Authentication failed: Client requested an authorization id ({authorization_id}) that is different "
-            f"from the token's principal name ({found.principal})")
-    return found
+            f"from the token's principal name ({principal})")
 
 
 # --- the client side: a broker logging in to the others -----------------------------------
