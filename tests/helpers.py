@@ -1,6 +1,7 @@
 """Test helpers: Moldau broker processes on free ports with their own data dirs."""
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -9,11 +10,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 # One allocator for every port a test process hands out (brokers and ZooKeeper alike).
 from moldau.cluster.zookeeper_process import free_port
 
-__all__ = ["BrokerProcess", "free_port", "env_with_repo_on_path", "readme_test_files"]
+__all__ = ["BrokerProcess", "free_port", "env_with_repo_on_path", "readme_test_files", "aiokafka_round_trip"]
 
 
 class BrokerProcess:
@@ -100,3 +102,29 @@ def readme_test_files() -> dict[str, str]:
     example tests a user would copy, which the test suite runs as they stand."""
     readme = Path(__file__).resolve().parents[1] / "README.md"
     return dict(re.findall(r"```python\n# (test_\w+\.py)\n(.*?)```", readme.read_text(), re.S))
+
+
+async def aiokafka_round_trip(kw: dict[str, Any], topic: str, count: int = 5) -> list[bytes]:
+    """aiokafka produces v0..v<count-1> to `topic`, then a group consumer reads them back
+    (FindCoordinator and the group on the listener `kw` connects to)."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    producer = AIOKafkaProducer(**kw)
+    await producer.start()
+    try:
+        for i in range(count):
+            await producer.send_and_wait(topic, f"v{i}".encode())
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(topic, **kw, group_id=f"g-{topic}", auto_offset_reset="earliest")
+    await consumer.start()
+    got: list[bytes] = []
+    try:
+        async with asyncio.timeout(30):
+            async for msg in consumer:
+                got.append(msg.value)
+                if len(got) == count:
+                    break
+    finally:
+        await consumer.stop()
+    return got

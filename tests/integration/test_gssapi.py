@@ -38,7 +38,7 @@ from confluent_kafka.admin import (
 )
 
 from moldau.protocol.apis import ApiKey
-from tests.helpers import BrokerProcess, free_port
+from tests.helpers import BrokerProcess, aiokafka_round_trip, free_port
 from tests.kerberos import INSTALL_HINT, REALM, Kdc, missing_binaries, start_kdc
 from tests.raw import decode, encode, is_closed, recv_frame
 
@@ -168,36 +168,12 @@ def test_kafka_python_produce_consume_as_mapped_principal(kerberized: Kerberized
 def test_aiokafka_produce_consume(kerberized: KerberizedBroker, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
     topic = _topic()
     _grant(kerberized, topic, "alice")
     _kafka_python_as(monkeypatch, kerberized, "alice")  # the same environment: keys from alice's keytab
     kw: dict[str, Any] = {"bootstrap_servers": kerberized.bootstrap, "security_protocol": "SASL_PLAINTEXT",
                           "sasl_mechanism": "GSSAPI", "sasl_kerberos_service_name": "kafka"}
-
-    async def run() -> list[bytes]:
-        producer = AIOKafkaProducer(**kw)
-        await producer.start()
-        try:
-            for i in range(5):
-                await producer.send_and_wait(topic, f"v{i}".encode())
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(topic, **kw, group_id=f"g-{topic}", auto_offset_reset="earliest")
-        await consumer.start()
-        got: list[bytes] = []
-        try:
-            async with asyncio.timeout(30):
-                async for msg in consumer:
-                    got.append(msg.value)
-                    if len(got) == 5:
-                        break
-        finally:
-            await consumer.stop()
-        return got
-
-    assert asyncio.run(run()) == [f"v{i}".encode() for i in range(5)]
+    assert asyncio.run(aiokafka_round_trip(kw, topic)) == [f"v{i}".encode() for i in range(5)]
 
 
 def _kcat(k: KerberizedBroker, principal: str, tmp_path: Path) -> tuple[list[str], dict[str, str]]:

@@ -35,7 +35,7 @@ from confluent_kafka.admin import (
 
 from moldau.protocol.apis import ApiKey
 from tests.certs import Pki, make_pki
-from tests.helpers import BrokerProcess, free_port
+from tests.helpers import BrokerProcess, aiokafka_round_trip, free_port
 from tests.raw import decode, encode, is_closed, recv_frame
 
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
@@ -162,38 +162,14 @@ def test_kafka_python(secure: SecureBroker, protocol: str, mechanism: str | None
 @pytest.mark.parametrize("protocol,mechanism,user,password", CASES, ids=IDS)
 def test_aiokafka(secure: SecureBroker, protocol: str, mechanism: str | None, user: str | None,
                   password: str | None) -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.helpers import create_ssl_context
 
-    async def run() -> list[bytes]:
-        kw: dict[str, Any] = {"bootstrap_servers": f"127.0.0.1:{secure.ports[protocol]}",
-                              "security_protocol": protocol}
-        if "SSL" in protocol:
-            kw["ssl_context"] = create_ssl_context(cafile=str(secure.pki.ca))
-        if mechanism:
-            kw.update(sasl_mechanism=mechanism, sasl_plain_username=user, sasl_plain_password=password)
-        topic = _topic()
-        producer = AIOKafkaProducer(**kw)
-        await producer.start()
-        try:
-            for i in range(5):
-                await producer.send_and_wait(topic, f"v{i}".encode())
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(topic, **kw, group_id=f"g-{topic}", auto_offset_reset="earliest")
-        await consumer.start()
-        got: list[bytes] = []
-        try:
-            async with asyncio.timeout(30):
-                async for msg in consumer:
-                    got.append(msg.value)
-                    if len(got) == 5:
-                        break
-        finally:
-            await consumer.stop()
-        return got
-
-    assert asyncio.run(run()) == [f"v{i}".encode() for i in range(5)]
+    kw: dict[str, Any] = {"bootstrap_servers": f"127.0.0.1:{secure.ports[protocol]}", "security_protocol": protocol}
+    if "SSL" in protocol:
+        kw["ssl_context"] = create_ssl_context(cafile=str(secure.pki.ca))
+    if mechanism:
+        kw.update(sasl_mechanism=mechanism, sasl_plain_username=user, sasl_plain_password=password)
+    assert asyncio.run(aiokafka_round_trip(kw, _topic())) == [f"v{i}".encode() for i in range(5)]
 
 
 def _kcat_args(secure: SecureBroker, protocol: str, mechanism: str | None, user: str | None,
