@@ -312,6 +312,12 @@ def test_refusals(kerberized: KerberizedBroker, monkeypatch: pytest.MonkeyPatch,
         assert offer.error_code == 0 and answer.error_code == 58  # type: ignore[attr-defined]
         assert "Non-simple name eve/admin@MOLDAU.TEST" in answer.error_message  # type: ignore[attr-defined]
         assert is_closed(sock)
+    # A security layer the broker did not offer (integrity protection).
+    with socket.create_connection(("127.0.0.1", kerberized.port), timeout=10) as sock:
+        answer = _login(sock, kerberized, "alice", 1, layer=b"\x02")
+        assert answer.error_code == 58  # type: ignore[attr-defined]
+        assert "client selected unsupported protection 2" in answer.error_message  # type: ignore[attr-defined]
+        assert is_closed(sock)
     # kafka-python as eve: refused, and the reason it logs is the broker's.
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError as KPError
@@ -403,7 +409,8 @@ def test_listener_overrides(kerberized: KerberizedBroker) -> None:
         BrokerConfig.from_sources({**props, "listener.name.b.sasl.kerberos.principal.to.local.rules": "RULE:x"})
 
 
-def _login(sock: socket.socket, k: KerberizedBroker, principal: str, correlation_id: int) -> Any:
+def _login(sock: socket.socket, k: KerberizedBroker, principal: str, correlation_id: int,
+           layer: bytes = b"\x01") -> Any:
     """A framed GSSAPI login on `sock`; the last SaslAuthenticate answer."""
     from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
 
@@ -412,7 +419,7 @@ def _login(sock: socket.socket, k: KerberizedBroker, principal: str, correlation
     ctx = _raw_client(k, principal)
     ctx.step(bytes(_authenticate(sock, ctx.step(None), correlation_id + 1).auth_bytes))  # type: ignore
     ctx.unwrap(bytes(_authenticate(sock, b"", correlation_id + 2).auth_bytes))  # type: ignore[attr-defined]
-    return _authenticate(sock, ctx.wrap(b"\x01\x00\x00\x00", False).message, correlation_id + 3)
+    return _authenticate(sock, ctx.wrap(layer + b"\x00\x00\x00", False).message, correlation_id + 3)
 
 
 def test_reauthentication(kerberized: KerberizedBroker) -> None:

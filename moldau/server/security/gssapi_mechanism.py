@@ -194,7 +194,7 @@ class GssapiServer:
         message = bytes(self._context.unwrap(token).message)
         if len(message) < 4:
             raise SaslError(f"GSSAPI: the client's security layer answer has {len(message)} octets, not 4 or more")
-        if not message[0] & NO_SECURITY_LAYER:
+        if message[0] != NO_SECURITY_LAYER:  # RFC 4752: exactly one of the layers offered
             raise SaslAuthenticationError(f"Authentication failed: client selected unsupported protection "
                                           f"{message[0]} (Kafka offers no security layer)")
         try:
