@@ -1,11 +1,13 @@
 """SASL GSSAPI (Kerberos) against a real MIT KDC (tests/kerberos.py) with real clients:
-kafka-python and aiokafka (python-gssapi) and kcat (librdkafka through cyrus-sasl's GSSAPI plugin, which
-runs `kinit` with the keytab) produce and consume; the principal the
-`sasl.kerberos.principal.to.local.rules` give is the one ACLs see; the broker logs in to
-itself (inter-broker, `sasl.mechanism.inter.broker.protocol=GSSAPI`) with its keytab; a
-ticket for another service, a principal the rules cannot map and a garbage token are refused with
-SASL_AUTHENTICATION_FAILED while the broker keeps serving. confluent-kafka's PyPI wheels
-have no GSSAPI (librdkafka built without cyrus-sasl): the test says so if that changes.
+kafka-python and aiokafka (python-gssapi) and kcat (librdkafka through cyrus-sasl's GSSAPI
+plugin, which runs `kinit` with the keytab) produce and consume, over SASL_PLAINTEXT and
+SASL_SSL; the principal that `sasl.kerberos.principal.to.local.rules` give is the one ACLs
+see; the broker logs in to itself (inter-broker, `sasl.mechanism.inter.broker.protocol=GSSAPI`)
+with its keytab; the RFC 4752 exchange byte by byte, framed and legacy; re-authentication; a
+ticket for another service, a garbage token, a security layer not offered and a principal the
+rules cannot map are refused with SASL_AUTHENTICATION_FAILED while the broker keeps serving.
+confluent-kafka's PyPI wheels have no GSSAPI (librdkafka built without cyrus-sasl): a test
+says so if that changes.
 
 Principals: kafka/localhost (the broker; rules map it to `broker`, a super user),
 alice (DEFAULT rule: `alice`), BOB (a rule lower-cases it: `bob`), eve/admin (a rule leaves it
@@ -38,6 +40,7 @@ from confluent_kafka.admin import (
 )
 
 from moldau.protocol.apis import ApiKey
+from tests.certs import Pki, make_pki
 from tests.helpers import BrokerProcess, aiokafka_round_trip, free_port
 from tests.kerberos import INSTALL_HINT, REALM, Kdc, missing_binaries, start_kdc
 from tests.raw import decode, encode, is_closed, recv_frame
@@ -57,6 +60,8 @@ class KerberizedBroker:
     kdc: Kdc
     port: int  # SASL_PLAINTEXT, advertised as localhost (the host in kafka/localhost)
     keytabs: dict[str, Path]
+    ssl_port: int  # SASL_SSL, GSSAPI only
+    pki: Pki
 
     @property
     def bootstrap(self) -> str:
@@ -82,7 +87,8 @@ def kerberized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KerberizedB
     try:
         keytabs = {name: kdc.add_principal(name) for name in ("kafka/localhost", "alice", "BOB", "eve/admin",
                                                               "other/localhost")}
-        port = free_port()
+        port, ssl_port = free_port(), free_port()
+        pki = make_pki(root / "pki")
         broker = BrokerProcess(root / "broker", {
             "offsets.topic.replication.factor": "1",
             "offsets.topic.num.partitions": "2",
@@ -97,12 +103,16 @@ def kerberized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KerberizedB
             "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
             "super.users": "User:broker;User:admin",
             "connections.max.reauth.ms": "600000",  # KIP-368 on, long enough for no client to need it
+            "ssl.keystore.location": str(pki.server),
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": "GSSAPI",
+            "listener.name.sasl_ssl.gssapi.sasl.jaas.config": _krb5_jaas(keytabs["kafka/localhost"]),
         })
-        broker.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{broker.port},SASL_PLAINTEXT://127.0.0.1:{port}"
+        broker.overrides["listeners"] = (f"PLAINTEXT://127.0.0.1:{broker.port},SASL_PLAINTEXT://127.0.0.1:{port},"
+                                         f"SASL_SSL://127.0.0.1:{ssl_port}")
         broker.overrides["advertised.listeners"] = (f"PLAINTEXT://127.0.0.1:{broker.port},"
-                                                    f"SASL_PLAINTEXT://localhost:{port}")
+                                                    f"SASL_PLAINTEXT://localhost:{port},SASL_SSL://localhost:{ssl_port}")
         broker.start()
-        yield KerberizedBroker(broker, kdc, port, keytabs)
+        yield KerberizedBroker(broker, kdc, port, keytabs, ssl_port, pki)
     finally:
         if broker is not None:
             broker.kill()
@@ -203,6 +213,34 @@ def test_kcat_produce_consume_as_mapped_principal(kerberized: KerberizedBroker, 
     assert out.stdout.split() == [b"one", b"two", b"three"]
     refused = subprocess.run(args + ["-P", "-t", alices], input=b"nope\n", env=env, capture_output=True, timeout=30)
     assert refused.returncode != 0 and b"authoriz" in refused.stderr.lower(), refused.stderr
+
+
+def test_sasl_ssl(kerberized: KerberizedBroker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """GSSAPI inside TLS (SASL_SSL, the listener's only mechanism): kafka-python as alice and
+    kcat as BOB, each on its own topic."""
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KTopicPartition
+
+    alices, bobs = _topic(), _topic()
+    _grant(kerberized, alices, "alice")
+    _grant(kerberized, bobs, "bob")
+    kw = {**_kafka_python_as(monkeypatch, kerberized, "alice"), "bootstrap_servers": f"localhost:{kerberized.ssl_port}",
+          "security_protocol": "SASL_SSL", "ssl_cafile": str(kerberized.pki.ca)}
+    producer = KafkaProducer(**kw, max_block_ms=10000)
+    producer.send(alices, b"over tls").get(timeout=20)
+    producer.close()
+    consumer = KafkaConsumer(**kw, consumer_timeout_ms=10000, auto_offset_reset="earliest")
+    consumer.assign([KTopicPartition(alices, 0)])
+    assert [m.value for _, m in zip(range(1), consumer, strict=False)] == [b"over tls"]
+    consumer.close()
+    args, env = _kcat(kerberized, "BOB", tmp_path)
+    args = [a.replace(kerberized.bootstrap, f"localhost:{kerberized.ssl_port}") for a in args]
+    args = [a.replace("security.protocol=SASL_PLAINTEXT", "security.protocol=SASL_SSL") for a in args]
+    args += ["-X", f"ssl.ca.location={kerberized.pki.ca}"]
+    subprocess.run(args + ["-P", "-t", bobs], input=b"tls\n", env=env, check=True, timeout=30)
+    out = subprocess.run(args + ["-C", "-t", bobs, "-o", "beginning", "-e", "-q"], capture_output=True, env=env,
+                         check=True, timeout=30)
+    assert out.stdout.split() == [b"tls"]
 
 
 def test_confluent_kafka_wheel_has_no_gssapi() -> None:
