@@ -360,13 +360,17 @@ class ProducerStateManager:
         """Replace the state with the newest readable snapshot at or below ``up_to``;
         returns its offset (the caller replays batches from there), or None when there
         is none (the state is then empty and the caller replays the whole log). Snapshots
-        that do not parse are deleted."""
+        that do not parse are deleted (Kafka's CorruptSnapshotException); any other error
+        reading one (EMFILE, EIO) is raised: a snapshot that could not be read is not
+        corrupt, and deleting it would lose what it holds."""
         for offset in reversed(self.snapshot_offsets()):
             if offset > up_to:
                 continue
             try:
                 entries = decode_snapshot(self.snapshot_path(offset).read_bytes())
-            except (OSError, CorruptSnapshotError):
+            except FileNotFoundError:
+                continue
+            except CorruptSnapshotError:
                 self.snapshot_path(offset).unlink(missing_ok=True)
                 continue
             self.producers = {e.producer_id: e for e in entries}

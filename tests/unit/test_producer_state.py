@@ -161,6 +161,32 @@ def test_load_picks_the_newest_snapshot_at_or_below_and_skips_corrupt_ones(tmp_p
     assert fresh.snapshot_offsets() == []
 
 
+def test_a_snapshot_that_cannot_be_read_is_not_taken_for_corrupt(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """EMFILE or EIO reading a snapshot is raised, and the snapshot kept: it was deleted as
+    if corrupt, and a log opened with the process near its open-file limit came back
+    without its producers (the compacted-log state machine, in a full suite run)."""
+    import errno
+
+    state = ProducerStateManager(tmp_path)
+    write(state, ProducerBatch(7, 0, 0, 0), 0)
+    state.take_snapshot(1)
+    real = Path.read_bytes
+
+    def emfile(path: Path) -> bytes:
+        if path.suffix == ".snapshot":
+            raise OSError(errno.EMFILE, "Too many open files", str(path))
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", emfile)
+    with pytest.raises(OSError, match="Too many open files"):
+        ProducerStateManager(tmp_path).load_latest_snapshot(up_to=1)
+    monkeypatch.setattr(Path, "read_bytes", real)
+    assert state.snapshot_offsets() == [1]
+    fresh = ProducerStateManager(tmp_path)
+    assert fresh.load_latest_snapshot(up_to=1) == 1 and fresh.producers[7].last_sequence == 0
+
+
 def test_decode_refuses_damaged_snapshots() -> None:
     good = encode_snapshot([])
     assert decode_snapshot(good) == []
