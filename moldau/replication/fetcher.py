@@ -36,13 +36,15 @@ class FollowedPartition:
 class ReplicaFetcher:
     def __init__(self, local_id: int, leader_id: int, address: tuple[str, int], endpoint: LeaderEndPoint,
                  partition_of: Callable[[TopicPartition], Partition | None],
-                 on_replicated: Callable[[int], None] | None = None) -> None:
+                 on_replicated: Callable[[int], None] | None = None,
+                 clock: Callable[[], int] | None = None) -> None:
         self.local_id = local_id
         self.leader_id = leader_id
         self.address = address
         self.endpoint = endpoint
         self._partition_of = partition_of
         self._on_replicated = on_replicated  # bytes appended as follower (ReplicationBytesIn)
+        self._clock = clock  # wall-clock ms, for the log's roll by segment.ms
         self.partitions: dict[TopicPartition, FollowedPartition] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -232,7 +234,7 @@ class ReplicaFetcher:
                 return
             data, headers = bytes(keep), kept
         try:
-            plog.append_as_follower(data, headers)
+            plog.append_as_follower(data, headers, now_ms=self._clock() if self._clock is not None else None)
         except LogError as exc:
             log.warning("broker %d: cannot append %s-%d as follower: %s", self.local_id, *tp, exc)
             return

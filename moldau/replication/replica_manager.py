@@ -209,6 +209,9 @@ class ReplicaManager:
         self.run_fetchers = run_fetchers  # False: a simulation drives `ReplicaFetcher.do_work` itself
         self.stats: ReplicaStats = stats if stats is not None else NoReplicaStats()
         self.partitions: dict[TopicPartition, Partition] = {}
+        # The partitions led here with other replicas: the only ones the periodic ISR
+        # check visits (a partition with no follower has no ISR to shrink).
+        self._led_with_followers: dict[TopicPartition, Partition] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self.produce_purgatory = Purgatory("Produce", scheduler)
         self.fetch_purgatory = Purgatory("Fetch", scheduler)
@@ -274,12 +277,17 @@ class ReplicaManager:
                 self._stop_fetching(tp)
                 was_leader = partition.is_leader
                 partition.make_leader(state, now_ms)
+                if any(b != self.broker_id for b in state.replicas):
+                    self._led_with_followers[tp] = partition
+                else:
+                    self._led_with_followers.pop(tp, None)
                 if not was_leader:
                     log.info("broker %d leads %s-%d (epoch %d)", self.broker_id, tp[0], tp[1], state.leader_epoch)
                     self._leadership_changed(tp, True)
                 self._complete_delayed(tp)
             else:
                 was_leader = partition.is_leader
+                self._led_with_followers.pop(tp, None)
                 changed = partition.make_follower(state)
                 if was_leader:
                     log.info("broker %d no longer leads %s-%d", self.broker_id, *tp)
@@ -293,6 +301,7 @@ class ReplicaManager:
         """Neither lead nor follow `tp` (StopReplica); delete its log if asked."""
         self._stop_fetching(tp)
         partition = self.partitions.pop(tp, None)
+        self._led_with_followers.pop(tp, None)
         if partition is not None:
             if partition.is_leader:
                 log.info("broker %d no longer leads %s-%d", self.broker_id, *tp)
@@ -334,7 +343,7 @@ class ReplicaManager:
             if fetcher is not None:
                 self._spawn(fetcher.stop())
             fetcher = ReplicaFetcher(self.broker_id, leader, address, self.leaders.connect(leader, address),
-                                     self.partitions.get, self.stats.replicated_in)
+                                     self.partitions.get, self.stats.replicated_in, clock=self.clock)
             self.fetchers[leader] = fetcher
             if self.run_fetchers:
                 fetcher.start()
@@ -507,8 +516,9 @@ class ReplicaManager:
     # --- the ISR ------------------------------------------------------------------------
 
     def check_isr(self, now_ms: int) -> None:
-        """Periodic: shrink the ISR of followers that fell behind."""
-        for partition in list(self.partitions.values()):
+        """Periodic: shrink the ISR of followers that fell behind. Visits only the
+        partitions led here that have followers."""
+        for partition in list(self._led_with_followers.values()):
             state = partition.leader_state
             if state is not None and state.out_of_sync(now_ms):
                 self._propose_isr(partition, now_ms)
