@@ -322,12 +322,13 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_doc(section: str) -> None:
+def update_doc(section: str, start_marker: str = START_MARKER, end_marker: str = END_MARKER) -> None:
+    """Replace the text between the markers in docs/benchmarks.md (append if missing)."""
     text = DOC_PATH.read_text()
-    block = f"{START_MARKER}\n{section}{END_MARKER}"
-    if START_MARKER in text and END_MARKER in text:
-        head, rest = text.split(START_MARKER, 1)
-        text = head + block + rest.split(END_MARKER, 1)[1]
+    block = f"{start_marker}\n{section}{end_marker}"
+    if start_marker in text and end_marker in text:
+        head, rest = text.split(start_marker, 1)
+        text = head + block + rest.split(end_marker, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     DOC_PATH.write_text(text)
