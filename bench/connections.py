@@ -23,14 +23,11 @@ connections markers in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import resource
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -184,17 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     names = {"moldau": "Moldau", "tansu": "Tansu"}
     runs = [run_broker(names[b], args.connections, args.produces) for b in args.brokers if b in names]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True, check=False).stdout.strip()
-    report = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
-              "wall_seconds": time.monotonic() - started, "connections": args.connections,
-              "produces": args.produces, "machine": harness.machine_info(), "runs": runs}
-    JSON_PATH.parent.mkdir(parents=True, exist_ok=True)
-    JSON_PATH.write_text(json.dumps(report, indent=2) + "\n")
-    section = render(report)
-    print(section)
-    if not args.no_doc:
-        scale.update_doc(section, START_MARKER, END_MARKER)
+    fields = {"connections": args.connections, "produces": args.produces}
+    scale.report_and_save(fields, runs, started, JSON_PATH, render, args.no_doc,
+                          START_MARKER, END_MARKER)
     return 0
 
 

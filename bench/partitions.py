@@ -45,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -332,6 +332,23 @@ def update_doc(section: str, start_marker: str = START_MARKER, end_marker: str =
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     DOC_PATH.write_text(text)
+
+
+def report_and_save(fields: dict[str, Any], runs: list[dict[str, Any]], started: float, json_path: Path,
+                    render_fn: Callable[[dict[str, Any]], str], no_doc: bool, start_marker: str,
+                    end_marker: str) -> None:
+    """The report of a run (date, commit, wall time, machine, ``fields``, ``runs``): saved
+    as JSON, rendered, printed and, unless ``no_doc``, put between the markers."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True, check=False).stdout.strip()
+    report = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
+              "wall_seconds": time.monotonic() - started, **fields, "machine": harness.machine_info(), "runs": runs}
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    section = render_fn(report)
+    print(section)
+    if not no_doc:
+        update_doc(section, start_marker, end_marker)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
