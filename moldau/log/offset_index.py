@@ -78,6 +78,12 @@ class OffsetIndex(IndexFileOwner):
             return self.base_offset, 0
         return self.base_offset + self._relative_offsets[i], self._positions[i]
 
+    def entries_within(self, position_limit: int, offset_limit: int) -> int:
+        """How many entries, from the first, have a position at most ``position_limit``
+        and an offset below ``offset_limit``."""
+        return min(bisect_right(self._positions, position_limit),
+                   bisect_left(self._relative_offsets, offset_limit - self.base_offset))
+
     def entry(self, n: int) -> tuple[int, int]:
         return self.base_offset + self._relative_offsets[n], self._positions[n]
 
