@@ -45,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -322,15 +322,33 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_doc(section: str) -> None:
+def update_doc(section: str, start_marker: str = START_MARKER, end_marker: str = END_MARKER) -> None:
+    """Replace the text between the markers in docs/benchmarks.md (append if missing)."""
     text = DOC_PATH.read_text()
-    block = f"{START_MARKER}\n{section}{END_MARKER}"
-    if START_MARKER in text and END_MARKER in text:
-        head, rest = text.split(START_MARKER, 1)
-        text = head + block + rest.split(END_MARKER, 1)[1]
+    block = f"{start_marker}\n{section}{end_marker}"
+    if start_marker in text and end_marker in text:
+        head, rest = text.split(start_marker, 1)
+        text = head + block + rest.split(end_marker, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     DOC_PATH.write_text(text)
+
+
+def report_and_save(fields: dict[str, Any], runs: list[dict[str, Any]], started: float, json_path: Path,
+                    render_fn: Callable[[dict[str, Any]], str], no_doc: bool, start_marker: str,
+                    end_marker: str) -> None:
+    """The report of a run (date, commit, wall time, machine, ``fields``, ``runs``): saved
+    as JSON, rendered, printed and, unless ``no_doc``, put between the markers."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True, check=False).stdout.strip()
+    report = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
+              "wall_seconds": time.monotonic() - started, **fields, "machine": harness.machine_info(), "runs": runs}
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    section = render_fn(report)
+    print(section)
+    if not no_doc:
+        update_doc(section, start_marker, end_marker)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

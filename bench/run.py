@@ -19,12 +19,18 @@ three brokers; a leader is killed or shut down, timed until the first acknowledg
 produce); `--skip-failover` leaves it out, `--only-failover` runs only it. Then the
 replication benchmark in bench/replication.py (Moldau only, the same kind of cluster:
 RF 3 acks=all against RF 1 acks=1, throughput and latency at a fixed rate);
-`--skip-replication` leaves it out, `--only-replication` runs only it. `--only-*` flags
-combine: each selects its benchmark and leaves out the rest.
+`--skip-replication` leaves it out, `--only-replication` runs only it. Then partition scale
+on one broker: bench/partitions.py (creating 10,000 partitions, Metadata, restart;
+`--skip-partitions` / `--only-partitions`) and bench/partition_traffic.py (idle CPU and
+produce/consume over 10,000 partitions against 6; `--skip-partition-traffic` /
+`--only-partition-traffic`), and bench/connections.py (10,000 client connections: RSS and
+produce latency; `--skip-connections` / `--only-connections`). `--only-*` flags combine: each selects its benchmark and
+leaves out the rest.
 
 Usage: `make bench`, or `.venv/bin/python bench/run.py [--quick] [--records N]
 [--skip-groups | --only-groups] [--skip-failover | --only-failover]
-[--skip-replication | --only-replication]`.
+[--skip-replication | --only-replication] [--skip-partitions | --only-partitions]
+[--skip-partition-traffic | --only-partition-traffic] [--skip-connections | --only-connections]`.
 """
 
 from __future__ import annotations
@@ -825,6 +831,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                             help="skip the partition-scale benchmark (bench/partitions.py)")
     partitions.add_argument("--only-partitions", action="store_true",
                             help="run only the partition-scale benchmark (bench/partitions.py)")
+    traffic = parser.add_mutually_exclusive_group()
+    traffic.add_argument("--skip-partition-traffic", action="store_true",
+                         help="skip produce/consume over 10,000 partitions (bench/partition_traffic.py)")
+    traffic.add_argument("--only-partition-traffic", action="store_true",
+                         help="run only produce/consume over 10,000 partitions (bench/partition_traffic.py)")
+    connections = parser.add_mutually_exclusive_group()
+    connections.add_argument("--skip-connections", action="store_true",
+                             help="skip 10,000 connections on one broker (bench/connections.py)")
+    connections.add_argument("--only-connections", action="store_true",
+                             help="run only 10,000 connections on one broker (bench/connections.py)")
     args = parser.parse_args(argv)
     unknown = set(args.brokers) - {"tansu", "moldau"}
     if unknown:
@@ -836,7 +852,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    only = args.only_groups or args.only_failover or args.only_replication or args.only_partitions
+    only = (args.only_groups or args.only_failover or args.only_replication or args.only_partitions
+            or args.only_partition_traffic or args.only_connections)
     code = 0 if only else single_broker(args)
     if not args.skip_groups and (args.only_groups or not only):
         import groups  # bench/groups.py; imports this file as `run`
@@ -858,6 +875,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         partitions.main([*(["--quick"] if args.quick else []), *(["--no-doc"] if args.no_doc else []),
                          "--brokers", ",".join(args.brokers)])
+    if not args.skip_partition_traffic and (args.only_partition_traffic or not only) and "moldau" in args.brokers:
+        import partition_traffic  # bench/partition_traffic.py; imports this file as `run`
+
+        partition_traffic.main([*(["--quick"] if args.quick else []), *(["--no-doc"] if args.no_doc else []),
+                                "--brokers", ",".join(args.brokers)])
+    if not args.skip_connections and (args.only_connections or not only) and "moldau" in args.brokers:
+        import connections  # bench/connections.py; imports this file as `run`
+
+        connections.main([*(["--quick"] if args.quick else []), *(["--no-doc"] if args.no_doc else []),
+                          "--brokers", ",".join(args.brokers)])
     return code
 
 

@@ -14,7 +14,7 @@ from itertools import chain
 from pathlib import Path
 
 from moldau.log.checkpoint import LEADER_EPOCH_CHECKPOINT, fsync_directory
-from moldau.log.config import LogConfig
+from moldau.log.config import LONG_MAX, LogConfig
 from moldau.log.errors import CheckpointError, LogError, OffsetOutOfRangeError, RecordTooLargeError
 from moldau.log.leader_epoch import LeaderEpochCache
 from moldau.log.offset_index import OffsetIndex
@@ -136,6 +136,10 @@ class Log:
         # itself needs an fsync too, or the new file may not survive a power loss.
         self._directory_dirty = True
         self._parent_dirty = False  # a new partition dir whose entry in the log dir is not fsynced yet
+        # Told (by `_note_unflushed`) that this log has something to flush while flush.ms
+        # is finite: the LogManager's periodic flush visits only such logs, so an idle
+        # partition costs no CPU (set by the LogManager).
+        self.on_unflushed: Callable[[Log], None] | None = None
 
     # --- opening --------------------------------------------------------------------
 
@@ -254,6 +258,8 @@ class Log:
 
     def update_config(self, config: LogConfig) -> None:
         self.config = config
+        if self.unflushed:  # flush.ms may have become finite
+            self._note_unflushed()
 
     # --- high watermark and leader epochs -------------------------------------------
 
@@ -364,14 +370,18 @@ class Log:
             log_start_offset=self.log_start_offset,
         )
 
-    def append_as_follower(self, batches: bytes | bytearray, headers: list[BatchHeader]) -> AppendInfo:
+    def append_as_follower(self, batches: bytes | bytearray, headers: list[BatchHeader], *,
+                           now_ms: int | None = None) -> AppendInfo:
         """Write batches as the leader stored them, byte for byte: offsets, partition
         leader epochs and timestamps are the leader's (nothing is stamped). Offsets only
         increase: the first batch starts at or after the log end offset and each after
         the one before. Gaps are allowed, as Kafka allows them: the leader's cleaner
         drops whole batches of a compacted log, so a fetch at an offset it removed
         returns the next batch it kept. The epoch cache takes each batch's partition
-        leader epoch."""
+        leader epoch. ``now_ms`` (for rolling by segment.ms) defaults to the last time
+        this log was told."""
+        if now_ms is not None:
+            self._now_ms = now_ms
         self._check_sizes(batches, headers, check_max_message=False)
         expected = self.log_end_offset
         for header in headers:
@@ -534,6 +544,7 @@ class Log:
                 self._segments[-1] = LogSegment.create(self.directory, first_offset)
                 self._base_offsets[-1] = first_offset
                 self._directory_dirty = True
+                self._note_unflushed()
             return
         config = self.config
         n_offset, n_time = segment.index_entries_needed(batches, config.index_interval_bytes)
@@ -559,6 +570,7 @@ class Log:
             index_interval_bytes=self.config.index_interval_bytes,
             max_index_bytes=self.config.segment_index_bytes,
         )
+        self._note_unflushed()
         if self.log_end_offset - self.recovery_point >= self.config.flush_messages:
             try:
                 self.flush()
@@ -584,6 +596,7 @@ class Log:
         self._segments.append(new)
         self._base_offsets.append(new.base_offset)
         self._directory_dirty = True
+        self._note_unflushed()
         # Kafka snapshots producer state at every roll: after a crash only the active
         # segment is replayed to rebuild it.
         self.producer_state.take_snapshot(new.base_offset)
@@ -804,6 +817,7 @@ class Log:
         self.recovery_point = min(self.recovery_point, boundary)
         self.high_watermark = min(self.high_watermark, boundary)
         self.leader_epoch_cache.truncate_from_end(boundary)
+        self._note_unflushed()
         self._load_producer_state()
 
     def _truncate_fully_and_start_at(self, offset: int) -> None:
@@ -811,6 +825,7 @@ class Log:
             segment.delete()
         new = LogSegment.create(self.directory, offset)
         self._directory_dirty = True
+        self._note_unflushed()
         self._segments = [new]
         self._base_offsets = [offset]
         self.log_start_offset = offset
@@ -824,12 +839,23 @@ class Log:
 
     # --- durability -----------------------------------------------------------------
 
+    @property
+    def unflushed(self) -> bool:
+        """Whether a flush has anything to make durable: batches above the recovery
+        point, a segment written or a directory entry changed since the last flush."""
+        # Segments below the recovery point were flushed already and not written since.
+        return self.recovery_point != self.log_end_offset or self._directory_dirty or any(
+            s.dirty for s in self._segments[self._segment_index(self.recovery_point) :])
+
+    def _note_unflushed(self) -> None:
+        """Something to flush was written: tell the LogManager, if flush.ms asks for
+        flushes by time (its default, never, does not)."""
+        if self.on_unflushed is not None and self.config.flush_ms < LONG_MAX:
+            self.on_unflushed(self)
+
     def flush(self) -> None:
         """fsync every segment written since the last flush; recovery point = LEO."""
-        # Segments below the recovery point were flushed already and not written since.
-        unflushed = self._segments[self._segment_index(self.recovery_point) :]
-        if self.recovery_point == self.log_end_offset and not self._directory_dirty and not any(
-                s.dirty for s in unflushed):
+        if not self.unflushed:
             # Nothing appended since the last flush: nothing to make durable. (What may
             # still be unsynced: a new empty segment's or partition's directory entry, and
             # a new leader's epoch entry with no batch after it; a crash losing them loses
@@ -837,7 +863,7 @@ class Log:
             # idle partition costs no fsync, at a clean shutdown of 10,000 of them too.
             self._last_flush_ms = self._now_ms
             return
-        for segment in unflushed:
+        for segment in self._segments[self._segment_index(self.recovery_point) :]:
             segment.flush()
         # Epoch entries written without fsync (a new leader's) must be durable before
         # the recovery point passes them: recovery checks only batches above it.
@@ -852,6 +878,8 @@ class Log:
         self._last_flush_ms = self._now_ms
 
     def flush_if_due(self, now_ms: int) -> None:
+        """flush.ms: flush if that long has passed since the last flush (Kafka's
+        lastFlushTime)."""
         self._now_ms = now_ms
         if now_ms - self._last_flush_ms >= self.config.flush_ms:
             self.flush()

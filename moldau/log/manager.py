@@ -26,7 +26,7 @@ from moldau.log.checkpoint import (
     fsync_directory,
 )
 from moldau.log.cleaner_manager import LogToClean, filthiest_log
-from moldau.log.config import LogConfig
+from moldau.log.config import LONG_MAX, LogConfig
 from moldau.log.errors import CheckpointError, LogDirLockedError, LogError
 from moldau.log.log import DELETE_DIR_SUFFIX, Log, parse_partition_dir
 
@@ -58,6 +58,9 @@ class LogManager:
         self._dirs = [_LogDir(Path(d)) for d in log_dirs]
         self._logs: dict[tuple[str, int], Log] = {}
         self._log_dir_of: dict[tuple[str, int], _LogDir] = {}
+        # The logs with something to flush and a finite flush.ms (Log.on_unflushed): the
+        # only ones the periodic flush visits. Insertion-ordered, a log at most once.
+        self._unflushed: dict[Log, None] = {}
         # (topic, config) of the deprecated topic configs already logged as ignored.
         self._ignored_logged: set[tuple[str, str]] = set()
 
@@ -77,6 +80,7 @@ class LogManager:
                 log.close()
             self._logs.clear()
             self._log_dir_of.clear()
+            self._unflushed.clear()
             self._unlock_all()
             raise
 
@@ -140,8 +144,7 @@ class LogManager:
 
         def register(parsed: tuple[str, int], log: Log) -> None:
             log.first_dirty_offset = first_dirty_offsets.get(parsed)
-            self._logs[parsed] = log
-            self._log_dir_of[parsed] = log_dir
+            self._add(parsed, log, log_dir)
 
         if self.recovery_threads_per_dir == 1 or len(to_open) < 2:
             for item in to_open:
@@ -183,6 +186,7 @@ class LogManager:
             fsync_directory(log_dir.path)
         self._logs.clear()
         self._log_dir_of.clear()
+        self._unflushed.clear()
         self._unlock_all()
 
     # --- logs -----------------------------------------------------------------------
@@ -223,15 +227,27 @@ class LogManager:
         log = Log.open(
             log_dir.path / f"{topic}-{partition}", config, now_ms=now_ms, recover=False
         )
+        self._add(key, log, log_dir)
+        return log
+
+    def _add(self, key: tuple[str, int], log: Log, log_dir: _LogDir) -> None:
         self._logs[key] = log
         self._log_dir_of[key] = log_dir
-        return log
+        log.on_unflushed = self._note_unflushed
+        if log.unflushed:  # recovered or created with something to flush
+            self._note_unflushed(log)
+
+    def _note_unflushed(self, log: Log) -> None:
+        if log.config.flush_ms < LONG_MAX:
+            self._unflushed[log] = None
 
     def delete(self, topic: str, partition: int) -> None:
         key = (topic, partition)
         log = self._logs.pop(key, None)
         self._log_dir_of.pop(key, None)
         if log is not None:
+            self._unflushed.pop(log, None)
+            log.on_unflushed = None
             log.delete()
         if not any(t == topic for t, _ in self._logs):
             self._ignored_logged = {(t, n) for t, n in self._ignored_logged if t != topic}
@@ -282,8 +298,16 @@ class LogManager:
         return sum(log.delete_old_segments(now_ms) for log in self._logs.values())
 
     def flush_due(self, now_ms: int) -> None:
-        for log in self._logs.values():
+        """flush.ms: flush the logs that have waited that long since their last flush.
+        Only logs with something to flush are visited (they say so when written); one
+        with nothing left to flush leaves the set until it is written again."""
+        for log in list(self._unflushed):
+            if log.closed:
+                del self._unflushed[log]
+                continue
             log.flush_if_due(now_ms)
+            if not log.unflushed or log.config.flush_ms >= LONG_MAX:
+                del self._unflushed[log]
 
     def checkpoint(self) -> None:
         """Write each dir's recovery points, log start offsets and high watermarks."""

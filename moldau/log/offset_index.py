@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 import sys
 from array import array
@@ -10,6 +9,7 @@ from bisect import bisect_left, bisect_right
 from pathlib import Path
 
 from moldau.log.errors import CorruptIndexError, LogError
+from moldau.log.index_file import IndexFile, IndexFileOwner, read_index_file
 
 ENTRY = struct.Struct(
     ">i"  # relativeOffset => Int32: offset - the segment's base offset
@@ -18,19 +18,7 @@ ENTRY = struct.Struct(
 ENTRY_SIZE = ENTRY.size  # 8
 
 
-def read_index_file(path: Path) -> bytes:
-    """The content of an index file, created empty if missing. An index is read once and
-    opened for writing only at its first write: a partition that holds only an empty
-    segment costs one open file, its .log, so 10,000 of them fit a broker's file limit."""
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        return os.pread(fd, size, 0) if size else b""
-    finally:
-        os.close(fd)
-
-
-class OffsetIndex:
+class OffsetIndex(IndexFileOwner):
     """A sparse map from offsets to positions in a segment's ``.log`` file.
 
     The file is a sequence of 8-byte entries, as in Kafka's OffsetIndex.java: a 4-byte
@@ -45,13 +33,13 @@ class OffsetIndex:
     at or below the target gives a position from which a forward scan of batch headers
     finds the batch holding the target.
 
-    The file is not preallocated: entries are appended, and a copy is kept in memory.
+    The file is not preallocated: entries are appended, and a copy is kept in memory;
+    the file is open only while it is written (see index_file).
     """
 
     def __init__(self, path: Path, base_offset: int) -> None:
-        self.path = path
+        self._file = IndexFile(path)
         self.base_offset = base_offset
-        self._fd = -1  # opened at the first write (`_writer`)
         data = read_index_file(path)
         self._torn_bytes = len(data) % ENTRY_SIZE
         words = array("i")
@@ -90,6 +78,12 @@ class OffsetIndex:
             return self.base_offset, 0
         return self.base_offset + self._relative_offsets[i], self._positions[i]
 
+    def entries_within(self, position_limit: int, offset_limit: int) -> int:
+        """How many entries, from the first, have a position at most ``position_limit``
+        and an offset below ``offset_limit``."""
+        return min(bisect_right(self._positions, position_limit),
+                   bisect_left(self._relative_offsets, offset_limit - self.base_offset))
+
     def entry(self, n: int) -> tuple[int, int]:
         return self.base_offset + self._relative_offsets[n], self._positions[n]
 
@@ -104,7 +98,7 @@ class OffsetIndex:
                 f"index entry for offset {offset} is not above the last entry "
                 f"{self.last_entry()[0]} in {self.path}"
             )
-        os.write(self._writer(), ENTRY.pack(relative, position))
+        self._file.append(ENTRY.pack(relative, position))
         self._relative_offsets.append(relative)
         self._positions.append(position)
 
@@ -122,7 +116,7 @@ class OffsetIndex:
             return
         del self._relative_offsets[keep:]
         del self._positions[keep:]
-        os.ftruncate(self._writer(), keep * ENTRY_SIZE)
+        self._file.truncate(keep * ENTRY_SIZE)
         self._torn_bytes = 0
 
     def sanity_check(self, log_size: int, next_offset_bound: int | None = None) -> None:
@@ -144,21 +138,3 @@ class OffsetIndex:
                     f"the segment's end {next_offset_bound}"
                 )
             prev_offset, prev_position = relative, position
-
-    def _writer(self) -> int:
-        if self._fd < 0:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
-        return self._fd
-
-    def flush(self) -> None:
-        if self._fd >= 0:  # never opened: nothing written since it was read
-            os.fsync(self._fd)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def delete(self) -> None:
-        self.close()
-        self.path.unlink(missing_ok=True)

@@ -30,6 +30,7 @@ TIME_INDEX_SUFFIX = ".timeindex"
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
+_HEADER_SCAN_CHUNK = 8192  # a read's header scan covers an index interval in one pread
 INT32_MAX = 2**31 - 1
 _RECOVERY_CHUNK = 1 << 20
 _SCAN_CHUNK = 1 << 13
@@ -384,31 +385,46 @@ class LogSegment:
 
         Returns (bytes, the offset after the last batch returned or -1, whether the read
         stopped at a limit rather than at the end of the segment).
+
+        The batches are read with one pread of exactly their bytes: reading ``max_bytes``
+        and slicing off the batch that does not fit copied up to ``max_bytes`` again per
+        fetch. The batches up to the last index entry within both limits fit without a
+        look at their headers (an entry is where a batch starts, with that batch's last
+        offset): headers are read from the entry before it on, so that the offset after
+        the last batch returned is read from a header too.
         """
         end = self.size
-        want = min(max_bytes, end - position)
-        chunk = os.pread(self._fd, want, position) if want > 0 else b""
-        p = 0
+        stop = position + min(max_bytes, end - position)
+        cursor = position
+        within = self.offset_index.entries_within(stop, max_offset)
+        if within >= 2:
+            skip_to = self.offset_index.entry(within - 2)[1]
+            if skip_to > position:
+                cursor = skip_to
+        reader = _Reader(self._fd, end, _HEADER_SCAN_CHUNK)
         next_offset = -1
-        while position + p < end:
-            if len(chunk) - p >= HEADER_SIZE:
-                header = read_header(chunk, p)
-            elif p == 0 and min_one:
-                header = read_header(os.pread(self._fd, HEADER_SIZE, position))
-            else:
-                return chunk[:p], next_offset, True
+        stopped = True
+        while True:
+            if cursor >= end:
+                stopped = False
+                break
+            first = cursor == position
+            if stop - cursor < HEADER_SIZE and not (first and min_one):
+                break
+            header = read_header(reader.read(cursor, HEADER_SIZE))
             if header.batch_length < MIN_BATCH_LENGTH:
-                raise LogError(f"{self.log_path}: bad batch length at {position + p}")
+                raise LogError(f"{self.log_path}: bad batch length at {cursor}")
             # Kafka's rule: a batch reaching the high watermark is not yet committed.
             if header.last_offset >= max_offset:
-                return chunk[:p], next_offset, True
-            if p + header.size > len(chunk):
-                if p == 0 and min_one:  # KIP-74: the first batch even if too big
+                break
+            if cursor + header.size > stop:
+                if first and min_one:  # KIP-74: the first batch even if too big
                     return os.pread(self._fd, header.size, position), header.next_offset, True
-                return chunk[:p], next_offset, True
-            p += header.size
+                break
+            cursor += header.size
             next_offset = header.next_offset
-        return chunk[:p], next_offset, False
+        data = os.pread(self._fd, cursor - position, position) if cursor > position else b""
+        return data, next_offset, stopped
 
     def find_offset_by_timestamp(self, timestamp: int, min_offset: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record at or above ``min_offset`` whose

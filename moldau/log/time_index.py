@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from bisect import bisect_left, bisect_right
 from pathlib import Path
 
 from moldau.log.errors import CorruptIndexError, LogError
-from moldau.log.offset_index import read_index_file
+from moldau.log.index_file import IndexFile, IndexFileOwner, read_index_file
 
 ENTRY = struct.Struct(
     ">q"  # timestamp => Int64: the largest timestamp in the segment so far
@@ -18,7 +17,7 @@ ENTRY_SIZE = ENTRY.size  # 12
 NO_TIMESTAMP = -1
 
 
-class TimeIndex:
+class TimeIndex(IndexFileOwner):
     """A sparse map from timestamps to offsets in one segment.
 
     The file is a sequence of 12-byte entries, as in Kafka's TimeIndex.java: an 8-byte
@@ -35,9 +34,8 @@ class TimeIndex:
     """
 
     def __init__(self, path: Path, base_offset: int) -> None:
-        self.path = path
+        self._file = IndexFile(path)
         self.base_offset = base_offset
-        self._fd = -1  # opened at the first write (`_writer`)
         data = read_index_file(path)
         self._torn_bytes = len(data) % ENTRY_SIZE
         self._timestamps: list[int] = []
@@ -87,7 +85,7 @@ class TimeIndex:
             raise LogError(f"offset {offset} does not fit segment base {self.base_offset}")
         if self._relative_offsets and relative < self._relative_offsets[-1]:
             raise LogError(f"time index offset {offset} goes backwards in {self.path}")
-        os.write(self._writer(), ENTRY.pack(timestamp, relative))
+        self._file.append(ENTRY.pack(timestamp, relative))
         self._timestamps.append(timestamp)
         self._relative_offsets.append(relative)
         return True
@@ -106,7 +104,7 @@ class TimeIndex:
             return
         del self._timestamps[keep:]
         del self._relative_offsets[keep:]
-        os.ftruncate(self._writer(), keep * ENTRY_SIZE)
+        self._file.truncate(keep * ENTRY_SIZE)
         self._torn_bytes = 0
 
     def sanity_check(self, next_offset_bound: int | None = None) -> None:
@@ -125,21 +123,3 @@ class TimeIndex:
                     f"the segment's end {next_offset_bound}"
                 )
             prev_ts, prev_rel = timestamp, relative
-
-    def _writer(self) -> int:
-        if self._fd < 0:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
-        return self._fd
-
-    def flush(self) -> None:
-        if self._fd >= 0:  # never opened: nothing written since it was read
-            os.fsync(self._fd)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def delete(self) -> None:
-        self.close()
-        self.path.unlink(missing_ok=True)

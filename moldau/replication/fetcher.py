@@ -41,7 +41,7 @@ class ReplicaFetcher:
                  partition_of: Callable[[TopicPartition], Partition | None],
                  on_replicated: Callable[[int], None] | None = None,
                  on_high_watermark: Callable[[TopicPartition], None] | None = None,
-                 quota: ReplicaQuota | None = None, clock: Callable[[], int] = lambda: 0,
+                 quota: ReplicaQuota | None = None, clock: Callable[[], int] | None = None,
                  fetch_max_bytes: int = 1 << 20) -> None:
         self.local_id = local_id
         self.leader_id = leader_id
@@ -53,7 +53,9 @@ class ReplicaFetcher:
         # follower (KIP-392) may be waiting for it.
         self._on_high_watermark = on_high_watermark
         self._quota: ReplicaQuota = quota if quota is not None else NoReplicaQuota()
-        self._clock = clock  # ms, for the quota (the replica manager's clock)
+        # The replica manager's clock (wall-clock ms): for the quota, and for the log's roll
+        # by segment.ms; None in tests that need neither.
+        self._clock = clock
         self.fetch_max_bytes = fetch_max_bytes  # replica.fetch.max.bytes
         self.partitions: dict[TopicPartition, FollowedPartition] = {}
         self._wake = asyncio.Event()
@@ -170,7 +172,7 @@ class ReplicaFetcher:
 
     async def _fetch(self, ready: dict[TopicPartition, FollowedPartition], now: float) -> bool:
         positions: dict[TopicPartition, FetchPosition] = {}
-        now_ms = self._clock()
+        now_ms = self._clock() if self._clock is not None else 0
         over_quota: bool | None = None  # asked once per round, and only when it matters
         for tp, state in ready.items():
             partition = self._partition_of(tp)
@@ -258,7 +260,7 @@ class ReplicaFetcher:
                 return
             data, headers = bytes(keep), kept
         try:
-            plog.append_as_follower(data, headers)
+            plog.append_as_follower(data, headers, now_ms=self._clock() if self._clock is not None else None)
         except LogError as exc:
             log.warning("broker %d: cannot append %s-%d as follower: %s", self.local_id, *tp, exc)
             return

@@ -235,6 +235,9 @@ class ReplicaManager:
         self.leader_quota: ReplicaQuota = leader_quota if leader_quota is not None else NoReplicaQuota()
         self.follower_quota: ReplicaQuota = follower_quota if follower_quota is not None else NoReplicaQuota()
         self.partitions: dict[TopicPartition, Partition] = {}
+        # The partitions led here with other replicas: the only ones the periodic ISR
+        # check visits (a partition with no follower has no ISR to shrink).
+        self._led_with_followers: dict[TopicPartition, Partition] = {}
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self.produce_purgatory = Purgatory("Produce", scheduler)
         self.fetch_purgatory = Purgatory("Fetch", scheduler)
@@ -300,12 +303,17 @@ class ReplicaManager:
                 self._stop_fetching(tp)
                 was_leader = partition.is_leader
                 partition.make_leader(state, now_ms)
+                if any(b != self.broker_id for b in state.replicas):
+                    self._led_with_followers[tp] = partition
+                else:
+                    self._led_with_followers.pop(tp, None)
                 if not was_leader:
                     log.info("broker %d leads %s-%d (epoch %d)", self.broker_id, tp[0], tp[1], state.leader_epoch)
                     self._leadership_changed(tp, True)
                 self._complete_delayed(tp)
             else:
                 was_leader = partition.is_leader
+                self._led_with_followers.pop(tp, None)
                 changed = partition.make_follower(state)
                 if was_leader:
                     log.info("broker %d no longer leads %s-%d", self.broker_id, *tp)
@@ -319,6 +327,7 @@ class ReplicaManager:
         """Neither lead nor follow `tp` (StopReplica); delete its log if asked."""
         self._stop_fetching(tp)
         partition = self.partitions.pop(tp, None)
+        self._led_with_followers.pop(tp, None)
         if partition is not None:
             if partition.is_leader:
                 log.info("broker %d no longer leads %s-%d", self.broker_id, *tp)
@@ -582,8 +591,9 @@ class ReplicaManager:
     # --- the ISR ------------------------------------------------------------------------
 
     def check_isr(self, now_ms: int) -> None:
-        """Periodic: shrink the ISR of followers that fell behind."""
-        for partition in list(self.partitions.values()):
+        """Periodic: shrink the ISR of followers that fell behind. Visits only the
+        partitions led here that have followers."""
+        for partition in list(self._led_with_followers.values()):
             state = partition.leader_state
             if state is not None and state.out_of_sync(now_ms):
                 self._propose_isr(partition, now_ms)

@@ -1,19 +1,28 @@
 """Framing and headers, with no sockets."""
+import datetime
+import io
 import struct
+import uuid
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from kio.serial import entity_writer
 
-from moldau.protocol.apis import ApiKey, is_flexible
+from moldau.protocol.apis import ApiKey, is_flexible, response_type
+from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import (
     FrameDecoder,
     FrameTooLargeError,
     MalformedRequestError,
     body_offset,
+    build,
     decode_request,
+    encode_response,
     parse_request_header,
+    response_header,
 )
+from moldau.server.handlers._common import response_types
 
 
 def frame(payload: bytes) -> bytes:
@@ -60,3 +69,24 @@ def test_truncated_body_is_malformed() -> None:
     body = struct.pack(">i", 5)  # Metadata v1: array of 5 topics, none present
     with pytest.raises(MalformedRequestError):
         decode_request(ApiKey.METADATA, 1, body, 0)
+
+
+@pytest.mark.parametrize("version", [4, 11, 12, 13, 16])
+def test_a_fetch_response_frame_is_kios_encoding_with_its_size(version: int) -> None:
+    """encode_response joins what kio writes once (a 4 MB flexible Fetch response took
+    3-5 ms into a BytesIO): the frame is kio's bytes, size-prefixed, all the same."""
+    t = response_types(ApiKey.FETCH, version)
+    records = bytes(range(256)) * 4096
+    partitions = tuple(
+        build(t.PartitionData, partition_index=p, error_code=ErrorCode.none, high_watermark=10,
+              last_stable_offset=10, log_start_offset=0, aborted_transactions=None, preferred_read_replica=-1,
+              records=records if p == 0 else None)
+        for p in range(2))
+    response = build(t.FetchResponse, throttle_time=datetime.timedelta(0), error_code=ErrorCode.none, session_id=3,
+                     responses=(build(t.FetchableTopicResponse, topic="t", topic_id=uuid.UUID(int=7),
+                                      partitions=partitions),))
+    expected = io.BytesIO()
+    expected.write(response_header(ApiKey.FETCH, version, 9))
+    entity_writer(response_type(ApiKey.FETCH, version))(expected, response)
+    body = expected.getvalue()
+    assert encode_response(ApiKey.FETCH, version, 9, response) == struct.pack(">i", len(body)) + body

@@ -179,6 +179,16 @@ def test_append_as_follower(log: Log) -> None:
 # --- rolling ---------------------------------------------------------------------------
 
 
+def test_follower_rolls_by_time_at_the_time_it_is_given(tmp_path: Path) -> None:
+    """A follower's appends carry the fetcher's clock: nothing else keeps an idle log's
+    time current (the periodic flush visits only logs with something to flush)."""
+    log = Log.open(tmp_path / "t-0", LogConfig(segment_ms=100), now_ms=0)
+    for offset, now_ms in ((0, 500), (1, 599), (2, 600)):
+        data = build_batch([RecordInput(b"a")], base_offset=offset)
+        log.append_as_follower(data, validate_batches(data), now_ms=now_ms)
+    assert log.segment_base_offsets() == [0, 2]
+
+
 def test_roll_by_size(tmp_path: Path) -> None:
     size = batch_size()
     log = Log.open(tmp_path / "t-0", LogConfig(segment_bytes=3 * size), now_ms=0)

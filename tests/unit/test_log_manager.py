@@ -164,6 +164,78 @@ def test_update_config_reaches_every_partition_of_the_topic(dirs: list[Path]) ->
     manager.shutdown()
 
 
+
+def _count_flush_visits(manager: LogManager, monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, int], int]:
+    visits: dict[tuple[str, int], int] = {}
+    for key, log in manager.all_logs().items():
+        def counted(now_ms: int, log: Log = log, key: tuple[str, int] = key) -> None:
+            visits[key] = visits.get(key, 0) + 1
+            Log.flush_if_due(log, now_ms)
+        monkeypatch.setattr(log, "flush_if_due", counted)
+    return visits
+
+
+def test_flush_due_visits_only_logs_with_something_to_flush(
+        dirs: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9: idle partitions cost no CPU. The periodic flush visits a log only from its
+    first write after a flush until it is flushed; flush.ms and the flush itself are what
+    they were."""
+    manager = started(dirs)
+    config = LogConfig(flush_ms=100)
+    logs = [manager.create("t", p, config, 0) for p in range(3)]
+    manager.flush_due(0)  # a new partition's empty segment needs no flush
+    visits = _count_flush_visits(manager, monkeypatch)
+    for now in range(0, 1000, 10):
+        manager.flush_due(now)
+    assert visits == {}
+    produce(logs[1], [b"a", b"b"], now_ms=1000)
+    # flush.ms counts from the last flush that wrote something (Kafka's lastFlushTime):
+    # none for 1,000 ms, so the next tick flushes.
+    manager.flush_due(1010)
+    assert visits == {("t", 1): 1} and logs[1].recovery_point == 2
+    produce(logs[1], [b"c"], now_ms=1020)
+    manager.flush_due(1050)
+    assert visits == {("t", 1): 2} and logs[1].recovery_point == 2
+    manager.flush_due(1110)  # 100 ms after its last flush: flushed, then no longer visited
+    assert visits == {("t", 1): 3} and logs[1].recovery_point == 3
+    for now in range(1110, 3000, 10):
+        manager.flush_due(now)
+    assert visits == {("t", 1): 3}
+    assert [log.recovery_point for log in logs] == [0, 3, 0]
+    manager.shutdown()
+
+
+def test_flush_due_does_not_visit_logs_that_never_flush_by_time(
+        dirs: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    manager = started(dirs)
+    log = manager.create("t", 0, LogConfig(), 0)  # flush.ms: Kafka's default, never
+    visits = _count_flush_visits(manager, monkeypatch)
+    produce(log, [b"a"])
+    log.roll(0)
+    manager.flush_due(10**12)
+    assert visits == {} and log.recovery_point == 0
+    log.update_config(LogConfig(flush_ms=100))  # now it flushes by time: visited
+    manager.flush_due(10**12)
+    assert visits == {("t", 0): 1} and log.recovery_point == 1
+    manager.shutdown()
+
+
+def test_flush_due_finds_logs_recovered_with_something_to_flush(dirs: list[Path]) -> None:
+    manager = started(dirs)
+    log = manager.create("t", 0, LogConfig(flush_ms=100), 0)
+    produce(log, [b"a", b"b"])
+    manager.checkpoint()  # recovery point 0: a restart without a clean shutdown re-reads
+    manager._unlock_all()
+    again = LogManager(dirs, LogConfig(flush_ms=100))
+    again.load(5000)
+    reloaded = again.get("t", 0)
+    assert reloaded is not None and reloaded.recovery_point == 2  # recovered: durable again
+    produce(reloaded, [b"c"], now_ms=5000)
+    again.flush_due(5100)
+    assert reloaded.recovery_point == 3
+    again.shutdown()
+
+
 def test_run_retention_and_flush_due(dirs: list[Path]) -> None:
     manager = started(dirs)
     config = LogConfig(segment_bytes=200, retention_ms=1000, flush_ms=100)

@@ -308,3 +308,41 @@ def test_a_follower_that_stopped_fetching_does_not_rejoin_the_isr_with_another(t
         await replicate(cluster, followers=(1,))  # broker 1 is back; broker 2 is gone
         assert cluster.controller.states[TP].isr == (0, 1)
     run(test)
+
+
+def test_the_periodic_isr_check_visits_only_partitions_led_with_followers(tmp_path: Path) -> None:
+    """Issue 9: idle partitions cost no CPU. A partition with no other replica has no ISR to
+    shrink, and one this broker follows is checked by its leader: neither is visited;
+    the ISR of a led partition with followers still shrinks on time."""
+    async def test() -> None:
+        cluster = make_cluster(tmp_path, lag_ms=1000)
+        leader = cluster.brokers[0]
+        solo = ("solo", 0)
+        cluster.controller.states[solo] = ControllerState(0, 0, (0,), (0,))
+        cluster.send_leader_and_isr(solo)
+        other = ("other", 0)  # led by broker 1, followed by broker 0
+        cluster.controller.states[other] = ControllerState(1, 0, (1, 0), (1, 0))
+        cluster.send_leader_and_isr(other)
+        visited: list[tuple[str, int]] = []
+        for tp, partition in leader.partitions.items():
+            state = partition.leader_state
+            if state is not None:
+                def out_of_sync(now_ms: int, tp: tuple[str, int] = tp, real: Callable[[int], set[int]]
+                                = state.out_of_sync) -> set[int]:
+                    visited.append(tp)
+                    return real(now_ms)
+                state.out_of_sync = out_of_sync  # type: ignore[method-assign]
+        await replicate(cluster)
+        leader.check_isr(cluster.clock())
+        assert visited == [TP]
+        cluster.clock.now_ms += 2000  # no follower fetched: they leave the ISR, as before
+        leader.check_isr(cluster.clock())
+        await asyncio.sleep(0)
+        assert cluster.controller.states[TP].isr == (0,)
+        # Leadership moves away: broker 0 no longer checks the partition.
+        cluster.controller.states[TP] = ControllerState(1, 1, (1,), (0, 1, 2))
+        cluster.send_leader_and_isr(TP)
+        visited.clear()
+        leader.check_isr(cluster.clock())
+        assert visited == []
+    run(test)

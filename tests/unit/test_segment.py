@@ -109,6 +109,43 @@ def test_read_batches_limits(segment: LogSegment) -> None:
     assert next_offset == 104 and stopped
 
 
+def test_read_batches_is_every_whole_batch_within_the_limits(tmp_path: Path) -> None:
+    """Reads skip ahead by the offset index and read exactly the batches returned: the
+    same answer as a scan of every header, for every start, size limit and offset limit
+    (batches of varying sizes, an index entry every few batches)."""
+    segment = LogSegment.create(tmp_path, 0)
+    batches: list[tuple[int, BatchHeader]] = []
+    for i in range(40):
+        data = batch(segment.next_offset, 1 + i % 4, 1000 + i, size=10 + (i * 37) % 90)
+        header = read_header(data)
+        batches.append((segment.size, header))
+        segment.append(data, [header], index_interval_bytes=INTERVAL, max_index_bytes=INDEX_BYTES)
+    assert segment.offset_index.entries > 5
+    raw = segment.log_path.read_bytes()
+
+    def expected(start: int, max_bytes: int, max_offset: int, min_one: bool) -> tuple[bytes, int, bool]:
+        taken = [(pos, h) for pos, h in batches[start:]]
+        position = taken[0][0]
+        end, next_offset = position, -1
+        for pos, h in taken:
+            if h.last_offset >= max_offset:
+                return raw[position:end], next_offset, True
+            if pos + h.size - position > max_bytes:
+                if pos == position and min_one:
+                    return raw[pos:pos + h.size], h.next_offset, True
+                return raw[position:end], next_offset, True
+            end, next_offset = pos + h.size, h.next_offset
+        return raw[position:end], next_offset, False
+
+    for start in range(0, 40, 3):
+        for max_bytes in (1, 50, 100, 333, 1000, 2500, 10**6):
+            for max_offset in (5, 40, 77, 10**9):
+                for min_one in (True, False):
+                    assert segment.read_batches(batches[start][0], max_bytes, max_offset, min_one) == expected(
+                        start, max_bytes, max_offset, min_one), (start, max_bytes, max_offset, min_one)
+    segment.close()
+
+
 def test_recover_rebuilds_the_same_indexes(segment: LogSegment) -> None:
     fill(segment, 30)
     entries = [segment.offset_index.entry(i) for i in range(segment.offset_index.entries)]
