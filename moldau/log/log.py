@@ -447,28 +447,29 @@ class Log:
             offset += header.last_offset_delta + 1
         return None
 
-    def _update_producers(self, batches: Iterable[tuple[BatchHeader, memoryview]], *, replay: bool) -> None:
+    def _update_producers(self, batches: Iterable[tuple[BatchHeader, memoryview]], *, replay: bool,
+                          state: ProducerStateManager | None = None) -> None:
         """Batches written as stored (follower appends, replay): producer state without
         checks; markers end transactions (an abort is indexed unless ``replay`` finds it
-        indexed already)."""
-        state = self.producer_state
+        indexed already). ``state``: another manager than the log's (a rebuild)."""
+        state = self.producer_state if state is None else state
         for h, data in batches:
             if h.producer_id == NO_PRODUCER_ID:
                 continue
             if h.is_control:
                 control_type = _marker_type(data)
                 if control_type is not None:
-                    self._complete_txn(h, control_type, _coordinator_epoch(data, 0), replay=replay)
+                    self._complete_txn(h, control_type, _coordinator_epoch(data, 0), replay=replay, state=state)
                 continue
             state.update(ProducerBatch(h.producer_id, h.producer_epoch, h.base_sequence, h.last_offset_delta,
                                        h.is_transactional),
                          h.base_offset, h.last_offset, h.max_timestamp)
 
     def _complete_txn(self, header: BatchHeader, control_type: int, coordinator_epoch: int, *,
-                      replay: bool) -> CompletedTxn:
+                      replay: bool, state: ProducerStateManager | None = None) -> CompletedTxn:
         """A marker batch is in the log: end its producer's transaction; an abort gets an
         entry in the ``.txnindex`` of the marker's segment."""
-        state = self.producer_state
+        state = self.producer_state if state is None else state
         completed = state.complete_txn(header.producer_id, header.producer_epoch, coordinator_epoch,
                                        header.base_offset, header.max_timestamp,
                                        control_type == CONTROL_TYPE_ABORT)
@@ -481,23 +482,35 @@ class Log:
         return completed
 
     def _load_producer_state(self, rebuild_from: int | None = None) -> None:
-        """Producer state as of the log end: the newest snapshot at or below it (at or
-        below ``rebuild_from`` when the transaction indexes from there are to be
-        rebuilt), then the batches after the snapshot replayed (all of them when there
-        is none)."""
+        """Producer state as of the log end: the newest snapshot at or below it, then the
+        batches after the snapshot replayed (all of them when there is none).
+
+        With ``rebuild_from`` (the first segment recovery re-read) the transaction indexes
+        from there are rebuilt first, by a replay of their own from the newest snapshot at
+        or below that offset into a scratch state (Kafka's recoverSegment). The log's own
+        state never comes from that replay: in a compacted log, batches before the newest
+        snapshot may be gone (the cleaner keeps only each producer's last batch, and a
+        truncation since may have removed the batch that was last), so replaying them
+        would forget producers the snapshot still knows."""
         state = self.producer_state
         end = self.log_end_offset
         state.delete_snapshots(above=end)
-        loaded = state.load_latest_snapshot(end if rebuild_from is None else min(end, rebuild_from))
-        offset = max(loaded if loaded is not None else 0, self.log_start_offset)
+        if rebuild_from is not None and rebuild_from < end:
+            scratch = ProducerStateManager(self.directory, state.expiration_ms)
+            loaded = scratch.load_latest_snapshot(min(end, rebuild_from))
+            self._replay(max(loaded if loaded is not None else 0, self.log_start_offset), end, scratch)
+        loaded = state.load_latest_snapshot(end)
+        self._replay(max(loaded if loaded is not None else 0, self.log_start_offset), end, state)
+        state.on_high_watermark_updated(self.high_watermark)
+
+    def _replay(self, offset: int, end: int, state: ProducerStateManager) -> None:
         while offset < end:
             data = self.read(offset, 8 << 20)
             batches = [(h, b) for h, b in iter_batches(data) if h.base_offset >= offset]
             if not batches:
                 break
-            self._update_producers(batches, replay=True)
+            self._update_producers(batches, replay=True, state=state)
             offset = batches[-1][0].next_offset
-        state.on_high_watermark_updated(self.high_watermark)
 
     def remove_expired_producers(self, now_ms: int, expiration_ms: int) -> int:
         """Forget producers silent for ``producer.id.expiration.ms``."""

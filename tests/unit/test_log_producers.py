@@ -134,3 +134,41 @@ def test_a_batch_whose_fsync_failed_is_taken_out_and_its_retry_written_once(
     again = produce(log, 2, 3)  # and its retry is recognised
     assert (again.first_offset, again.duplicate) == (2, True)
     assert log.log_end_offset == 5
+
+
+def test_a_crash_after_compaction_and_truncation_keeps_the_producers_of_the_snapshot(tmp_path: Path) -> None:
+    """Found by the compacted-log state machine: the cleaner removed a producer's batch
+    because a later one (above the high watermark) was its last; a truncation then took
+    the later one away, and the snapshot at the roll is all that remembers the producer.
+    A crash reopen rebuilt the producer state by replaying the compacted log from its
+    start (to rebuild the transaction indexes) and forgot it; the state now comes from
+    the newest snapshot, the indexes from a replay of their own."""
+    from moldau.log.cleaner import clean_log
+    from moldau.log.cleaner_manager import log_to_clean
+
+    config = LogConfig(cleanup_policy="compact", segment_bytes=600, min_cleanable_dirty_ratio=0.0,
+                       delete_retention_ms=10**12)
+    directory = tmp_path / "t-0"
+    log = Log.open(directory, config, now_ms=1000)
+
+    def write(pid: int, sequence: int) -> None:
+        buf = bytearray(build_batch([RecordInput(b"v", b"k0", timestamp=1000)], producer_id=pid,
+                                    producer_epoch=0 if pid >= 0 else -1, base_sequence=sequence))
+        log.append(buf, validate_batches(buf), leader_epoch=0, now_ms=1000)
+
+    write(7, 0)  # offset 0
+    write(-1, -1)  # offset 1: same key, no producer id
+    log.update_high_watermark(2)
+    log.roll(1000)  # a producer snapshot at 2: producer 7's last batch at offset 0
+    write(7, 1)  # offset 2, above the high watermark
+    todo = log_to_clean(log, 1000)
+    clean_log(log, todo.first_dirty_offset, todo.first_uncleanable_offset, 10**6)  # offset 0 goes
+    log.truncate_to(2)  # a new leader never had offset 2
+    assert log.producer_state.producers[7].last_sequence == 0
+    reopened = Log.open(directory, config, now_ms=1000, recover=True)  # the crash: no close
+    try:
+        assert reopened.producer_state.producers[7].last_sequence == 0
+        assert reopened.producer_state.producers[7].last_offset == 0
+    finally:
+        reopened.close(snapshot=False)
+        log.close(snapshot=False)
