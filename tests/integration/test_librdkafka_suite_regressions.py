@@ -7,7 +7,7 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from tests.helpers import BrokerProcess
 
@@ -47,3 +47,26 @@ def test_group_deleted_as_soon_as_its_static_member_session_ends(broker: BrokerP
     time.sleep(closed + SESSION_TIMEOUT_MS / 1000 + 0.005 - time.monotonic())
 
     admin.delete_consumer_groups([group])[group].result(10)  # raises on NON_EMPTY_GROUP
+
+
+def test_broker_accepts_kafkas_dynamic_kerberos_config(broker: BrokerProcess) -> None:
+    """librdkafka 0081 (do_test_AlterConfigs, do_test_IncrementalAlterConfigs) sets
+    `sasl.kerberos.min.time.before.relogin` on a broker and expects NO_ERROR, as Kafka
+    answers (a dynamic listener config there); Moldau answered INVALID_CONFIG, "Unknown
+    config". It has no GSSAPI: the value is stored and has no effect."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    name = "sasl.kerberos.min.time.before.relogin"
+    legacy = ConfigResource(ConfigResource.Type.BROKER, "0", set_config={name: "58000"})
+    admin.alter_configs([legacy])[legacy].result(10)
+    incremental = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=[
+        ConfigEntry(name, "59000", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([incremental])[incremental].result(10)
+    other = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=[
+        ConfigEntry("log.retention.bytes", "123456789", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([other])[other].result(10)  # the broker's other configs still apply
+    described = ConfigResource(ConfigResource.Type.BROKER, "0")
+    assert admin.describe_configs([described])[described].result(10)["log.retention.bytes"].value == "123456789"
+    cleanup = ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=[
+        ConfigEntry(name, None, incremental_operation=AlterConfigOpType.DELETE),
+        ConfigEntry("log.retention.bytes", None, incremental_operation=AlterConfigOpType.DELETE)])
+    admin.incremental_alter_configs([cleanup])[cleanup].result(10)
