@@ -15,7 +15,8 @@
 #   LIBRDKAFKA_SRC    an existing librdkafka source tree to use instead of fetching one
 #   LIBRDKAFKA_REF    the commit fetched (default: the one the results in the docs come from)
 #   TEST_KAFKA_VERSION the Kafka version the tests assume the broker is (default: 3.7.0)
-#   BASE_PORT, ZOOKEEPER_PORT  the cluster's ports (default: 39092-39094 and 32181)
+#   BASE_PORT, ZOOKEEPER_PORT  the cluster's ports (default: 29092-29094 and 22181, below
+#                     Linux's ephemeral range, 32768-60999, where a client connection may hold them)
 #   SUBTESTS          passed to test-runner: only sub-tests whose name contains it
 #
 # Needs: git, a C/C++ toolchain, libssl-dev, zlib1g-dev, libzstd-dev, liblz4-dev,
@@ -29,8 +30,8 @@ WORK=${LIBRDKAFKA_WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/moldau-librdkafka}
 SRC=${LIBRDKAFKA_SRC:-$WORK/librdkafka}
 REF=${LIBRDKAFKA_REF:-4c3b017c3de8d9c10de12b9eec0ea688e8d5787d}
 KAFKA_VERSION=${TEST_KAFKA_VERSION:-3.7.0}
-BASE_PORT=${BASE_PORT:-39092}
-ZOOKEEPER_PORT=${ZOOKEEPER_PORT:-32181}
+BASE_PORT=${BASE_PORT:-29092}
+ZOOKEEPER_PORT=${ZOOKEEPER_PORT:-22181}
 CLUSTER_DIR=$WORK/cluster
 LOGS=$WORK/logs
 # 0055 producer latency (transactional case), 0061 consumer lag with transactions,
