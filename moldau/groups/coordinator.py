@@ -1163,6 +1163,17 @@ class GroupCoordinator:
             self._next_cleanup_ms = now_ms + self.config.offsets_retention_check_interval_ms
             self.cleanup_offsets(now_ms)
 
+    def fire_passed_deadlines(self, group_id: str, now_ms: int) -> None:
+        """Fire the deadlines of one group that have passed, as :meth:`tick` does for
+        every group. DescribeGroups and DeleteGroups call it first: Kafka expires a session
+        within a millisecond of its deadline (its heartbeat purgatory), while the broker
+        ticks every 100 ms, so an admin request just after a member's session ended would
+        otherwise still see the member (librdkafka's 0081 deletes its groups 6 s after
+        closing their static members, whose session timeout is 6 s)."""
+        group = self._groups.get(group_id)
+        if group is not None:
+            self._tick_group(group, now_ms)
+
     def _tick_group(self, group: ClassicGroup, now_ms: int) -> None:
         for member_id, deadline in list(group.pending_members.items()):
             if deadline <= now_ms:

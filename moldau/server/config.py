@@ -210,9 +210,23 @@ PROPERTIES: dict[str, Prop] = {
     )
 }
 
+# Kafka's GSSAPI (Kerberos) settings. Moldau has no GSSAPI; Kafka updates these per broker
+# at runtime (its dynamic listener configs), and clients set them with AlterConfigs even
+# when no listener uses GSSAPI (librdkafka's 0081 does): accepted and stored, no effect.
+DYNAMIC_WITHOUT_EFFECT = frozenset(
+    {
+        "sasl.kerberos.service.name",
+        "sasl.kerberos.kinit.cmd",
+        "sasl.kerberos.ticket.renew.window.factor",
+        "sasl.kerberos.ticket.renew.jitter",
+        "sasl.kerberos.min.time.before.relogin",
+        "sasl.kerberos.principal.to.local.rules",
+    }
+)
+
 # Kafka properties accepted for compatibility with existing files; they tune things
 # Moldau does differently (threads, buffers) and have no effect.
-ACCEPTED_WITHOUT_EFFECT = frozenset(
+ACCEPTED_WITHOUT_EFFECT = DYNAMIC_WITHOUT_EFFECT | frozenset(
     {
         "num.network.threads",
         "num.io.threads",
@@ -589,6 +603,8 @@ class BrokerConfig:
 
     def set_dynamic(self, name: str, value: str | None) -> None:
         """Apply an IncrementalAlterConfigs change to a dynamic broker property."""
+        if name in DYNAMIC_WITHOUT_EFFECT:
+            return
         prop = PROPERTIES.get(name)
         if prop is None:
             raise ConfigError(f"unknown property {name!r}")

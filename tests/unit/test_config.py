@@ -96,3 +96,15 @@ def test_deprecated_kafka_3_broker_properties_are_accepted_and_ignored() -> None
                                  "log.message.format.version", "log.message.timestamp.difference.max.ms"]
     with pytest.raises(ConfigError, match="unknown property 'log.message.format.versio'"):
         BrokerConfig.from_sources({"log.message.format.versio": "2.8"})
+
+
+def test_kerberos_properties_are_accepted_without_effect_also_at_runtime() -> None:
+    """Kafka's GSSAPI settings (Moldau has no GSSAPI): a Kafka file with them loads, and
+    setting one at runtime (AlterConfigs on the broker, as librdkafka's 0081 does) is a no-op."""
+    c = BrokerConfig.from_sources({"sasl.kerberos.service.name": "kafka"})
+    assert c.ignored == ["sasl.kerberos.service.name"]
+    c.set_dynamic("sasl.kerberos.min.time.before.relogin", "58000")
+    c.set_dynamic("sasl.kerberos.min.time.before.relogin", None)
+    assert "sasl.kerberos.min.time.before.relogin" not in c.values
+    with pytest.raises(ConfigError, match="unknown property 'sasl.kerberos.unknown'"):
+        c.set_dynamic("sasl.kerberos.unknown", "1")

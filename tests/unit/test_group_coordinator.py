@@ -569,6 +569,27 @@ def test_commit_refreshes_session() -> None:
     run(scenario())
 
 
+def test_fire_passed_deadlines_expires_one_group_between_ticks() -> None:
+    """DescribeGroups and DeleteGroups fire the group's passed deadlines before answering,
+    as Kafka's heartbeat purgatory would have (the broker ticks only every 100 ms):
+    librdkafka's 0081 deletes its groups 6 s after closing their static members, whose
+    session timeout is 6 s, and got NON_EMPTY_GROUP."""
+
+    async def scenario() -> None:
+        c, _ = make()
+        await form_group(c, 1, instances=["static-1"])
+        await form_group(c, 1, group="other")
+        c.fire_passed_deadlines("g", REBALANCE + SESSION - 1)
+        assert c.describe_group("g").state == "Stable"
+        c.fire_passed_deadlines("g", REBALANCE + SESSION)
+        assert c.describe_group("g").state == "Empty"
+        assert c.delete_groups(["g"]) == {"g": ErrorCode.none}
+        assert c.describe_group("other").state == "Stable"  # only the group asked about
+        c.fire_passed_deadlines("unknown", REBALANCE + SESSION)  # no such group: nothing to fire
+
+    run(scenario())
+
+
 def test_simple_commits_create_an_empty_group() -> None:
     c, topic = make()
     assert c.commit_offsets("simple", -1, "", None, [("t", 0, 5, -1, None), ("t", 1, 6, 2, "x")], 100) == {

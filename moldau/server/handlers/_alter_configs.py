@@ -14,7 +14,7 @@ from moldau.authorizer.acl import AclOperation, ResourceType
 from moldau.log.config import TOPIC_CONFIGS
 from moldau.protocol.errors import ErrorCode
 from moldau.protocol.framing import RequestHeader, build
-from moldau.server.config import PROPERTIES, ConfigError, parse_value
+from moldau.server.config import DYNAMIC_WITHOUT_EFFECT, PROPERTIES, ConfigError, parse_value
 from moldau.server.context import HandlerContext
 from moldau.server.errors import TopicError
 
@@ -89,6 +89,8 @@ async def alter_broker(ctx: HandlerContext, resource_name: str, new_configs: New
         raise TopicError(ErrorCode.invalid_request, f"Unexpected broker id {resource_name}")
     new = new_configs(dict(ctx.metadata.broker_configs), {n: p.kind for n, p in PROPERTIES.items()})
     for name, value in new.items():
+        if name in DYNAMIC_WITHOUT_EFFECT:
+            continue
         prop = PROPERTIES.get(name)
         if prop is None or not prop.dynamic:
             raise TopicError(ErrorCode.invalid_config,

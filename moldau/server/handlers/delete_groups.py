@@ -16,7 +16,11 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
     t = response_types(ApiKey.DELETE_GROUPS, header.api_version)
     names = list(request.groups_names)
     denied = [g for g in names if not ctx.acls.allowed(header, AclOperation.DELETE, ResourceType.GROUP, g)]
-    results = ctx.groups.delete_groups([g for g in names if g not in denied])
+    allowed = [g for g in names if g not in denied]
+    now_ms = ctx.clock()
+    for group_id in allowed:
+        ctx.groups.fire_passed_deadlines(group_id, now_ms)
+    results = ctx.groups.delete_groups(allowed)
     results.update({g: ErrorCode.group_authorization_failed for g in denied})
     return build(t.DeleteGroupsResponse, throttle_time=NO_THROTTLE, results=tuple(
         build(t.DeletableGroupResult, group_id=g, error_code=code) for g, code in results.items()))

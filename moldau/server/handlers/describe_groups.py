@@ -21,6 +21,7 @@ async def handle(ctx: HandlerContext, header: RequestHeader, request: Any) -> An
                                 group_id=group_id, group_state="", protocol_type="", protocol_data="",
                                 members=(), authorized_operations=-2147483648))
             continue
+        ctx.groups.fire_passed_deadlines(group_id, ctx.clock())
         d = ctx.groups.describe_group(group_id)
         groups.append(build(
             t.DescribedGroup, error_code=d.error, group_id=group_id, group_state=d.state,
