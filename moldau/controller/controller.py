@@ -322,22 +322,33 @@ class Controller:
     def _on_broker_change(self) -> None:
         s = self.state
         live = self.coordination.live_brokers()
-        new = set(live) - set(s.live)
-        dead = set(s.live) - set(live)
-        changed_endpoints = {b for b in set(live) & set(s.live) if live[b] != s.live[b]}
-        s.live = live
-        s.shutting_down &= set(live)
+        # A broker that restarted before its old session expired keeps its id but not its
+        # epoch (KIP-380): it left and joined at once, and its new incarnation leads and
+        # follows nothing until told. Kafka's processBrokerChange: onBrokerFailure, then
+        # onBrokerStartup. (Without this, a quick restart went unseen: its partitions kept
+        # a leader that no longer led them.)
+        bounced = {b for b in set(live) & set(s.live)
+                   if live[b].epoch >= 0 and s.live[b].epoch >= 0 and live[b].epoch != s.live[b].epoch}
+        new = set(live) - set(s.live) | bounced
+        dead = set(s.live) - set(live) | bounced
+        changed_endpoints = {b for b in set(live) & set(s.live) - bounced if live[b] != s.live[b]}
+        s.live = {b: info for b, info in live.items() if b not in bounced}  # the failure first
+        s.shutting_down &= set(live) - bounced
         for b in dead:
             self.channels.remove_broker(b)
         for b in new | changed_endpoints:
             self.channels.add_broker(live[b])
         if not (new or dead or changed_endpoints):
             return
-        log.info("controller %d: brokers joined %s, left %s", self.broker_id, sorted(new), sorted(dead))
+        log.info("controller %d: brokers joined %s, left %s%s", self.broker_id, sorted(new), sorted(dead),
+                 f" (restarted: {sorted(bounced)})" if bounced else "")
         for tp, (current, _) in s.states.items():
             if current.leader in dead:  # only marked: the election below brings it back online
                 self._transition(tp, PartitionState.OFFLINE)
         changed = self._elect_for_offline(self._all_partitions())
+        if bounced:  # then the startup: what only the restarted broker could lead comes back
+            s.live = live
+            changed |= self._elect_for_offline(self._all_partitions())
         changed |= self._initialize_new_partitions(self._all_partitions())
         # New brokers learn everything; the rest learn what changed.
         self._send_update_metadata(set(live))

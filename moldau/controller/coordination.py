@@ -79,6 +79,10 @@ class BrokerInfo:
     broker_id: int
     endpoints: tuple[Endpoint, ...]
     rack: str | None = None
+    # Which incarnation registered (KIP-380's broker epoch: the czxid of its znode in
+    # ZooKeeper; -1 where there is no such thing). A broker that restarts within its old
+    # session's timeout is the same id with a new epoch: the controller must see it.
+    epoch: int = field(default=-1, compare=False)
 
 
 @dataclass(frozen=True)

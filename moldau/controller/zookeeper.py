@@ -193,13 +193,13 @@ def encode_broker(info: BrokerInfo, timestamp_ms: int) -> bytes:
     return _dumps(body)
 
 
-def decode_broker(broker_id: int, data: bytes) -> BrokerInfo:
+def decode_broker(broker_id: int, data: bytes, epoch: int = -1) -> BrokerInfo:
     js = _loads(data) or {}
     protocol_map: dict[str, str] = js.get("listener_security_protocol_map") or {}
     endpoints = tuple(parse_endpoint(e, protocol_map) for e in js.get("endpoints") or [])
     if not endpoints and js.get("host") is not None:  # version 1 registrations
         endpoints = (Endpoint("PLAINTEXT", js["host"], int(js["port"])),)
-    return BrokerInfo(broker_id, endpoints, js.get("rack"))
+    return BrokerInfo(broker_id, endpoints, js.get("rack"), epoch)
 
 
 def encode_topic(assignment: TopicAssignment) -> bytes:
@@ -541,7 +541,8 @@ class ZooKeeperCoordination:
         with self._errors("live brokers"):
             ids = [int(c) for c in self._children(BROKER_IDS)]
             found = self._get_many([broker_path(i) for i in ids])
-            return {i: decode_broker(i, got[0]) for i, got in zip(ids, found, strict=True) if got is not None}
+            return {i: decode_broker(i, got[0], got[1].czxid)
+                    for i, got in zip(ids, found, strict=True) if got is not None}
 
     def watch_brokers(self, callback: EventCallback) -> None:
         self._watch_children(BROKER_IDS, callback)

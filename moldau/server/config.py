@@ -210,9 +210,11 @@ PROPERTIES: dict[str, Prop] = {
     )
 }
 
-# Kafka's GSSAPI (Kerberos) settings. Moldau has no GSSAPI; Kafka updates these per broker
-# at runtime (its dynamic listener configs), and clients set them with AlterConfigs even
-# when no listener uses GSSAPI (librdkafka's 0081 does): accepted and stored, no effect.
+# Kafka's GSSAPI (Kerberos) settings, which Kafka updates per broker at runtime (its dynamic
+# listener configs); clients set them with AlterConfigs even when no listener uses GSSAPI
+# (librdkafka's 0081 does): accepted and stored. Moldau's GSSAPI reads the service name and
+# the principal rules when it starts (a runtime change takes effect at the next start); the
+# rest belong to Java's login thread and have no effect.
 DYNAMIC_WITHOUT_EFFECT = frozenset(
     {
         "sasl.kerberos.service.name",

@@ -171,6 +171,9 @@ def test_not_leader_gets_not_leader_or_follower(cluster: Cluster) -> None:
 
     topic = create(cluster, partitions=1)
     leader = cluster.leader(topic, 0)
+    # Once every broker knows the partition (a broker not told yet answers
+    # UNKNOWN_TOPIC_OR_PARTITION, as Kafka's does: seen under load).
+    wait_for(lambda: cluster.agreed_leader(topic, 0, [0, 1, 2]) == leader, 20, "every broker to know the leader")
     follower = cluster.brokers[(leader + 1) % 3]
     with connect(follower) as s:
         s.sendall(encode(0, 8, produce_request(topic, 0, build_batch([RecordInput(b"x")]))))

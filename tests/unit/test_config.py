@@ -99,10 +99,12 @@ def test_deprecated_kafka_3_broker_properties_are_accepted_and_ignored() -> None
 
 
 def test_kerberos_properties_are_accepted_without_effect_also_at_runtime() -> None:
-    """Kafka's GSSAPI settings (Moldau has no GSSAPI): a Kafka file with them loads, and
-    setting one at runtime (AlterConfigs on the broker, as librdkafka's 0081 does) is a no-op."""
-    c = BrokerConfig.from_sources({"sasl.kerberos.service.name": "kafka"})
-    assert c.ignored == ["sasl.kerberos.service.name"]
+    """Kafka's GSSAPI settings for Java's login thread: a Kafka file with them loads (they are
+    ignored: MIT's library renews tickets itself), and setting one at runtime (AlterConfigs on
+    the broker, as librdkafka's 0081 does) is a no-op. The service name is a property of its own."""
+    c = BrokerConfig.from_sources({"sasl.kerberos.service.name": "kafka", "sasl.kerberos.kinit.cmd": "/usr/bin/kinit"})
+    assert c.ignored == ["sasl.kerberos.kinit.cmd"]
+    assert c["sasl.kerberos.service.name"] == "kafka"
     c.set_dynamic("sasl.kerberos.min.time.before.relogin", "58000")
     c.set_dynamic("sasl.kerberos.min.time.before.relogin", None)
     assert "sasl.kerberos.min.time.before.relogin" not in c.values
