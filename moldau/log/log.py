@@ -495,12 +495,22 @@ class Log:
         state = self.producer_state
         end = self.log_end_offset
         state.delete_snapshots(above=end)
+        replayed_txns: list[CompletedTxn] = []
         if rebuild_from is not None and rebuild_from < end:
             scratch = ProducerStateManager(self.directory, state.expiration_ms)
             loaded = scratch.load_latest_snapshot(min(end, rebuild_from))
             self._replay(max(loaded if loaded is not None else 0, self.log_start_offset), end, scratch)
+            replayed_txns = scratch.unreplicated_txns
         loaded = state.load_latest_snapshot(end)
         self._replay(max(loaded if loaded is not None else 0, self.log_start_offset), end, state)
+        if replayed_txns:
+            # A snapshot keeps open transactions, not completed ones whose marker may not be
+            # replicated yet: the longer replay found those, and they hold the LSO back
+            # until the high watermark passes their markers.
+            known = {(t.producer_id, t.last_offset) for t in state.unreplicated_txns}
+            state.unreplicated_txns = sorted(
+                state.unreplicated_txns + [t for t in replayed_txns if (t.producer_id, t.last_offset) not in known],
+                key=lambda t: t.last_offset)
         state.on_high_watermark_updated(self.high_watermark)
 
     def _replay(self, offset: int, end: int, state: ProducerStateManager) -> None:
