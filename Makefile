@@ -70,8 +70,11 @@ TYPED_EXCLUDE := moldau/controller/controller\.py$$
 typecheck: test-venv
 	$(VENV)/bin/mypy --strict $(TYPED) --exclude '$(TYPED_EXCLUDE)'
 
+# The unit ring is CPU-bound (hypothesis): two workers; the rest (real processes, clients,
+# timeouts) runs in one, as its timings assume.
 test: test-venv system-deps chaos-deps typecheck
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests/unit
+	$(PY) -m pytest -q tests --ignore=tests/unit
 
 # The long fault-injection run: every scenario x SEEDS seeds (docs/reliability.md).
 # Needs root; reproduce one run with `python -m moldau.chaos --scenario NAME --seed N`.
