@@ -70,11 +70,14 @@ TYPED_EXCLUDE := moldau/controller/controller\.py$$
 typecheck: test-venv
 	$(VENV)/bin/mypy --strict $(TYPED) --exclude '$(TYPED_EXCLUDE)'
 
-# The unit ring is CPU-bound (hypothesis): two workers; the rest (real processes, clients,
-# timeouts) runs in one, as its timings assume.
+# Three runs: the unit ring (CPU-bound hypothesis) and the one-broker rings (each module
+# its own broker; mostly waiting on clients) on two xdist workers, a module per worker; the
+# clusters, the chaos scenarios and the pytest plugin's own tests (it reads xdist's worker
+# variables) in one process, as their timings assume.
 test: test-venv system-deps chaos-deps typecheck
 	$(PY) -m pytest -q -n 2 tests/unit
-	$(PY) -m pytest -q tests --ignore=tests/unit
+	$(PY) -m pytest -q -n 2 --dist loadfile tests/integration tests/install
+	$(PY) -m pytest -q tests --ignore=tests/unit --ignore=tests/integration --ignore=tests/install
 
 # The long fault-injection run: every scenario x SEEDS seeds (docs/reliability.md).
 # Needs root; reproduce one run with `python -m moldau.chaos --scenario NAME --seed N`.
