@@ -137,6 +137,23 @@ def produce_some(bootstrap: str, topic: str, values: list[str], partition: int |
     return acked
 
 
+def acks_all_on_three_replicas(conf: dict[str, object], admin: AdminClient, prefix: str) -> str:
+    """A topic of two partitions on all three brokers with min.insync.replicas=3, and 20
+    acks=all writes: each is answered only once both followers fetched it, over whatever
+    inter-broker links the cluster has; every replica is in the ISR at the end. The topic."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(topic, 2, 3, config={"min.insync.replicas": "3"})])[topic].result(20)
+    producer = Producer({**conf, "acks": "all", "message.timeout.ms": 20000})
+    errors: list[object] = []
+    for i in range(20):
+        producer.produce(topic, f"m{i}".encode(), partition=i % 2,
+                         on_delivery=lambda e, m: e is not None and errors.append(e))
+    assert producer.flush(30) == 0 and not errors, errors
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    assert all(sorted(p.isrs) == [0, 1, 2] for p in partitions.values())
+    return topic
+
+
 def consume_all(bootstrap: str, topic: str, partition: int, n: int) -> list[str]:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "x", "enable.auto.commit": False})
     c.assign([TopicPartition(topic, partition, 0)])

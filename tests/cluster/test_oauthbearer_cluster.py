@@ -5,14 +5,13 @@ user may replicate (ClusterAction), so acks=all with three in-sync replicas prov
 followers' fetches logged in as that principal."""
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
-from tests.cluster.test_cluster import wait_for
+from tests.cluster.test_cluster import acks_all_on_three_replicas, wait_for
 from tests.cluster.zookeeper_server import ZooKeeperServer
 from tests.helpers import BrokerProcess, free_port
 
@@ -54,16 +53,7 @@ def test_brokers_replicate_over_oauthbearer(zookeeper: ZooKeeperServer, tmp_path
         bootstrap = ",".join(b.bootstrap for b in brokers)
         admin = AdminClient({"bootstrap.servers": bootstrap})
         wait_for(lambda: len(admin.list_topics(timeout=5).brokers) == 3, 20, "three brokers in the metadata")
-        topic = f"oauth-{uuid.uuid4().hex[:8]}"
-        admin.create_topics([NewTopic(topic, 2, 3, config={"min.insync.replicas": "3"})])[topic].result(20)
-        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "message.timeout.ms": 20000})
-        errors: list[object] = []
-        for i in range(20):
-            producer.produce(topic, f"m{i}".encode(), partition=i % 2,
-                             on_delivery=lambda e, m: e is not None and errors.append(e))
-        assert producer.flush(30) == 0 and not errors, errors
-        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
-        assert all(sorted(p.isrs) == [0, 1, 2] for p in partitions.values())
+        acks_all_on_three_replicas({"bootstrap.servers": bootstrap}, admin, "oauth")
     finally:
         for b in brokers:
             b.kill()

@@ -6,14 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
 
 from tests.certs import make_pki
-from tests.cluster.test_cluster import wait_for
+from tests.cluster.test_cluster import acks_all_on_three_replicas, wait_for
 from tests.cluster.zookeeper_server import ZooKeeperServer
 from tests.helpers import BrokerProcess, env_with_repo_on_path, free_port
 
@@ -59,18 +58,9 @@ def test_sasl_inter_broker_replication_and_sasl_ssl_clients(zookeeper: ZooKeeper
         # Every broker, on the listener we came in by.
         wait_for(lambda: sorted(b.port for b in admin.list_topics(timeout=5).brokers.values()) == sorted(external),
                  20, "the three brokers' EXTERNAL endpoints in the metadata")
-        topic = f"sec-{uuid.uuid4().hex[:8]}"
-        admin.create_topics([NewTopic(topic, 2, 3, config={"min.insync.replicas": "3"})])[topic].result(20)
         # acks=all with min.insync.replicas=3: answered only once both followers, logged in
         # over SCRAM on INTERNAL, fetched every batch.
-        producer = Producer({**conf, "acks": "all", "message.timeout.ms": 20000})
-        errors: list[object] = []
-        for i in range(20):
-            producer.produce(topic, f"m{i}".encode(), partition=i % 2,
-                             on_delivery=lambda e, m: e is not None and errors.append(e))
-        assert producer.flush(30) == 0 and not errors, errors
-        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
-        assert all(sorted(p.isrs) == [0, 1, 2] for p in partitions.values())
+        topic = acks_all_on_three_replicas(conf, admin, "sec")
         consumer = Consumer({**conf, "group.id": "sec", "auto.offset.reset": "earliest"})
         consumer.subscribe([topic])
         got: set[bytes] = set()
