@@ -791,6 +791,17 @@ def update_doc(section: str, path: Path = DOC_PATH) -> None:
 # ------------------------------------------------------------------------------ main
 
 
+# The benchmarks besides the single-broker one, each with --skip-NAME and --only-NAME.
+SUITES = (
+    ("groups", "the consumer-group benchmarks (bench/groups.py)"),
+    ("failover", "the cluster failover benchmark (bench/failover.py)"),
+    ("replication", "the replication benchmark (bench/replication.py)"),
+    ("partitions", "the partition-scale benchmark (bench/partitions.py)"),
+    ("partition-traffic", "produce/consume over 10,000 partitions (bench/partition_traffic.py)"),
+    ("connections", "10,000 connections on one broker (bench/connections.py)"),
+)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -811,36 +822,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=["tansu", "moldau"], help="comma-separated subset of tansu,moldau",
     )
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--skip-groups", action="store_true",
-                       help="skip the consumer-group benchmarks (bench/groups.py)")
-    which.add_argument("--only-groups", action="store_true",
-                       help="run only the consumer-group benchmarks (bench/groups.py)")
-    failover = parser.add_mutually_exclusive_group()
-    failover.add_argument("--skip-failover", action="store_true",
-                          help="skip the cluster failover benchmark (bench/failover.py)")
-    failover.add_argument("--only-failover", action="store_true",
-                          help="run only the cluster failover benchmark (bench/failover.py)")
-    replication = parser.add_mutually_exclusive_group()
-    replication.add_argument("--skip-replication", action="store_true",
-                             help="skip the replication benchmark (bench/replication.py)")
-    replication.add_argument("--only-replication", action="store_true",
-                             help="run only the replication benchmark (bench/replication.py)")
-    partitions = parser.add_mutually_exclusive_group()
-    partitions.add_argument("--skip-partitions", action="store_true",
-                            help="skip the partition-scale benchmark (bench/partitions.py)")
-    partitions.add_argument("--only-partitions", action="store_true",
-                            help="run only the partition-scale benchmark (bench/partitions.py)")
-    traffic = parser.add_mutually_exclusive_group()
-    traffic.add_argument("--skip-partition-traffic", action="store_true",
-                         help="skip produce/consume over 10,000 partitions (bench/partition_traffic.py)")
-    traffic.add_argument("--only-partition-traffic", action="store_true",
-                         help="run only produce/consume over 10,000 partitions (bench/partition_traffic.py)")
-    connections = parser.add_mutually_exclusive_group()
-    connections.add_argument("--skip-connections", action="store_true",
-                             help="skip 10,000 connections on one broker (bench/connections.py)")
-    connections.add_argument("--only-connections", action="store_true",
-                             help="run only 10,000 connections on one broker (bench/connections.py)")
+    for name, what in SUITES:
+        choice = parser.add_mutually_exclusive_group()
+        choice.add_argument(f"--skip-{name}", action="store_true", help=f"skip {what}")
+        choice.add_argument(f"--only-{name}", action="store_true", help=f"run only {what}")
     args = parser.parse_args(argv)
     unknown = set(args.brokers) - {"tansu", "moldau"}
     if unknown:
@@ -852,8 +837,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    only = (args.only_groups or args.only_failover or args.only_replication or args.only_partitions
-            or args.only_partition_traffic or args.only_connections)
+    only = any(getattr(args, f"only_{name.replace('-', '_')}") for name, _ in SUITES)
     code = 0 if only else single_broker(args)
     if not args.skip_groups and (args.only_groups or not only):
         import groups  # bench/groups.py; imports this file as `run`
