@@ -534,7 +534,8 @@ class ReplicaManager:
         total = 0
         answer_now = False
         out: FetchResults = []
-        selector = self.config.replica_selector if params.client_rack is not None and not params.is_follower else None
+        # Only a consumer that names its rack can be sent elsewhere (a rackless one: the leader).
+        selector = self.config.replica_selector if params.client_rack and not params.is_follower else None
         for tp, request in params.partitions:
             try:
                 partition = self.readable_partition(tp, params)
